@@ -1,0 +1,2 @@
+//! The headcount command.
+fn main() {}

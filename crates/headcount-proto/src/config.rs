@@ -1,0 +1,290 @@
+//! Protocol configuration: every knob of memberlist's `Config` that the
+//! protocol core uses, with the LAN, WAN and local presets of Go memberlist.
+
+use core::fmt;
+use core::time::Duration;
+
+/// Newest protocol version we speak.
+pub const PROTOCOL_VERSION_MAX: u8 = 5;
+/// Oldest protocol version we speak. Version 1 differs only in encryption
+/// padding, which the security layer handles.
+pub const PROTOCOL_VERSION_MIN: u8 = 1;
+/// Largest node metadata accepted, as in Go (`MetaMaxSize`).
+pub const META_MAX_SIZE: usize = 512;
+
+/// Protocol configuration. Build one with [`Config::lan`], [`Config::wan`] or
+/// [`Config::local`] and adjust fields; [`Config::validate`] says what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Protocol version we speak (`pCur`), between 1 and 5. Go's default is 2.
+    pub protocol_version: u8,
+    /// Delegate protocol version we speak (`dCur`).
+    pub delegate_protocol_version: u8,
+    /// Lowest delegate protocol version we understand (`dMin`).
+    pub delegate_protocol_min: u8,
+    /// Highest delegate protocol version we understand (`dMax`).
+    pub delegate_protocol_max: u8,
+    /// Timeout for stream (TCP) operations: push/pull, reliable sends, fallback pings.
+    pub tcp_timeout: Duration,
+    /// Number of peers asked to probe a target that missed a direct ping.
+    pub indirect_checks: usize,
+    /// Multiplier for the number of retransmissions of a broadcast.
+    pub retransmit_mult: u32,
+    /// Multiplier for the suspicion timeout.
+    pub suspicion_mult: u32,
+    /// Upper bound of the suspicion timeout, as a multiple of its lower bound.
+    pub suspicion_max_timeout_mult: u32,
+    /// Interval between periodic push/pull exchanges; zero disables them.
+    pub push_pull_interval: Duration,
+    /// Interval between probes.
+    pub probe_interval: Duration,
+    /// How long to wait for a direct ack before probing indirectly.
+    pub probe_timeout: Duration,
+    /// Never use the TCP fallback ping.
+    pub disable_tcp_pings: bool,
+    /// Upper bound of the Lifeguard health multiplier (health score < this).
+    pub awareness_max_multiplier: u32,
+    /// Interval between gossip rounds; zero disables gossip.
+    pub gossip_interval: Duration,
+    /// Peers gossiped to per round.
+    pub gossip_nodes: usize,
+    /// How long dead nodes are still gossiped to (and kept before reaping).
+    pub gossip_to_the_dead_time: Duration,
+    /// Compress outgoing messages with LZW.
+    pub enable_compression: bool,
+    /// Largest UDP packet we build.
+    pub udp_buffer_size: usize,
+    /// Depth of the inbound message queue of the shell.
+    pub handoff_queue_depth: usize,
+    /// After this long dead, a node's name may be taken by a new address;
+    /// zero means never.
+    pub dead_node_reclaim_time: Duration,
+    /// Label prefixed to every packet and dialed stream; empty for none.
+    pub label: Vec<u8>,
+    /// Accept traffic whatever its label.
+    pub skip_inbound_label_check: bool,
+}
+
+impl Config {
+    /// Go memberlist's `DefaultLANConfig`.
+    pub fn lan() -> Self {
+        Config {
+            protocol_version: 2,
+            delegate_protocol_version: 0,
+            delegate_protocol_min: 0,
+            delegate_protocol_max: 0,
+            tcp_timeout: Duration::from_secs(10),
+            indirect_checks: 3,
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            push_pull_interval: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            disable_tcp_pings: false,
+            awareness_max_multiplier: 8,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            gossip_to_the_dead_time: Duration::from_secs(30),
+            enable_compression: true,
+            udp_buffer_size: 1400,
+            handoff_queue_depth: 1024,
+            dead_node_reclaim_time: Duration::ZERO,
+            label: Vec::new(),
+            skip_inbound_label_check: false,
+        }
+    }
+
+    /// Go memberlist's `DefaultWANConfig`.
+    pub fn wan() -> Self {
+        Config {
+            tcp_timeout: Duration::from_secs(30),
+            suspicion_mult: 6,
+            push_pull_interval: Duration::from_secs(60),
+            probe_timeout: Duration::from_secs(3),
+            probe_interval: Duration::from_secs(5),
+            gossip_nodes: 4,
+            gossip_interval: Duration::from_millis(500),
+            gossip_to_the_dead_time: Duration::from_secs(60),
+            ..Self::lan()
+        }
+    }
+
+    /// Go memberlist's `DefaultLocalConfig`, for loopback clusters.
+    pub fn local() -> Self {
+        Config {
+            tcp_timeout: Duration::from_secs(1),
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            push_pull_interval: Duration::from_secs(15),
+            probe_timeout: Duration::from_millis(200),
+            probe_interval: Duration::from_secs(1),
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_the_dead_time: Duration::from_secs(15),
+            ..Self::lan()
+        }
+    }
+
+    /// Our version vector `[pMin, pMax, pCur, dMin, dMax, dCur]`.
+    pub fn vsn(&self) -> [u8; 6] {
+        [
+            PROTOCOL_VERSION_MIN,
+            PROTOCOL_VERSION_MAX,
+            self.protocol_version,
+            self.delegate_protocol_min,
+            self.delegate_protocol_max,
+            self.delegate_protocol_version,
+        ]
+    }
+
+    /// Checks that the settings make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use ConfigError::*;
+        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION_MAX).contains(&self.protocol_version) {
+            return Err(ProtocolVersion(self.protocol_version));
+        }
+        if self.delegate_protocol_min > self.delegate_protocol_max
+            || !(self.delegate_protocol_min..=self.delegate_protocol_max)
+                .contains(&self.delegate_protocol_version)
+        {
+            return Err(DelegateVersions {
+                min: self.delegate_protocol_min,
+                cur: self.delegate_protocol_version,
+                max: self.delegate_protocol_max,
+            });
+        }
+        if self.probe_interval.is_zero() {
+            return Err(Zero("probe_interval"));
+        }
+        if self.probe_timeout.is_zero() {
+            return Err(Zero("probe_timeout"));
+        }
+        if self.probe_timeout > self.probe_interval {
+            return Err(ProbeTimeoutAboveInterval);
+        }
+        if self.tcp_timeout.is_zero() {
+            return Err(Zero("tcp_timeout"));
+        }
+        if self.suspicion_mult == 0 {
+            return Err(Zero("suspicion_mult"));
+        }
+        if self.suspicion_max_timeout_mult == 0 {
+            return Err(Zero("suspicion_max_timeout_mult"));
+        }
+        if self.retransmit_mult == 0 {
+            return Err(Zero("retransmit_mult"));
+        }
+        if self.awareness_max_multiplier == 0 {
+            return Err(Zero("awareness_max_multiplier"));
+        }
+        if self.handoff_queue_depth == 0 {
+            return Err(Zero("handoff_queue_depth"));
+        }
+        // A packet must hold at least a compound header, a CRC header, a
+        // label and one small message; below this nothing useful fits.
+        if self.udp_buffer_size < 512 || self.udp_buffer_size > 65_507 {
+            return Err(UdpBufferSize(self.udp_buffer_size));
+        }
+        if self.label.len() > 255 {
+            return Err(LabelTooLong(self.label.len()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::lan()
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `protocol_version` is outside 1..=5.
+    ProtocolVersion(u8),
+    /// Delegate versions do not satisfy min ≤ cur ≤ max.
+    DelegateVersions {
+        /// `delegate_protocol_min`
+        min: u8,
+        /// `delegate_protocol_version`
+        cur: u8,
+        /// `delegate_protocol_max`
+        max: u8,
+    },
+    /// A setting that must be positive is zero.
+    Zero(&'static str),
+    /// `probe_timeout` is longer than `probe_interval`.
+    ProbeTimeoutAboveInterval,
+    /// `udp_buffer_size` is outside 512..=65507.
+    UdpBufferSize(usize),
+    /// The label is longer than 255 bytes.
+    LabelTooLong(usize),
+    /// The node name is empty.
+    EmptyName,
+    /// The node metadata is longer than [`META_MAX_SIZE`].
+    MetaTooLarge(usize),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ProtocolVersion(v) => write!(
+                f,
+                "protocol_version {v} is not supported (use {PROTOCOL_VERSION_MIN} to {PROTOCOL_VERSION_MAX})"
+            ),
+            ConfigError::DelegateVersions { min, cur, max } => write!(
+                f,
+                "delegate protocol versions must satisfy min <= current <= max, got min {min}, current {cur}, max {max}"
+            ),
+            ConfigError::Zero(name) => write!(f, "{name} must be greater than zero"),
+            ConfigError::ProbeTimeoutAboveInterval => {
+                write!(f, "probe_timeout must not exceed probe_interval")
+            }
+            ConfigError::UdpBufferSize(n) => {
+                write!(f, "udp_buffer_size {n} is outside 512..=65507")
+            }
+            ConfigError::LabelTooLong(n) => write!(f, "label is {n} bytes, at most 255 allowed"),
+            ConfigError::EmptyName => write!(f, "node name must not be empty"),
+            ConfigError::MetaTooLarge(n) => {
+                write!(f, "node metadata is {n} bytes, at most {META_MAX_SIZE} allowed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_match_go() {
+        for c in [Config::lan(), Config::wan(), Config::local()] {
+            c.validate().unwrap();
+        }
+        let l = Config::local();
+        assert_eq!(l.probe_timeout, Duration::from_millis(200));
+        assert_eq!(l.indirect_checks, 1);
+        assert_eq!(Config::wan().probe_interval, Duration::from_secs(5));
+        assert_eq!(Config::lan().vsn(), [1, 5, 2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut c = Config::lan();
+        c.delegate_protocol_min = 2;
+        c.delegate_protocol_max = 5;
+        c.delegate_protocol_version = 1;
+        assert!(matches!(c.validate(), Err(ConfigError::DelegateVersions { .. })));
+        let mut c = Config::lan();
+        c.probe_timeout = Duration::from_secs(2);
+        assert_eq!(c.validate(), Err(ConfigError::ProbeTimeoutAboveInterval));
+        let mut c = Config::lan();
+        c.protocol_version = 9;
+        assert!(c.validate().unwrap_err().to_string().contains("protocol_version 9"));
+    }
+}

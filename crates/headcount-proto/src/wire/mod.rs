@@ -1,0 +1,5 @@
+//! The memberlist wire format: message bodies, packets and streams.
+
+pub mod messages;
+
+pub use messages::*;

@@ -1,0 +1,1 @@
+//! headcount: cluster membership by gossip.
