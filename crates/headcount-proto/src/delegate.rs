@@ -1,0 +1,55 @@
+//! Hooks the core calls synchronously while it works.
+//!
+//! Most of what memberlist's delegates do is reporting, and the core reports
+//! through [`crate::Event`]s instead. What remains are questions the core
+//! must have answered on the spot: which user broadcasts to piggyback, what
+//! user state to send in a push/pull, whether to accept a node or a merge.
+//! Hooks run on the driver's task: they must be quick and must not block.
+
+use crate::state::MemberInfo;
+
+/// Synchronous hooks into the protocol. Every method has a default that does
+/// what Go memberlist does without a delegate.
+pub trait Hooks: Send {
+    /// User broadcasts to piggyback on gossip, each at most `limit` bytes
+    /// including `overhead` per message (Go: `Delegate.GetBroadcasts`).
+    fn broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        let _ = (overhead, limit);
+        Vec::new()
+    }
+
+    /// User state to send in a push/pull (Go: `Delegate.LocalState`).
+    fn local_state(&mut self, join: bool) -> Vec<u8> {
+        let _ = join;
+        Vec::new()
+    }
+
+    /// User state received in a push/pull (Go: `Delegate.MergeRemoteState`).
+    fn merge_remote_state(&mut self, state: &[u8], join: bool) {
+        let _ = (state, join);
+    }
+
+    /// Veto a push/pull merge: an error rejects the whole remote state
+    /// (Go: `MergeDelegate.NotifyMerge`).
+    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), String> {
+        let _ = peers;
+        Ok(())
+    }
+
+    /// Veto an alive message about a node (Go: `AliveDelegate.NotifyAlive`).
+    fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), String> {
+        let _ = peer;
+        Ok(())
+    }
+
+    /// Payload to put in acks we send (Go: `PingDelegate.AckPayload`).
+    fn ack_payload(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// Hooks that do nothing: the behaviour of Go memberlist without delegates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}

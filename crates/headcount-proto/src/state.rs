@@ -1,0 +1,295 @@
+//! The membership table: who we know, in which state, in probe order.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::time::Instant;
+use crate::wire::{Vsn, WireState, VSN_PROTOCOL_MAX};
+
+/// The state of a member as this node believes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberState {
+    /// Answering probes.
+    Alive,
+    /// Missed a probe; will be declared dead unless it refutes in time.
+    Suspect,
+    /// Declared failed.
+    Dead,
+    /// Left gracefully.
+    Left,
+}
+
+impl MemberState {
+    /// Lower-case name, as printed by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+
+    /// Dead or left.
+    pub fn is_dead_or_left(self) -> bool {
+        matches!(self, MemberState::Dead | MemberState::Left)
+    }
+
+    /// The state as carried in push/pull.
+    pub fn to_wire(self) -> WireState {
+        match self {
+            MemberState::Alive => WireState::Alive,
+            MemberState::Suspect => WireState::Suspect,
+            MemberState::Dead => WireState::Dead,
+            MemberState::Left => WireState::Left,
+        }
+    }
+}
+
+impl core::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snapshot of one member, as given to the application.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemberInfo {
+    /// Unique node name.
+    pub name: String,
+    /// Where it listens (UDP and TCP).
+    pub addr: SocketAddr,
+    /// Node metadata.
+    pub meta: Vec<u8>,
+    /// Current state.
+    pub state: MemberState,
+    /// Current incarnation.
+    pub incarnation: u32,
+    /// Version vector `[pMin, pMax, pCur, dMin, dMax, dCur]`.
+    pub vsn: Vsn,
+}
+
+/// Turns wire address bytes and a port into a socket address. IPv4-mapped
+/// IPv6 addresses become IPv4 so that they can be dialled from an IPv4
+/// socket. Any length other than 4 or 16 is not an address.
+pub fn socket_addr_from_wire(addr: &[u8], port: u16) -> Option<SocketAddr> {
+    let ip = match addr.len() {
+        4 => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+        16 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(addr);
+            let v6 = Ipv6Addr::from(b);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            }
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The wire bytes for an IP address: 4 bytes for IPv4, 16 for IPv6.
+pub fn wire_addr(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// One entry of the membership table.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Unique node name.
+    pub name: String,
+    /// Address bytes exactly as the node announced them.
+    pub raw_addr: Vec<u8>,
+    /// Port.
+    pub port: u16,
+    /// Socket address derived from `raw_addr` and `port`.
+    pub addr: SocketAddr,
+    /// Metadata.
+    pub meta: Vec<u8>,
+    /// Incarnation.
+    pub incarnation: u32,
+    /// State.
+    pub state: MemberState,
+    /// When `state` last changed.
+    pub state_change: Instant,
+    /// Version vector.
+    pub vsn: Vsn,
+}
+
+impl Member {
+    /// The snapshot handed to the application.
+    pub fn info(&self) -> MemberInfo {
+        MemberInfo {
+            name: self.name.clone(),
+            addr: self.addr,
+            meta: self.meta.clone(),
+            state: self.state,
+            incarnation: self.incarnation,
+            vsn: self.vsn,
+        }
+    }
+
+    /// The highest protocol version the member speaks.
+    pub fn protocol_max(&self) -> u8 {
+        self.vsn[VSN_PROTOCOL_MAX]
+    }
+}
+
+/// Members in probe order, with an index by name.
+///
+/// Probe order is a vector that is shuffled at each wrap of the probe loop;
+/// new members go to a random place in it, so that a joining node is not
+/// probed by everyone at once.
+#[derive(Clone, Debug, Default)]
+pub struct MemberTable {
+    order: Vec<Member>,
+    index: HashMap<String, usize>,
+}
+
+impl MemberTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of entries, dead and left ones included.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The member called `name`.
+    pub fn get(&self, name: &str) -> Option<&Member> {
+        self.index.get(name).map(|&i| &self.order[i])
+    }
+
+    /// The member called `name`, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Member> {
+        self.index.get(name).map(|&i| &mut self.order[i])
+    }
+
+    /// The member at position `i` of the probe order.
+    pub fn at(&self, i: usize) -> Option<&Member> {
+        self.order.get(i)
+    }
+
+    /// All members in probe order.
+    pub fn iter(&self) -> impl Iterator<Item = &Member> {
+        self.order.iter()
+    }
+
+    /// Inserts a new member at position `offset` of the probe order (the
+    /// member there moves to the end). `offset` is clamped to the length.
+    pub fn insert_at(&mut self, member: Member, offset: usize) {
+        debug_assert!(!self.index.contains_key(&member.name));
+        let n = self.order.len();
+        self.index.insert(member.name.clone(), n);
+        self.order.push(member);
+        let offset = offset.min(n);
+        if offset != n {
+            self.order.swap(offset, n);
+            let a = self.order[offset].name.clone();
+            let b = self.order[n].name.clone();
+            self.index.insert(a, offset);
+            self.index.insert(b, n);
+        }
+    }
+
+    /// Removes dead and left members whose state changed more than `older_than`
+    /// ago (relative to `now`), then reorders the rest with `shuffle`, which
+    /// gets the slice to permute. Returns the removed members.
+    pub fn reap_and_shuffle(
+        &mut self,
+        now: Instant,
+        older_than: core::time::Duration,
+        shuffle: impl FnOnce(&mut [Member]),
+    ) -> Vec<Member> {
+        let (keep, reaped): (Vec<Member>, Vec<Member>) = self
+            .order
+            .drain(..)
+            .partition(|m| !(m.state.is_dead_or_left() && now - m.state_change > older_than));
+        self.order = keep;
+        shuffle(&mut self.order);
+        self.rebuild_index();
+        reaped
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        for (i, m) in self.order.iter().enumerate() {
+            self.index.insert(m.name.clone(), i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str) -> Member {
+        Member {
+            name: name.into(),
+            raw_addr: vec![127, 0, 0, 1],
+            port: 1,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            meta: vec![],
+            incarnation: 1,
+            state: MemberState::Alive,
+            state_change: Instant::ZERO,
+            vsn: [1, 5, 2, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn insert_at_keeps_index_consistent() {
+        let mut t = MemberTable::new();
+        for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
+            t.insert_at(member(n), i / 2);
+        }
+        assert_eq!(t.len(), 4);
+        for m in t.iter() {
+            assert_eq!(t.get(&m.name).unwrap().name, m.name);
+        }
+        assert_eq!(t.at(0).unwrap().name, "b");
+    }
+
+    #[test]
+    fn reap_removes_only_old_dead() {
+        let mut t = MemberTable::new();
+        for n in ["a", "b", "c"] {
+            t.insert_at(member(n), usize::MAX);
+        }
+        t.get_mut("b").unwrap().state = MemberState::Dead;
+        t.get_mut("c").unwrap().state = MemberState::Left;
+        t.get_mut("c").unwrap().state_change = Instant::from_millis(9_000);
+        let now = Instant::from_millis(10_000);
+        let reaped = t.reap_and_shuffle(now, core::time::Duration::from_secs(5), |s| s.reverse());
+        assert_eq!(reaped.len(), 1);
+        assert_eq!(reaped[0].name, "b");
+        assert!(t.get("b").is_none());
+        assert_eq!(t.at(0).unwrap().name, "c");
+        assert_eq!(t.get("a").unwrap().name, "a");
+    }
+
+    #[test]
+    fn wire_addresses() {
+        assert_eq!(
+            socket_addr_from_wire(&[10, 0, 0, 1], 7946),
+            Some("10.0.0.1:7946".parse().unwrap())
+        );
+        let mapped = Ipv4Addr::new(127, 0, 0, 2).to_ipv6_mapped().octets();
+        assert_eq!(
+            socket_addr_from_wire(&mapped, 1),
+            Some("127.0.0.2:1".parse().unwrap())
+        );
+        assert_eq!(socket_addr_from_wire(&[1, 2, 3], 1), None);
+    }
+}
