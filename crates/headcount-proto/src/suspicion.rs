@@ -329,7 +329,8 @@ mod tests {
     /// (expected confirmations, [(from, is new)], timeout from start).
     #[test]
     fn timer_go_table() {
-        let cases: &[(u32, &[(&str, bool)], Duration)] = &[
+        type Case = (u32, &'static [(&'static str, bool)], Duration);
+        let cases: &[Case] = &[
             (0, &[], SECS(2)),
             (1, &[("me", false), ("foo", true)], MS(1250)),
             (
