@@ -1,6 +1,7 @@
 //! The memberlist wire format: message bodies, packets and streams.
 
 pub mod codec;
+pub mod lzw;
 pub mod messages;
 pub mod msgpack;
 
