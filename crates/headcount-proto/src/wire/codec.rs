@@ -366,7 +366,8 @@ impl Body for PushNodeState {
                 b"Port" => m.port = r.read_int_as("Port")?,
                 b"State" => {
                     let v: i64 = r.read_int_as("State")?;
-                    m.state = WireState::from_i64(v).ok_or(DecodeError::InvalidState { value: v })?;
+                    m.state =
+                        WireState::from_i64(v).ok_or(DecodeError::InvalidState { value: v })?;
                 }
                 b"Vsn" => m.vsn = read_vsn(r)?,
                 _ => return Ok(false),
@@ -579,7 +580,10 @@ pub(crate) mod tests {
             node: "n2".into(),
             ..Default::default()
         };
-        both_ways(Message::Ping(p), r#"00 82 a4"Node" a2"n2" a5"SeqNo" cd012c"#);
+        both_ways(
+            Message::Ping(p),
+            r#"00 82 a4"Node" a2"n2" a5"SeqNo" cd012c"#,
+        );
     }
 
     #[test]
@@ -646,9 +650,15 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         h.encode_body(&mut out);
         assert_eq!(out, want);
-        assert_eq!(PushPullHeader::decode_body(&mut Reader::new(&want)).unwrap(), h);
+        assert_eq!(
+            PushPullHeader::decode_body(&mut Reader::new(&want)).unwrap(),
+            h
+        );
         let old = hx(r#"83 a4"Join" c3 a5"Nodes" ccc8 ac"UserStateLen" cd9c40"#);
-        assert_eq!(PushPullHeader::decode_body(&mut Reader::new(&old)).unwrap(), h);
+        assert_eq!(
+            PushPullHeader::decode_body(&mut Reader::new(&old)).unwrap(),
+            h
+        );
     }
 
     #[test]
@@ -692,15 +702,22 @@ pub(crate) mod tests {
 
     pub(crate) fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u32>(), arb_string(), arb_bytes(20), any::<u16>(), arb_string()).prop_map(
-                |(seq_no, node, source_addr, source_port, source_node)| Message::Ping(Ping {
-                    seq_no,
-                    node,
-                    source_addr,
-                    source_port,
-                    source_node
-                })
-            ),
+            (
+                any::<u32>(),
+                arb_string(),
+                arb_bytes(20),
+                any::<u16>(),
+                arb_string()
+            )
+                .prop_map(|(seq_no, node, source_addr, source_port, source_node)| {
+                    Message::Ping(Ping {
+                        seq_no,
+                        node,
+                        source_addr,
+                        source_port,
+                        source_node,
+                    })
+                }),
             (
                 (any::<u32>(), arb_bytes(20), any::<u16>(), arb_string()),
                 (any::<bool>(), arb_bytes(20), any::<u16>(), arb_string())

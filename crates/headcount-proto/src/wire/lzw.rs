@@ -30,7 +30,10 @@ impl fmt::Display for LzwError {
             Self::InvalidCode => f.write_str("invalid code in LZW stream"),
             Self::MissingEnd => f.write_str("LZW stream ends without an end code"),
             Self::TooLarge { cap } => {
-                write!(f, "decompressed data is larger than the limit ({cap} bytes)")
+                write!(
+                    f,
+                    "decompressed data is larger than the limit ({cap} bytes)"
+                )
             }
         }
     }
@@ -121,7 +124,11 @@ mod tests {
         let ours = compress(&input);
         assert_eq!(decompress(&ours, input.len()).unwrap(), input);
         // Identical up to the first clear after the table filled.
-        let same = ours.iter().zip(go.iter()).take_while(|(a, b)| a == b).count();
+        let same = ours
+            .iter()
+            .zip(go.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
         assert!(same > 5000, "diverged early at {same}");
     }
 
@@ -144,10 +151,16 @@ mod tests {
             decompress(&c, 99_999),
             Err(LzwError::TooLarge { cap: 99_999 })
         );
-        assert_eq!(decompress(&c[..c.len() - 2], 1 << 20), Err(LzwError::MissingEnd));
+        assert_eq!(
+            decompress(&c[..c.len() - 2], 1 << 20),
+            Err(LzwError::MissingEnd)
+        );
         assert_eq!(decompress(&[], 10), Err(LzwError::MissingEnd));
         // Code 300 right after a clear code does not exist yet.
-        assert_eq!(decompress(&[0x00, 0x59, 0x02], 10), Err(LzwError::InvalidCode));
+        assert_eq!(
+            decompress(&[0x00, 0x59, 0x02], 10),
+            Err(LzwError::InvalidCode)
+        );
     }
 
     proptest! {

@@ -233,9 +233,10 @@ impl<'a> Reader<'a> {
     /// Take `n` bytes, or fail with [`DecodeError::Truncated`] without
     /// allocating anything.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated {
-            needed: usize::MAX,
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError::Truncated { needed: usize::MAX })?;
         match self.buf.get(self.pos..end) {
             Some(s) => {
                 self.pos = end;
@@ -473,7 +474,10 @@ mod tests {
         write_int(&mut v, 5);
         write_int(&mut v, -1);
         write_int(&mut v, -100);
-        assert_eq!(v, [0xd1, 0x00, 0xc8, 0xd2, 0, 0, 0x9c, 0x40, 5, 0xff, 0xd0, 0x9c]);
+        assert_eq!(
+            v,
+            [0xd1, 0x00, 0xc8, 0xd2, 0, 0, 0x9c, 0x40, 5, 0xff, 0xd0, 0x9c]
+        );
         let mut r = Reader::new(&v);
         assert_eq!(r.read_int("a").unwrap(), 200);
         assert_eq!(r.read_int("a").unwrap(), 40000);

@@ -433,7 +433,10 @@ mod tests {
     }
 
     fn expected_pair() -> Vec<Message> {
-        vec![Message::Ping(ping_with_source()), Message::Suspect(suspect())]
+        vec![
+            Message::Ping(ping_with_source()),
+            Message::Suspect(suspect()),
+        ]
     }
 
     #[test]
@@ -443,7 +446,10 @@ mod tests {
         assert_eq!(c, vec![hx(&compound_hex())]);
         let (s, msgs) = decode(&c[0], b"").unwrap();
         assert_eq!(msgs, expected_pair());
-        assert_eq!((s.messages, s.unknown, s.malformed, s.truncated), (2, 0, 0, 0));
+        assert_eq!(
+            (s.messages, s.unknown, s.malformed, s.truncated),
+            (2, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -551,14 +557,23 @@ mod tests {
             Err(PacketError::LabelMismatch { got: vec![] })
         );
         assert_eq!(decode(&[244], b""), Err(PacketError::LabelTruncated));
-        assert_eq!(decode(&[244, 3, b'f'], b""), Err(PacketError::LabelTruncated));
+        assert_eq!(
+            decode(&[244, 3, b'f'], b""),
+            Err(PacketError::LabelTruncated)
+        );
         assert_eq!(decode(&[244, 0, 0], b""), Err(PacketError::LabelEmpty));
         // Skipping the check accepts any label, or none.
         let mut out = Vec::new();
         let s = decode_packet(&labelled, b"bar", true, &Limits::default(), &mut out).unwrap();
         assert_eq!(s.messages, 1);
-        let s = decode_packet(&hx(PING_WITH_SOURCE), b"bar", true, &Limits::default(), &mut out)
-            .unwrap();
+        let s = decode_packet(
+            &hx(PING_WITH_SOURCE),
+            b"bar",
+            true,
+            &Limits::default(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s.messages, 1);
     }
 
@@ -598,7 +613,10 @@ mod tests {
             msgs,
             vec![Message::Suspect(suspect()), Message::User(vec![1, 2, 3])]
         );
-        assert_eq!((s.messages, s.unknown, s.malformed, s.truncated), (2, 2, 2, 0));
+        assert_eq!(
+            (s.messages, s.unknown, s.malformed, s.truncated),
+            (2, 2, 2, 0)
+        );
     }
 
     #[test]

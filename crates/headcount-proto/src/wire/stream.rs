@@ -206,7 +206,10 @@ impl fmt::Display for StreamError {
             Self::DecompressedEmpty => f.write_str("decompressed message is empty"),
             Self::CompressedTruncated => f.write_str("decompressed message is truncated"),
             Self::TooManyNodes { nodes, max } => {
-                write!(f, "number of nodes in header ({nodes}) exceeds limit ({max})")
+                write!(
+                    f,
+                    "number of nodes in header ({nodes}) exceeds limit ({max})"
+                )
             }
             Self::UserStateTooLarge { len, max } => {
                 write!(f, "user state length ({len}) exceeds limit ({max})")
@@ -546,7 +549,11 @@ mod tests {
                     name: format!("node-{i}"),
                     addr: vec![10, 0, (i >> 8) as u8, i as u8],
                     port: 7946,
-                    meta: if i % 2 == 0 { vec![] } else { b"role=web".to_vec() },
+                    meta: if i % 2 == 0 {
+                        vec![]
+                    } else {
+                        b"role=web".to_vec()
+                    },
                     incarnation: i as u32,
                     state: WireState::from_i64((i % 4) as i64).unwrap(),
                     vsn: [1, 5, 2, 2, 5, 4],
@@ -752,7 +759,10 @@ mod tests {
             all_at_once(&[244, 3, b'f'], b""),
             Ok(StreamDecode::NeedMore { at_least: 5 })
         );
-        assert_eq!(all_at_once(&[], b""), Ok(StreamDecode::NeedMore { at_least: 1 }));
+        assert_eq!(
+            all_at_once(&[], b""),
+            Ok(StreamDecode::NeedMore { at_least: 1 })
+        );
         assert_eq!(
             all_at_once(&hx("0a00000026"), b""),
             Err(StreamError::EncryptionNotConfigured)
@@ -779,7 +789,10 @@ mod tests {
         encode_stream_message(&sample_push_pull(3), &mut plain);
         let mut out = Vec::new();
         encode_compress_to_stream(&plain[..plain.len() - 1], &mut out);
-        assert_eq!(all_at_once(&out, b""), Err(StreamError::CompressedTruncated));
+        assert_eq!(
+            all_at_once(&out, b""),
+            Err(StreamError::CompressedTruncated)
+        );
         out.clear();
         encode_compress_to_stream(&[], &mut out);
         assert_eq!(all_at_once(&out, b""), Err(StreamError::DecompressedEmpty));
@@ -819,8 +832,8 @@ mod tests {
             (arb_string(), arb_bytes(17), any::<u16>(), arb_bytes(40)),
             (any::<u32>(), 0i64..4, arb_vsn()),
         )
-            .prop_map(|((name, addr, port, meta), (incarnation, st, vsn))| {
-                PushNodeState {
+            .prop_map(
+                |((name, addr, port, meta), (incarnation, st, vsn))| PushNodeState {
                     name,
                     addr,
                     port,
@@ -828,8 +841,8 @@ mod tests {
                     incarnation,
                     state: WireState::from_i64(st).unwrap_or_default(),
                     vsn,
-                }
-            });
+                },
+            );
         prop_oneof![
             (any::<u32>(), arb_string()).prop_map(|(seq_no, node)| StreamMessage::Ping(Ping {
                 seq_no,
@@ -845,11 +858,13 @@ mod tests {
                 proptest::collection::vec(state, 0..8),
                 arb_bytes(200)
             )
-                .prop_map(|(join, states, user_state)| StreamMessage::PushPull(PushPull {
-                    join,
-                    states,
-                    user_state
-                })),
+                .prop_map(|(join, states, user_state)| StreamMessage::PushPull(
+                    PushPull {
+                        join,
+                        states,
+                        user_state
+                    }
+                )),
         ]
     }
 
