@@ -661,6 +661,75 @@ pub(crate) mod tests {
         );
     }
 
+    /// Produced by Debian's go-msgpack (v1, the pre-0.5.1 codec: unsigned
+    /// markers for positive signed ints) with memberlist's struct layouts.
+    #[test]
+    fn go_msgpack_v1_vectors() {
+        let st = PushNodeState {
+            name: "n2".into(),
+            addr: vec![10, 0, 0, 2],
+            port: 7946,
+            meta: b"role=web".to_vec(),
+            incarnation: 1,
+            state: WireState::Left,
+            vsn: [1, 5, 2, 2, 5, 4],
+        };
+        let want = hx("87a441646472a40a000002ab496e6361726e6174696f6e01a44d657461a8726f6c653d776562a44e616d65a26e32a4506f7274cd1f0aa5537461746503a356736ea6010502020504");
+        let mut out = Vec::new();
+        st.encode_body(&mut out);
+        assert_eq!(out, want);
+        assert_eq!(
+            PushNodeState::decode_body(&mut Reader::new(&want)).unwrap(),
+            st
+        );
+
+        // State 200 (unsigned form): not a state we know.
+        let bad = hx("87a441646472a47f000001ab496e6361726e6174696f6ecd012ca44d657461c0a44e616d65a26e31a4506f7274cd1f0aa55374617465ccc8a356736ea6010502020504");
+        assert_eq!(
+            PushNodeState::decode_body(&mut Reader::new(&bad)),
+            Err(DecodeError::InvalidState { value: 200 })
+        );
+
+        // userMsgHeader{70000}: Go v1 wrote `ce`, we write `d2`.
+        let h = UserMsgHeader {
+            user_msg_len: 70000,
+        };
+        let old = hx("81aa557365724d73674c656ece00011170");
+        assert_eq!(
+            UserMsgHeader::decode_body(&mut Reader::new(&old)).unwrap(),
+            h
+        );
+        let mut out = Vec::new();
+        h.encode_body(&mut out);
+        assert_eq!(out, hx("81aa557365724d73674c656ed200011170"));
+
+        both_ways(
+            Message::Dead(Dead {
+                incarnation: 9,
+                node: "b".into(),
+                from: "b".into(),
+            }),
+            "05 83a446726f6da162ab496e6361726e6174696f6e09a44e6f6465a162",
+        );
+        both_ways(
+            Message::Nack(NackResp { seq_no: 70000 }),
+            "0b 81a55365714e6fce00011170",
+        );
+        both_ways(
+            Message::Err(ErrResp {
+                error: "e".repeat(40),
+            }),
+            &format!("0d 81a54572726f72da0028{}", "65".repeat(40)),
+        );
+        both_ways(
+            Message::Ping(Ping {
+                seq_no: 1,
+                ..Default::default()
+            }),
+            "00 82a44e6f6465a0a55365714e6f01",
+        );
+    }
+
     #[test]
     fn tolerant_decoding() {
         // Unknown keys (nested), str8/bin forms, reordered keys, missing keys.
