@@ -1,1 +1,670 @@
-//! TODO
+//! The transmit-limited broadcast queue that feeds gossip.
+//!
+//! Every gossip round piggybacks queued messages onto the packets it sends.
+//! Each message is sent a limited number of times (the retransmit limit,
+//! `retransmit_mult × ceil(log10(n + 1))` in a cluster of `n` nodes), freshest
+//! first, and a newer message about the same subject replaces the queued one.
+//! This is memberlist's `TransmitLimitedQueue`, without locks or callbacks:
+//! instead of calling `Finished()`, operations return the notify tokens of the
+//! broadcasts that will no longer be sent.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::suspicion::retransmit_limit;
+
+/// A message to gossip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broadcast {
+    /// What the message is about. Queueing a broadcast with a key drops a
+    /// queued broadcast with the same key (memberlist keys its own messages
+    /// by node name). `None` for messages that never invalidate each other.
+    pub key: Option<String>,
+    /// The encoded message, shared rather than copied on every transmission.
+    pub payload: Arc<[u8]>,
+    /// A token reported back when the queue is done with this broadcast:
+    /// sent often enough, replaced, pruned or reset.
+    pub notify: Option<u64>,
+}
+
+impl Broadcast {
+    /// A broadcast that never replaces nor is replaced by another.
+    pub fn unique(payload: impl Into<Arc<[u8]>>) -> Self {
+        Broadcast {
+            key: None,
+            payload: payload.into(),
+            notify: None,
+        }
+    }
+
+    /// A broadcast that replaces any queued broadcast with the same `key`.
+    pub fn keyed(key: impl Into<String>, payload: impl Into<Arc<[u8]>>) -> Self {
+        Broadcast {
+            key: Some(key.into()),
+            payload: payload.into(),
+            notify: None,
+        }
+    }
+
+    /// The same broadcast, reporting `token` when the queue is done with it.
+    pub fn with_notify(mut self, token: u64) -> Self {
+        self.notify = Some(token);
+        self
+    }
+}
+
+/// A queued broadcast's place in the send order: fewest transmissions first,
+/// then the largest payload, then the newest (highest id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    transmits: u32,
+    len: Reverse<usize>,
+    id: Reverse<u64>,
+}
+
+impl Rank {
+    /// The first rank of tier `transmits` whose payload is at most `len`.
+    fn first_fitting(transmits: u32, len: usize) -> Rank {
+        Rank {
+            transmits,
+            len: Reverse(len),
+            id: Reverse(u64::MAX),
+        }
+    }
+
+    /// A rank after every real rank of tier `transmits` (ids start at 1).
+    fn tier_end(transmits: u32) -> Rank {
+        Rank {
+            transmits,
+            len: Reverse(0),
+            id: Reverse(0),
+        }
+    }
+}
+
+/// Messages waiting to be gossiped, each sent a limited number of times.
+///
+/// [`get_broadcasts`](Self::get_broadcasts) fills a byte budget by walking
+/// the queue in priority order: fewest transmissions first, then the largest
+/// payload, then the newest. A message that does not fit is skipped in favour
+/// of the next one that does. Every message taken has its transmission count
+/// raised; once it reaches the retransmit limit for the current cluster size
+/// it leaves the queue and its notify token is returned.
+///
+/// The same queue serves memberlist's own membership messages and is offered
+/// to applications for their own broadcasts (the `GetBroadcasts` delegate
+/// hook).
+///
+/// ```
+/// use headcount_proto::broadcast::{Broadcast, TransmitLimitedQueue};
+///
+/// let mut q = TransmitLimitedQueue::new();
+/// q.queue(Broadcast::keyed("n1", b"alive n1 #1".to_vec()).with_notify(1));
+/// q.queue(Broadcast::unique(b"hello".to_vec()));
+/// // A newer message about n1 replaces the queued one, whose token comes back.
+/// assert_eq!(q.queue(Broadcast::keyed("n1", b"alive n1 #2".to_vec()).with_notify(2)), vec![1]);
+/// assert_eq!(q.len(), 2);
+///
+/// // 3 nodes, retransmit multiplier 1: each message is sent once.
+/// // Budget 20 bytes, 2 bytes of framing per message: 13 + 7 = 20.
+/// let (msgs, finished) = q.get_broadcasts(2, 20, 3, 1);
+/// assert_eq!(msgs, vec![b"alive n1 #2"[..].into(), b"hello"[..].into()]);
+/// assert_eq!(finished, vec![2]);
+/// assert!(q.is_empty());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TransmitLimitedQueue {
+    order: BTreeMap<Rank, Broadcast>,
+    by_key: HashMap<String, Rank>,
+    /// The last id handed out; 0 when the queue is empty.
+    last_id: u64,
+    /// Reused buffer for the broadcasts taken in one `get_broadcasts` call.
+    reinsert: Vec<(Rank, Broadcast)>,
+}
+
+impl TransmitLimitedQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of queued broadcasts.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Whether a broadcast with this key is queued.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// The queued broadcasts with their transmission counts, in the order
+    /// they would be sent given an unlimited budget.
+    pub fn iter(&self) -> impl Iterator<Item = (&Broadcast, u32)> + '_ {
+        self.order.iter().map(|(rank, b)| (b, rank.transmits))
+    }
+
+    /// Queues `b`, first dropping a queued broadcast with the same key.
+    /// Returns the notify tokens of the broadcasts it replaced.
+    pub fn queue(&mut self, b: Broadcast) -> Vec<u64> {
+        self.queue_with_transmits(b, 0)
+    }
+
+    /// [`queue`](Self::queue) with a starting transmission count (tests).
+    fn queue_with_transmits(&mut self, b: Broadcast, transmits: u32) -> Vec<u64> {
+        let mut finished = Vec::new();
+        // Take the id after removing the old entry, so that emptying the
+        // queue (which resets ids) cannot rank this broadcast as older
+        // than later ones.
+        let old = b.key.as_ref().and_then(|key| self.by_key.remove(key));
+        if let Some(old) = old {
+            if let Some(gone) = self.order.remove(&old) {
+                finished.extend(gone.notify);
+            }
+            self.reset_ids_if_empty();
+        }
+        self.last_id = self.last_id.wrapping_add(1).max(1);
+        let rank = Rank {
+            transmits,
+            len: Reverse(b.payload.len()),
+            id: Reverse(self.last_id),
+        };
+        if let Some(key) = &b.key {
+            self.by_key.insert(key.clone(), rank);
+        }
+        self.order.insert(rank, b);
+        finished
+    }
+
+    fn reset_ids_if_empty(&mut self) {
+        if self.order.is_empty() {
+            self.last_id = 0;
+        }
+    }
+
+    /// Takes the broadcasts to piggyback on one packet.
+    ///
+    /// Each message costs `overhead + payload.len()` bytes of the `limit`
+    /// budget. In priority order, the first message that fits the remaining
+    /// budget is taken, until no queued message fits. Taken messages count
+    /// one more transmission; those that reach
+    /// [`retransmit_limit`]`(retransmit_mult, num_nodes)` leave the queue.
+    ///
+    /// Returns the payloads in the order taken and the notify tokens of the
+    /// broadcasts that left the queue.
+    pub fn get_broadcasts(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        num_nodes: usize,
+        retransmit_mult: u32,
+    ) -> (Vec<Arc<[u8]>>, Vec<u64>) {
+        let mut msgs = Vec::new();
+        let mut finished = Vec::new();
+        self.get_broadcasts_into(
+            overhead,
+            limit,
+            num_nodes,
+            retransmit_mult,
+            &mut msgs,
+            &mut finished,
+        );
+        (msgs, finished)
+    }
+
+    /// [`get_broadcasts`](Self::get_broadcasts) appending to caller-owned
+    /// buffers, to avoid allocating on every gossip round. Returns the bytes
+    /// used, overheads included.
+    pub fn get_broadcasts_into(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        num_nodes: usize,
+        retransmit_mult: u32,
+        msgs: &mut Vec<Arc<[u8]>>,
+        finished: &mut Vec<u64>,
+    ) -> usize {
+        let Some(first) = self.order.keys().next() else {
+            return 0;
+        };
+        let transmit_limit = retransmit_limit(retransmit_mult, num_nodes) as u64;
+        let mut tier = first.transmits;
+        let mut used = 0usize;
+        let mut reinsert = std::mem::take(&mut self.reinsert);
+        loop {
+            let free = limit.saturating_sub(used.saturating_add(overhead));
+            if free == 0 {
+                break;
+            }
+            let found = self
+                .order
+                .range(Rank::first_fitting(tier, free)..)
+                .next()
+                .map(|(rank, _)| *rank)
+                .filter(|rank| rank.transmits == tier);
+            let Some(rank) = found else {
+                // Nothing left in this tier fits: move to the next tier.
+                let next = self
+                    .order
+                    .range((Bound::Excluded(Rank::tier_end(tier)), Bound::Unbounded))
+                    .next();
+                match next {
+                    Some((rank, _)) => {
+                        tier = rank.transmits;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            let Some(b) = self.order.remove(&rank) else {
+                break; // unreachable: the rank was just found
+            };
+            used += overhead + b.payload.len();
+            if u64::from(rank.transmits) + 1 >= transmit_limit {
+                if let Some(key) = &b.key {
+                    self.by_key.remove(key);
+                }
+                finished.extend(b.notify);
+                msgs.push(b.payload);
+            } else {
+                msgs.push(Arc::clone(&b.payload));
+                // Reinserted after the walk, so it is not taken twice.
+                let bumped = Rank {
+                    transmits: rank.transmits.saturating_add(1),
+                    ..rank
+                };
+                reinsert.push((bumped, b));
+            }
+        }
+        for (rank, b) in reinsert.drain(..) {
+            if let Some(key) = &b.key {
+                if let Some(slot) = self.by_key.get_mut(key.as_str()) {
+                    *slot = rank;
+                }
+            }
+            self.order.insert(rank, b);
+        }
+        self.reinsert = reinsert;
+        self.reset_ids_if_empty();
+        used
+    }
+
+    /// Drops queued broadcasts beyond the `max_retain` highest-priority ones
+    /// (the most transmitted, then smallest, then oldest go first). Returns
+    /// their notify tokens.
+    pub fn prune(&mut self, max_retain: usize) -> Vec<u64> {
+        let mut finished = Vec::new();
+        while self.order.len() > max_retain {
+            let Some((_, b)) = self.order.pop_last() else {
+                break;
+            };
+            if let Some(key) = &b.key {
+                self.by_key.remove(key);
+            }
+            finished.extend(b.notify);
+        }
+        self.reset_ids_if_empty();
+        finished
+    }
+
+    /// Drops every queued broadcast. Returns their notify tokens, in
+    /// priority order.
+    pub fn reset(&mut self) -> Vec<u64> {
+        let finished = self.order.values().filter_map(|b| b.notify).collect();
+        self.order.clear();
+        self.by_key.clear();
+        self.last_id = 0;
+        finished
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG18: [&str; 4] = [
+        "1. this is a test.",
+        "2. this is a test.",
+        "3. this is a test.",
+        "4. this is a test.",
+    ];
+
+    fn text(p: &Arc<[u8]>) -> &str {
+        std::str::from_utf8(p).unwrap()
+    }
+
+    /// The queued payloads (as text) with their transmit counts, in send
+    /// order.
+    fn view(q: &TransmitLimitedQueue) -> Vec<(&str, u32)> {
+        q.iter().map(|(b, t)| (text(&b.payload), t)).collect()
+    }
+
+    fn keyed(key: &str, payload: &str, token: u64) -> Broadcast {
+        Broadcast::keyed(key, payload.as_bytes()).with_notify(token)
+    }
+
+    /// Go's `TestTransmitLimited_Queue`: equal lengths, newest first; a
+    /// keyed broadcast replaces the queued one and becomes the newest.
+    #[test]
+    fn newest_first_and_invalidation_by_key() {
+        let mut q = TransmitLimitedQueue::new();
+        assert!(q.queue(keyed("test", "", 1)).is_empty());
+        assert!(q.queue(keyed("foo", "", 2)).is_empty());
+        assert!(q.queue(keyed("bar", "", 3)).is_empty());
+        assert_eq!(q.len(), 3);
+        let keys = |q: &TransmitLimitedQueue| -> Vec<String> {
+            q.iter().map(|(b, _)| b.key.clone().unwrap()).collect()
+        };
+        assert_eq!(keys(&q), ["bar", "foo", "test"]);
+
+        assert_eq!(q.queue(keyed("test", "", 4)), vec![1]);
+        assert_eq!(q.len(), 3);
+        assert_eq!(keys(&q), ["test", "bar", "foo"]);
+        assert!(q.contains_key("test"));
+        assert!(!q.contains_key("nope"));
+    }
+
+    /// Go's `TestLimitedBroadcastLess` and `TestTransmitLimited_ordering`.
+    #[test]
+    fn order_is_transmits_then_larger_then_newer() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue_with_transmits(Broadcast::unique(&b"node0"[..]), 0);
+        q.queue_with_transmits(Broadcast::unique(&b"node1"[..]), 10);
+        q.queue_with_transmits(Broadcast::unique(&b"node2"[..]), 3);
+        q.queue_with_transmits(Broadcast::unique(&b"node3"[..]), 4);
+        q.queue_with_transmits(Broadcast::unique(&b"node4"[..]), 7);
+        assert_eq!(
+            view(&q),
+            [
+                ("node0", 0),
+                ("node2", 3),
+                ("node3", 4),
+                ("node4", 7),
+                ("node1", 10)
+            ]
+        );
+
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(Broadcast::unique(&b"small-old"[..]));
+        q.queue(Broadcast::unique(&b"larger-older"[..]));
+        q.queue(Broadcast::unique(&b"larger-newer"[..]));
+        q.queue(Broadcast::unique(&b"small-new"[..]));
+        q.queue_with_transmits(Broadcast::unique(&b"a much larger but sent once"[..]), 1);
+        assert_eq!(
+            view(&q),
+            [
+                ("larger-newer", 0),
+                ("larger-older", 0),
+                ("small-new", 0),
+                ("small-old", 0),
+                ("a much larger but sent once", 1),
+            ]
+        );
+    }
+
+    /// Go's `TestTransmitLimited_GetBroadcasts`.
+    #[test]
+    fn budget_counts_overhead() {
+        let mut q = TransmitLimitedQueue::new();
+        for (key, msg) in ["test", "foo", "bar", "baz"].iter().zip(MSG18) {
+            q.queue(Broadcast::keyed(*key, msg.as_bytes()));
+        }
+        // 4 × (18 + 2) = 80: all fit.
+        let (all, _) = q.get_broadcasts(2, 80, 10, 3);
+        assert_eq!(all.len(), 4);
+        // 3 × (18 + 3) = 63, 17 left: only three.
+        let (partial, _) = q.get_broadcasts(3, 80, 10, 3);
+        assert_eq!(partial.len(), 3);
+    }
+
+    /// Go's `TestTransmitLimited_GetBroadcasts_Limit`, with tokens.
+    #[test]
+    fn retransmit_limit_removes_and_reports() {
+        let mut q = TransmitLimitedQueue::new();
+        assert_eq!(retransmit_limit(1, 10), 2);
+        for (i, msg) in MSG18.iter().enumerate() {
+            q.queue(Broadcast::unique(msg.as_bytes()).with_notify(i as u64 + 1));
+        }
+        assert_eq!(q.last_id, 4);
+
+        let (m1, f1) = q.get_broadcasts(3, 80, 10, 1);
+        assert_eq!(
+            m1.iter().map(text).collect::<Vec<_>>(),
+            [MSG18[3], MSG18[2], MSG18[1]]
+        );
+        assert!(f1.is_empty());
+        assert_eq!(q.last_id, 4);
+
+        // The untouched one first, then two second sends, which finish.
+        let (m2, f2) = q.get_broadcasts(3, 80, 10, 1);
+        assert_eq!(
+            m2.iter().map(text).collect::<Vec<_>>(),
+            [MSG18[0], MSG18[3], MSG18[2]]
+        );
+        assert_eq!(f2, vec![4, 3]);
+        assert_eq!(q.last_id, 4);
+
+        let (m3, f3) = q.get_broadcasts(3, 80, 10, 1);
+        assert_eq!(
+            m3.iter().map(text).collect::<Vec<_>>(),
+            [MSG18[1], MSG18[0]]
+        );
+        assert_eq!(f3, vec![2, 1]);
+        assert!(q.is_empty());
+        assert_eq!(q.last_id, 0, "ids restart once empty");
+
+        let (m4, f4) = q.get_broadcasts(3, 80, 10, 1);
+        assert!(m4.is_empty() && f4.is_empty());
+    }
+
+    #[test]
+    fn limit_zero_sends_once() {
+        // No known nodes: retransmit limit 0, every message goes out once.
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(Broadcast::unique(&b"x"[..]).with_notify(9));
+        let (m, f) = q.get_broadcasts(0, 100, 0, 4);
+        assert_eq!(m.len(), 1);
+        assert_eq!(f, vec![9]);
+        assert!(q.is_empty());
+    }
+
+    /// Too-large messages are skipped for smaller ones, across tiers.
+    #[test]
+    fn skips_what_does_not_fit() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(Broadcast::unique(&[b'a'; 50][..]));
+        q.queue(Broadcast::unique(&[b'b'; 30][..]));
+        q.queue(Broadcast::unique(&[b'c'; 10][..]));
+        q.queue_with_transmits(Broadcast::unique(&[b'd'; 5][..]), 2);
+        q.queue_with_transmits(Broadcast::unique(&[b'e'; 20][..]), 1);
+        // Budget 45, overhead 1. Tier 0: a (51) does not fit, b (31) does,
+        // 13 left; c (11) does, 2 left. Tiers 1 and 2: e (21), d (6) don't.
+        let (m, _) = q.get_broadcasts(1, 45, 10, 10);
+        assert_eq!(m.iter().map(|p| p.len()).collect::<Vec<_>>(), [30, 10]);
+        // Budget 35. Tier 0: a no. Tier 1 (b, e, c by size): b (31), 3
+        // left; nothing else fits.
+        let (m, _) = q.get_broadcasts(1, 35, 10, 10);
+        assert_eq!(m.iter().map(|p| p.len()).collect::<Vec<_>>(), [30]);
+        // Budget 40. Tier 0: a no. Tier 1 (e, c): e (21), 18 left; c (11),
+        // 7 left. Tier 2 (b, d): b no, d (6), 1 left.
+        let (m, _) = q.get_broadcasts(1, 40, 10, 10);
+        assert_eq!(m.iter().map(|p| p.len()).collect::<Vec<_>>(), [20, 10, 5]);
+        // a was never sent.
+        assert_eq!(
+            q.iter().next().map(|(b, t)| (b.payload.len(), t)),
+            Some((50, 0))
+        );
+    }
+
+    #[test]
+    fn exact_fit_and_zero_free() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(Broadcast::unique(&[0u8; 8][..]));
+        q.queue(Broadcast::unique(&[][..]));
+        // 8 + 2 = 10 fills the budget; then free is 0 and even the empty
+        // message is not taken (as in Go).
+        let mut msgs = Vec::new();
+        let mut fin = Vec::new();
+        let used = q.get_broadcasts_into(2, 10, 5, 3, &mut msgs, &mut fin);
+        assert_eq!(used, 10);
+        assert_eq!(msgs.len(), 1);
+        // Overhead alone exceeds the budget.
+        assert!(q.get_broadcasts(20, 10, 5, 3).0.is_empty());
+        // Huge overhead does not overflow.
+        assert!(q.get_broadcasts(usize::MAX, usize::MAX, 5, 3).0.is_empty());
+    }
+
+    #[test]
+    fn rescheduled_keyed_broadcast_keeps_key_index() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(keyed("n1", "old", 1));
+        q.get_broadcasts(0, 100, 10, 3); // n1 now at 1 transmit
+        assert!(q.contains_key("n1"));
+        // Replacing after a transmit still finds and removes it.
+        assert_eq!(q.queue(keyed("n1", "new", 2)), vec![1]);
+        assert_eq!(view(&q), [("new", 0)]);
+    }
+
+    /// Go's `TestTransmitLimited_Prune`.
+    #[test]
+    fn prune_drops_lowest_priority() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(keyed("test", MSG18[0], 1));
+        q.queue(keyed("foo", MSG18[1], 2));
+        q.queue(keyed("bar", MSG18[2], 3));
+        q.queue(keyed("baz", MSG18[3], 4));
+        assert_eq!(q.prune(2), vec![1, 2]);
+        assert_eq!(q.len(), 2);
+        assert_eq!(view(&q), [(MSG18[3], 0), (MSG18[2], 0)]);
+        assert!(!q.contains_key("test"));
+        assert!(q.prune(5).is_empty());
+        assert_eq!(q.prune(0), vec![3, 4]);
+        assert!(q.is_empty());
+        assert!(q.by_key.is_empty());
+    }
+
+    #[test]
+    fn reset_reports_everything() {
+        let mut q = TransmitLimitedQueue::new();
+        q.queue(keyed("a", "aa", 1));
+        q.queue(Broadcast::unique(&b"b"[..]));
+        q.queue(keyed("c", "ccc", 3));
+        assert_eq!(q.reset(), vec![3, 1]);
+        assert!(q.is_empty());
+        assert!(!q.contains_key("a"));
+        assert!(q.queue(keyed("a", "x", 5)).is_empty());
+    }
+
+    /// A scripted random workload against a naive sorted-vector model.
+    #[test]
+    fn matches_naive_model() {
+        // Model entry: (transmits, len, id, key, token).
+        type M = (u32, usize, u64, Option<u8>, u64);
+        let mut q = TransmitLimitedQueue::new();
+        let mut model: Vec<M> = Vec::new();
+        let mut id = 0u64;
+        let mut token = 0u64;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let sort = |m: &mut Vec<M>| m.sort_by_key(|e| (e.0, Reverse(e.1), Reverse(e.2)));
+        for _ in 0..3000 {
+            match rand() % 5 {
+                0..=2 => {
+                    let len = (rand() % 40) as usize;
+                    let key = (rand() % 3 != 0).then(|| (rand() % 12) as u8);
+                    token += 1;
+                    let mut b = Broadcast::unique(vec![0u8; len]).with_notify(token);
+                    b.key = key.map(|k| k.to_string());
+                    let got = q.queue(b);
+                    let mut want = Vec::new();
+                    if key.is_some() {
+                        model.retain(|e| {
+                            let same = e.3 == key;
+                            if same {
+                                want.push(e.4);
+                            }
+                            !same
+                        });
+                        if model.is_empty() {
+                            id = 0;
+                        }
+                    }
+                    id += 1;
+                    model.push((0, len, id, key, token));
+                    assert_eq!(got, want);
+                }
+                3 => {
+                    let overhead = (rand() % 4) as usize;
+                    let limit = (rand() % 120) as usize;
+                    let nodes = (rand() % 30) as usize;
+                    let tl = retransmit_limit(2, nodes) as u32;
+                    let (got, fin) = q.get_broadcasts(overhead, limit, nodes, 2);
+                    // Model: walk tiers in order, take the first that fits.
+                    sort(&mut model);
+                    let mut used = 0;
+                    let mut taken = Vec::new();
+                    let mut want_fin = Vec::new();
+                    let mut remaining: Vec<M> = Vec::new();
+                    for e in model.drain(..) {
+                        let free = limit.saturating_sub(used + overhead);
+                        if free > 0 && e.1 <= free {
+                            used += overhead + e.1;
+                            taken.push(e.1);
+                            if e.0 + 1 >= tl {
+                                want_fin.push(e.4);
+                            } else {
+                                remaining.push((e.0 + 1, e.1, e.2, e.3, e.4));
+                            }
+                        } else {
+                            remaining.push(e);
+                        }
+                    }
+                    model = remaining;
+                    if model.is_empty() {
+                        id = 0;
+                    }
+                    assert_eq!(got.iter().map(|p| p.len()).collect::<Vec<_>>(), taken);
+                    assert_eq!(fin, want_fin);
+                }
+                _ => {
+                    let keep = (rand() % 20) as usize;
+                    sort(&mut model);
+                    let mut want = Vec::new();
+                    while model.len() > keep {
+                        want.push(model.pop().unwrap().4);
+                    }
+                    if model.is_empty() {
+                        id = 0;
+                    }
+                    assert_eq!(q.prune(keep), want);
+                }
+            }
+            sort(&mut model);
+            let got: Vec<(u32, usize, Option<String>)> = q
+                .iter()
+                .map(|(b, t)| (t, b.payload.len(), b.key.clone()))
+                .collect();
+            let want: Vec<(u32, usize, Option<String>)> = model
+                .iter()
+                .map(|e| (e.0, e.1, e.3.map(|k| k.to_string())))
+                .collect();
+            assert_eq!(got, want);
+            assert_eq!(
+                q.by_key.len(),
+                model.iter().filter(|e| e.3.is_some()).count()
+            );
+        }
+    }
+}
