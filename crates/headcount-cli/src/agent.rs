@@ -146,8 +146,7 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
     config.delegate_protocol_min = dmin;
     config.delegate_protocol_max = dmax;
     config.delegate_protocol_version = dcur;
-    let mut opts = Options::new(args.name.clone(), args.bind)
-        .with_config(config)
+    let mut opts = Options::new(args.name.clone(), args.bind, config)
         .with_event_delegate(Arc::new(printer.clone()))
         .with_message_delegate(Arc::new(printer.clone()));
     if let Some(a) = args.advertise {

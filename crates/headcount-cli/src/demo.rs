@@ -54,8 +54,8 @@ impl Demo {
     async fn start_node(&mut self, name: &str) -> Result<Memberlist, String> {
         let mut config = Config::local();
         config.dead_node_reclaim_time = RECLAIM;
-        let opts = Options::new(name, "127.0.0.1:0".parse::<SocketAddr>().expect("literal"))
-            .with_config(config);
+        let bind: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let opts = Options::new(name, bind, config);
         let ml = Memberlist::create(opts)
             .await
             .map_err(|e| format!("{name}: {e}"))?;

@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), headcount::Error> {
 //! use headcount::{Config, Memberlist, Options};
-//! let opts = Options::new("node-1", "127.0.0.1:7946".parse().unwrap()).with_config(Config::lan());
+//! let opts = Options::new("node-1", "127.0.0.1:7946".parse().unwrap(), Config::lan());
 //! let ml = Memberlist::create(opts).await?;
 //! ml.join(&["127.0.0.1:7947"]).await?;
 //! for m in ml.members() {

@@ -38,14 +38,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Options for a node called `name` bound to `bind_addr`, with the LAN
-    /// configuration and no delegates.
-    pub fn new(name: impl Into<String>, bind_addr: SocketAddr) -> Self {
+    /// Options for a node called `name` bound to `bind_addr` with
+    /// `config` (e.g. [`Config::lan`]), no metadata and no delegates.
+    pub fn new(name: impl Into<String>, bind_addr: SocketAddr, config: Config) -> Self {
         Options {
             name: name.into(),
             bind_addr,
             advertise_addr: None,
-            config: Config::lan(),
+            config,
             meta: Vec::new(),
             delegates: Delegates::default(),
             seed: None,
