@@ -1,5 +1,16 @@
 //! The memberlist wire format: message bodies, packets and streams.
 
+pub mod codec;
+pub mod limits;
+pub mod lzw;
 pub mod messages;
+pub mod msgpack;
+pub mod packet;
+pub mod stream;
 
+pub use codec::{decode_message, encode_message, encoded_len};
+pub use limits::Limits;
 pub use messages::*;
+pub use msgpack::DecodeError;
+pub use packet::{decode_packet, EncodeError, PacketError, PacketOptions, PacketSummary};
+pub use stream::{decode_stream, encode_stream, StreamDecode, StreamDecoder, StreamError};

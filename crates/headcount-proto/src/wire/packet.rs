@@ -1,0 +1,708 @@
+//! Packets (UDP): compound messages, compression, CRC and label framing
+//! (wire-protocol.md §3).
+//!
+//! Send side, innermost first: message (or compound) → compression (kept
+//! only when smaller) → CRC → *encryption* → label. Receive side: label →
+//! *decryption* → CRC → dispatch by type.
+//!
+//! **Encryption seam.** Encryption (§5) is not implemented here. Both
+//! directions are split at the point where it goes: [`frame_packet_body`]
+//! (compression + CRC) and [`add_label`] on the send side;
+//! [`strip_packet_label`] and [`decode_packet_body`] (CRC + dispatch) on the
+//! receive side. The security layer encrypts between the two send calls and
+//! decrypts between the two receive calls, with the label as additional
+//! data. [`frame_packet`] and [`decode_packet`] are the plaintext
+//! compositions.
+
+use core::fmt;
+
+use super::codec::{decode_compress_body, decode_message, encode_compress_body, encode_message};
+use super::limits::Limits;
+use super::lzw;
+use super::messages::{Message, MessageType};
+use super::msgpack::Reader;
+
+/// Most parts in one compound message (the count is a `u8`).
+pub const MAX_COMPOUND_PARTS: usize = 255;
+
+/// Deepest nesting of compound/compress messages we dispatch. Go has no
+/// bound; its own packets nest at most compress → compound.
+pub const MAX_NESTING: usize = 8;
+
+/// Longest label (its length is a `u8`).
+pub const LABEL_MAX_LEN: usize = 255;
+
+/// Bytes a compound adds in front of its parts.
+pub const COMPOUND_HEADER_OVERHEAD: usize = 2;
+/// Bytes a compound adds per part.
+pub const COMPOUND_PART_OVERHEAD: usize = 2;
+/// Bytes of the CRC header (`[12][u32]`).
+pub const CRC_OVERHEAD: usize = 5;
+
+/// Why a packet or stream could not be encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// A compound part is longer than a `u16` length can say.
+    PartTooLarge {
+        /// Index of the part.
+        index: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// More than [`MAX_COMPOUND_PARTS`] parts given to
+    /// [`encode_compound_into`].
+    TooManyParts(usize),
+    /// A label longer than [`LABEL_MAX_LEN`] bytes.
+    LabelTooLong(usize),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PartTooLarge { index, len } => {
+                write!(f, "compound part {index} is {len} bytes, more than 65535")
+            }
+            Self::TooManyParts(n) => write!(f, "{n} compound parts, more than 255"),
+            Self::LabelTooLong(n) => write!(f, "label of {n} bytes, more than 255"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Bytes a label header adds (0 for no label).
+pub fn label_overhead(label: &[u8]) -> usize {
+    if label.is_empty() {
+        0
+    } else {
+        2 + label.len()
+    }
+}
+
+/// Append one compound message `[7][n][n × u16 BE len][parts]` holding at
+/// most [`MAX_COMPOUND_PARTS`] parts.
+pub fn encode_compound_into<P: AsRef<[u8]>>(
+    parts: &[P],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    if parts.len() > MAX_COMPOUND_PARTS {
+        return Err(EncodeError::TooManyParts(parts.len()));
+    }
+    let mut lens = Vec::with_capacity(parts.len());
+    for (index, p) in parts.iter().enumerate() {
+        let len = p.as_ref().len();
+        lens.push(u16::try_from(len).map_err(|_| EncodeError::PartTooLarge { index, len })?);
+    }
+    out.push(MessageType::Compound as u8);
+    out.push(parts.len() as u8);
+    for l in lens {
+        out.extend_from_slice(&l.to_be_bytes());
+    }
+    for p in parts {
+        out.extend_from_slice(p.as_ref());
+    }
+    Ok(())
+}
+
+/// Pack encoded messages into compound messages, splitting into several
+/// when there are more than [`MAX_COMPOUND_PARTS`] (like Go's
+/// `makeCompoundMessages`). No parts give no compounds.
+pub fn encode_compound<P: AsRef<[u8]>>(parts: &[P]) -> Result<Vec<Vec<u8>>, EncodeError> {
+    parts
+        .chunks(MAX_COMPOUND_PARTS)
+        .map(|chunk| {
+            let mut out = Vec::new();
+            encode_compound_into(chunk, &mut out)?;
+            Ok(out)
+        })
+        .collect()
+}
+
+/// How to frame an outgoing packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketOptions<'a> {
+    /// Try LZW compression; kept only when strictly smaller.
+    pub compress: bool,
+    /// Add a CRC-32 header (peer's pMax ≥ 5).
+    pub crc: bool,
+    /// Cluster label; empty for none.
+    pub label: &'a [u8],
+}
+
+/// Append `[9] compress{Algo: 0, Buf: lzw(msg)}` to `out`.
+pub fn encode_compress(msg: &[u8], out: &mut Vec<u8>) {
+    let buf = lzw::compress(msg);
+    out.push(MessageType::Compress as u8);
+    encode_compress_body(out, &buf);
+}
+
+/// Compression and CRC framing of an encoded message (a plain message or a
+/// compound), appended to `out`. Encryption, when configured, applies to
+/// this output, before [`add_label`].
+pub fn frame_packet_body(msg: &[u8], compress: bool, crc: bool, out: &mut Vec<u8>) {
+    let mut compressed = Vec::new();
+    let mut body = msg;
+    if compress {
+        encode_compress(msg, &mut compressed);
+        if compressed.len() < msg.len() {
+            body = &compressed;
+        }
+    }
+    if crc {
+        out.push(MessageType::HasCrc as u8);
+        out.extend_from_slice(&crc32fast::hash(body).to_be_bytes());
+    }
+    out.extend_from_slice(body);
+}
+
+/// Prefix `[244][len][label]` to `packet` (nothing for an empty label).
+pub fn add_label(label: &[u8], packet: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    if label.len() > LABEL_MAX_LEN {
+        return Err(EncodeError::LabelTooLong(label.len()));
+    }
+    if !label.is_empty() {
+        out.push(MessageType::HasLabel as u8);
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.extend_from_slice(packet);
+    Ok(())
+}
+
+/// Frame an encoded message for sending without encryption: compression,
+/// CRC, label. Appends to `out`.
+pub fn frame_packet(
+    msg: &[u8],
+    opts: &PacketOptions<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let mut body = Vec::with_capacity(msg.len() + CRC_OVERHEAD);
+    frame_packet_body(msg, opts.compress, opts.crc, &mut body);
+    // Encryption seam: the security layer encrypts `body` here.
+    add_label(opts.label, &body, out)
+}
+
+/// Encode `msg` and frame it with [`frame_packet`].
+pub fn encode_packet(
+    msg: &Message,
+    opts: &PacketOptions<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let mut m = Vec::new();
+    encode_message(msg, &mut m);
+    frame_packet(&m, opts, out)
+}
+
+/// Why a whole packet was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PacketError {
+    /// The packet starts with a label header that is cut short.
+    LabelTruncated,
+    /// The label header says length 0.
+    LabelEmpty,
+    /// The packet's label (empty for none) differs from ours.
+    LabelMismatch {
+        /// The label found.
+        got: Vec<u8>,
+    },
+    /// The CRC-32 in the header does not match the contents.
+    CrcMismatch {
+        /// CRC in the header.
+        expected: u32,
+        /// CRC of the contents.
+        computed: u32,
+    },
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LabelTruncated => f.write_str("cannot decode label; packet has been truncated"),
+            Self::LabelEmpty => f.write_str("label header cannot be empty when present"),
+            Self::LabelMismatch { got } => write!(
+                f,
+                "discarding packet with unacceptable label {:?}",
+                String::from_utf8_lossy(got)
+            ),
+            Self::CrcMismatch { expected, computed } => write!(
+                f,
+                "invalid checksum for packet: header {expected:08x}, contents {computed:08x}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+/// What was found in a packet that was not dropped as a whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketSummary {
+    /// Messages decoded and appended to the output.
+    pub messages: usize,
+    /// Messages of an unknown type, or of a type that is not handled in
+    /// packets (push/pull, encrypt, a nested CRC or label header). Go logs
+    /// and drops them.
+    pub unknown: usize,
+    /// Messages or framing that could not be decoded (bad msgpack, empty
+    /// part, bad compound header, decompression failure, nesting deeper
+    /// than [`MAX_NESTING`]). Go logs and drops them.
+    pub malformed: usize,
+    /// Compound parts cut off because a declared length passed the end.
+    pub truncated: usize,
+    /// Whether the packet had a (valid) CRC header.
+    pub had_crc: bool,
+}
+
+/// Remove a label header, if any, and check it. Returns the rest of the
+/// packet and the label found (empty for none).
+///
+/// With `skip_label_check`, any label (or none) is accepted and stripped.
+/// (Go instead drops labelled packets in that mode; the spec lists this as
+/// a Go defect not to copy.) Otherwise the label must equal `our_label`,
+/// an unlabelled packet having the empty label.
+pub fn strip_packet_label<'a>(
+    data: &'a [u8],
+    our_label: &[u8],
+    skip_label_check: bool,
+) -> Result<(&'a [u8], &'a [u8]), PacketError> {
+    let (rest, label) = match data.split_first() {
+        Some((&t, after)) if t == MessageType::HasLabel as u8 => {
+            let (&len, after) = after.split_first().ok_or(PacketError::LabelTruncated)?;
+            if len == 0 {
+                return Err(PacketError::LabelEmpty);
+            }
+            let len = len as usize;
+            let label = after.get(..len).ok_or(PacketError::LabelTruncated)?;
+            (&after[len..], label)
+        }
+        _ => (data, &[][..]),
+    };
+    if !skip_label_check && label != our_label {
+        return Err(PacketError::LabelMismatch {
+            got: label.to_vec(),
+        });
+    }
+    Ok((rest, label))
+}
+
+/// Decode a packet: label check, CRC check, then every message in it
+/// (appended to `out`). Without encryption; see the module docs for the
+/// seam.
+///
+/// Errors drop the whole packet (bad label, CRC mismatch). Problems inside
+/// (unknown types, malformed or truncated parts) are counted in the
+/// summary while the rest is still processed, as Go does; messages decoded
+/// before a problem are kept.
+pub fn decode_packet(
+    data: &[u8],
+    our_label: &[u8],
+    skip_label_check: bool,
+    limits: &Limits,
+    out: &mut Vec<Message>,
+) -> Result<PacketSummary, PacketError> {
+    let (rest, _label) = strip_packet_label(data, our_label, skip_label_check)?;
+    // Encryption seam: decrypt `rest` here (additional data = label).
+    decode_packet_body(rest, limits, out)
+}
+
+/// Decode a packet after label removal (and decryption): verify the CRC
+/// when the first byte is 12 and at least 5 bytes are present, then
+/// dispatch. See [`decode_packet`].
+pub fn decode_packet_body(
+    buf: &[u8],
+    limits: &Limits,
+    out: &mut Vec<Message>,
+) -> Result<PacketSummary, PacketError> {
+    let mut summary = PacketSummary::default();
+    let mut body = buf;
+    if buf.len() >= CRC_OVERHEAD && buf[0] == MessageType::HasCrc as u8 {
+        let expected = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+        body = &buf[CRC_OVERHEAD..];
+        let computed = crc32fast::hash(body);
+        if computed != expected {
+            return Err(PacketError::CrcMismatch { expected, computed });
+        }
+        summary.had_crc = true;
+    }
+    let mut budget = limits.max_decompressed_bytes;
+    dispatch(body, 0, limits, &mut budget, &mut summary, out);
+    Ok(summary)
+}
+
+fn dispatch(
+    buf: &[u8],
+    depth: usize,
+    limits: &Limits,
+    budget: &mut usize,
+    summary: &mut PacketSummary,
+    out: &mut Vec<Message>,
+) {
+    let Some((&t, body)) = buf.split_first() else {
+        summary.malformed += 1;
+        return;
+    };
+    match MessageType::from_byte(t) {
+        Some(MessageType::Compound) => {
+            if depth >= MAX_NESTING {
+                summary.malformed += 1;
+                return;
+            }
+            let Some((&n, rest)) = body.split_first() else {
+                summary.malformed += 1;
+                return;
+            };
+            let n = n as usize;
+            let Some(lens) = rest.get(..2 * n) else {
+                summary.malformed += 1;
+                return;
+            };
+            let mut rest = &rest[2 * n..];
+            for (i, l) in lens.chunks_exact(2).enumerate() {
+                let len = u16::from_be_bytes([l[0], l[1]]) as usize;
+                if rest.len() < len {
+                    summary.truncated += n - i;
+                    return;
+                }
+                let (part, after) = rest.split_at(len);
+                rest = after;
+                dispatch(part, depth + 1, limits, budget, summary, out);
+            }
+        }
+        Some(MessageType::Compress) => {
+            if depth >= MAX_NESTING {
+                summary.malformed += 1;
+                return;
+            }
+            let Ok((0, data)) = decode_compress_body(&mut Reader::new(body)) else {
+                summary.malformed += 1;
+                return;
+            };
+            let cap = (*budget).min(limits.max_decompressed_bytes);
+            match lzw::decompress(data, cap) {
+                Ok(plain) => {
+                    *budget -= plain.len();
+                    dispatch(&plain, depth + 1, limits, budget, summary, out);
+                }
+                Err(_) => summary.malformed += 1,
+            }
+        }
+        Some(
+            MessageType::Ping
+            | MessageType::IndirectPing
+            | MessageType::Ack
+            | MessageType::Nack
+            | MessageType::Suspect
+            | MessageType::Alive
+            | MessageType::Dead
+            | MessageType::User
+            | MessageType::Err,
+        ) => match decode_message(buf) {
+            Ok(m) => {
+                summary.messages += 1;
+                out.push(m);
+            }
+            Err(_) => summary.malformed += 1,
+        },
+        Some(
+            MessageType::PushPull
+            | MessageType::Encrypt
+            | MessageType::HasCrc
+            | MessageType::HasLabel,
+        )
+        | None => summary.unknown += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::codec::tests::{
+        arb_bytes, arb_message, hx, ping_with_source, suspect, PING_WITH_SOURCE, SUSPECT,
+    };
+    use crate::wire::messages::*;
+    use proptest::prelude::*;
+
+    fn compound_hex() -> String {
+        format!("0702003b001d{PING_WITH_SOURCE}{SUSPECT}")
+    }
+
+    fn decode(data: &[u8], label: &[u8]) -> Result<(PacketSummary, Vec<Message>), PacketError> {
+        let mut out = Vec::new();
+        let s = decode_packet(data, label, false, &Limits::default(), &mut out)?;
+        Ok((s, out))
+    }
+
+    fn expected_pair() -> Vec<Message> {
+        vec![
+            Message::Ping(ping_with_source()),
+            Message::Suspect(suspect()),
+        ]
+    }
+
+    #[test]
+    fn golden_compound() {
+        let parts = [hx(PING_WITH_SOURCE), hx(SUSPECT)];
+        let c = encode_compound(&parts).unwrap();
+        assert_eq!(c, vec![hx(&compound_hex())]);
+        let (s, msgs) = decode(&c[0], b"").unwrap();
+        assert_eq!(msgs, expected_pair());
+        assert_eq!(
+            (s.messages, s.unknown, s.malformed, s.truncated),
+            (2, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn golden_compound_crc_label() {
+        let compound = hx(&compound_hex());
+        let crc = hx(&format!("0ca6552711{}", compound_hex()));
+        let labelled = hx(&format!("f403666f6f0ca6552711{}", compound_hex()));
+        assert_eq!(crc32fast::hash(b"123456789"), 0xcbf43926);
+
+        let mut out = Vec::new();
+        let opts = PacketOptions {
+            crc: true,
+            ..Default::default()
+        };
+        frame_packet(&compound, &opts, &mut out).unwrap();
+        assert_eq!(out, crc);
+        let (s, msgs) = decode(&crc, b"").unwrap();
+        assert!(s.had_crc);
+        assert_eq!(msgs, expected_pair());
+
+        out.clear();
+        let opts = PacketOptions {
+            crc: true,
+            label: b"foo",
+            ..Default::default()
+        };
+        frame_packet(&compound, &opts, &mut out).unwrap();
+        assert_eq!(out, labelled);
+        let (s, msgs) = decode(&labelled, b"foo").unwrap();
+        assert_eq!(s.messages, 2);
+        assert_eq!(msgs, expected_pair());
+    }
+
+    #[test]
+    fn golden_compress_wrapping_ping() {
+        let want = hx("0982a4416c676f00a3427566da003a00011422e5e40d9932a1c4949a52264ec100aaa6bca923674c992064c8c821a50000008812295a2c7830549888132b9681f2460e9d661f140404");
+        let mut out = Vec::new();
+        encode_compress(&hx(PING_WITH_SOURCE), &mut out);
+        assert_eq!(out, want);
+        let (_, msgs) = decode(&want, b"").unwrap();
+        assert_eq!(msgs, vec![Message::Ping(ping_with_source())]);
+        // The compressed form (70 bytes) is longer than the ping (59): not kept.
+        out.clear();
+        let opts = PacketOptions {
+            compress: true,
+            ..Default::default()
+        };
+        frame_packet(&hx(PING_WITH_SOURCE), &opts, &mut out).unwrap();
+        assert_eq!(out, hx(PING_WITH_SOURCE));
+    }
+
+    #[test]
+    fn compression_kept_when_smaller() {
+        let msg = Message::User(vec![b'x'; 1000]);
+        let mut out = Vec::new();
+        let opts = PacketOptions {
+            compress: true,
+            crc: true,
+            label: b"lbl",
+        };
+        encode_packet(&msg, &opts, &mut out).unwrap();
+        assert!(out.len() < 200);
+        assert_eq!(&out[..5], b"\xf4\x03lbl");
+        assert_eq!(out[5], 12);
+        assert_eq!(out[10], 9);
+        let (s, msgs) = decode(&out, b"lbl").unwrap();
+        assert_eq!(msgs, vec![msg]);
+        assert!(s.had_crc);
+    }
+
+    #[test]
+    fn crc_mismatch_dropped() {
+        let mut crc = hx(&format!("0ca6552711{}", compound_hex()));
+        let last = crc.len() - 1;
+        crc[last] ^= 1;
+        assert!(matches!(
+            decode(&crc, b""),
+            Err(PacketError::CrcMismatch {
+                expected: 0xa6552711,
+                ..
+            })
+        ));
+        // Fewer than 5 bytes: not a CRC header, an unsupported type.
+        let (s, _) = decode(&[12, 1, 2], b"").unwrap();
+        assert_eq!(s.unknown, 1);
+    }
+
+    #[test]
+    fn label_checks() {
+        let labelled = hx(&format!("f403666f6f{}", PING_WITH_SOURCE));
+        assert_eq!(
+            decode(&labelled, b"bar"),
+            Err(PacketError::LabelMismatch {
+                got: b"foo".to_vec()
+            })
+        );
+        assert_eq!(
+            decode(&labelled, b""),
+            Err(PacketError::LabelMismatch {
+                got: b"foo".to_vec()
+            })
+        );
+        assert_eq!(
+            decode(&hx(PING_WITH_SOURCE), b"foo"),
+            Err(PacketError::LabelMismatch { got: vec![] })
+        );
+        assert_eq!(decode(&[244], b""), Err(PacketError::LabelTruncated));
+        assert_eq!(
+            decode(&[244, 3, b'f'], b""),
+            Err(PacketError::LabelTruncated)
+        );
+        assert_eq!(decode(&[244, 0, 0], b""), Err(PacketError::LabelEmpty));
+        // Skipping the check accepts any label, or none.
+        let mut out = Vec::new();
+        let s = decode_packet(&labelled, b"bar", true, &Limits::default(), &mut out).unwrap();
+        assert_eq!(s.messages, 1);
+        let s = decode_packet(
+            &hx(PING_WITH_SOURCE),
+            b"bar",
+            true,
+            &Limits::default(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(s.messages, 1);
+    }
+
+    #[test]
+    fn truncated_compound_keeps_earlier_parts() {
+        let mut c = hx(&compound_hex());
+        c.truncate(c.len() - 1);
+        let (s, msgs) = decode(&c, b"").unwrap();
+        assert_eq!(msgs, vec![Message::Ping(ping_with_source())]);
+        assert_eq!((s.messages, s.truncated), (1, 1));
+        // Length slice cut short: the compound is malformed.
+        let (s, msgs) = decode(&[7, 3, 0, 1], b"").unwrap();
+        assert!(msgs.is_empty());
+        assert_eq!(s.malformed, 1);
+    }
+
+    #[test]
+    fn problems_inside_are_counted() {
+        // Parts: unknown type 99, malformed ping, nested compound with a
+        // suspect, an empty part, a push/pull (not for packets), a user msg.
+        let inner = {
+            let mut v = Vec::new();
+            encode_compound_into(&[hx(SUSPECT)], &mut v).unwrap();
+            v
+        };
+        let parts: Vec<Vec<u8>> = vec![
+            vec![99, 1, 2],
+            vec![0, 0xc1],
+            inner,
+            vec![],
+            vec![6, 0x80],
+            vec![8, 1, 2, 3],
+        ];
+        let c = encode_compound(&parts).unwrap();
+        let (s, msgs) = decode(&c[0], b"").unwrap();
+        assert_eq!(
+            msgs,
+            vec![Message::Suspect(suspect()), Message::User(vec![1, 2, 3])]
+        );
+        assert_eq!(
+            (s.messages, s.unknown, s.malformed, s.truncated),
+            (2, 2, 2, 0)
+        );
+    }
+
+    #[test]
+    fn split_over_255_parts() {
+        let parts: Vec<Vec<u8>> = (0..600u32)
+            .map(|i| {
+                let mut v = Vec::new();
+                encode_message(&Message::Nack(NackResp { seq_no: i }), &mut v);
+                v
+            })
+            .collect();
+        let cs = encode_compound(&parts).unwrap();
+        assert_eq!(cs.len(), 3);
+        assert_eq!((cs[0][1], cs[1][1], cs[2][1]), (255, 255, 90));
+        let mut all = Vec::new();
+        for c in &cs {
+            decode_packet(c, b"", false, &Limits::default(), &mut all).unwrap();
+        }
+        assert_eq!(all.len(), 600);
+        assert_eq!(all[599], Message::Nack(NackResp { seq_no: 599 }));
+        assert!(encode_compound(&[vec![0u8; 70000]]).is_err());
+        assert!(encode_compound_into(&parts, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn nesting_and_decompression_budget() {
+        // A compress bomb nested in compounds is bounded by the budget.
+        let mut m = vec![b'a'; 100_001];
+        m[0] = 8;
+        let mut c = Vec::new();
+        encode_compress(&m, &mut c);
+        let parts = vec![c; 20];
+        let packet = encode_compound(&parts).unwrap().remove(0);
+        let limits = Limits {
+            max_decompressed_bytes: 450_000,
+            ..Limits::default()
+        };
+        let mut out = Vec::new();
+        let s = decode_packet(&packet, b"", false, &limits, &mut out).unwrap();
+        assert_eq!((s.messages, s.malformed), (4, 16));
+        // Deep nesting is cut off.
+        let mut p = hx(SUSPECT);
+        for _ in 0..20 {
+            let mut v = Vec::new();
+            encode_compound_into(&[p], &mut v).unwrap();
+            p = v;
+        }
+        let mut out = Vec::new();
+        let s = decode_packet(&p, b"", false, &Limits::default(), &mut out).unwrap();
+        assert_eq!((s.messages, s.malformed), (0, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn packet_round_trip(
+            msgs in proptest::collection::vec(arb_message(), 1..6),
+            compress: bool,
+            crc: bool,
+            label in proptest::collection::vec(any::<u8>(), 0..5),
+        ) {
+            let parts: Vec<Vec<u8>> = msgs.iter().map(|m| {
+                let mut v = Vec::new();
+                encode_message(m, &mut v);
+                v
+            }).collect();
+            let c = encode_compound(&parts).unwrap().remove(0);
+            let mut packet = Vec::new();
+            frame_packet(&c, &PacketOptions { compress, crc, label: &label }, &mut packet).unwrap();
+            let mut out = Vec::new();
+            let s = decode_packet(&packet, &label, false, &Limits::default(), &mut out).unwrap();
+            prop_assert_eq!(s.had_crc, crc);
+            prop_assert_eq!(out, msgs);
+            for i in 0..packet.len() {
+                let _ = decode_packet(&packet[..i], &label, false, &Limits::default(), &mut Vec::new());
+            }
+        }
+
+        #[test]
+        fn arbitrary_packets_never_panic(data in arb_bytes(300)) {
+            let mut out = Vec::new();
+            let _ = decode_packet(&data, b"", true, &Limits::default(), &mut out);
+            for t in [7u8, 9, 12] {
+                let mut d = vec![t];
+                d.extend_from_slice(&data);
+                let _ = decode_packet(&d, b"", false, &Limits::default(), &mut out);
+            }
+        }
+    }
+}
