@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use headcount_proto::wire::{self, Limits, StreamDecode, StreamMessage};
+use headcount_proto::wire::{Limits, StreamDecode, StreamDecoder, StreamMessage};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -13,7 +13,7 @@ use crate::Error;
 /// is taken.
 const BIND_ATTEMPTS: usize = 10;
 
-/// Largest stream message we buffer; the decoder's own limits are tighter.
+/// Largest stream message we buffer, whatever the limits say.
 const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
 
 /// Binds UDP and TCP to the same address. With port 0, binds UDP to an
@@ -83,37 +83,36 @@ impl core::fmt::Display for ReadError {
 
 /// Reads exactly one stream message with the incremental decoder. The peer
 /// may keep its write half open, so we never read to EOF: we read until the
-/// decoder has a complete message.
+/// decoder has a complete message, fetching at least as many bytes as its
+/// `at_least` hint asks for before calling it again.
 pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     label: &[u8],
     skip_label_check: bool,
     limits: &Limits,
 ) -> Result<StreamMessage, ReadError> {
+    let max = limits.max_stream_bytes.min(MAX_STREAM_BYTES);
+    let mut decoder = StreamDecoder::new(label, skip_label_check, *limits);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut need = 1usize;
     loop {
         while buf.len() < need {
-            if buf.len() >= MAX_STREAM_BYTES {
+            if buf.len() >= max {
                 return Err(ReadError::TooLarge);
             }
             let want = (need - buf.len()).clamp(4096, 1 << 20);
             let start = buf.len();
             buf.resize(start + want, 0);
-            let n = r.read(&mut buf[start..]).await.map_err(|e| {
-                buf.truncate(start);
-                ReadError::Io(e)
-            })?;
+            let n = r.read(&mut buf[start..]).await.map_err(ReadError::Io)?;
             buf.truncate(start + n);
             if n == 0 {
                 return Err(ReadError::Closed(buf.len()));
             }
         }
-        match wire::decode_stream(&buf, label, skip_label_check, limits) {
+        match decoder.decode(&buf) {
             Ok(StreamDecode::Complete { msg, .. }) => return Ok(msg),
-            // `at_least` is the total number of buffered bytes needed before
-            // the decoder can make progress; always ask for one more byte
-            // than we have so a confused decoder cannot spin us.
+            // Always ask for one more byte than we have, so that a wrong
+            // hint cannot make us spin.
             Ok(StreamDecode::NeedMore { at_least }) => need = at_least.max(buf.len() + 1),
             Err(e) => return Err(ReadError::Decode(e.to_string())),
         }
