@@ -279,12 +279,19 @@ mod tests {
         c.delegate_protocol_min = 2;
         c.delegate_protocol_max = 5;
         c.delegate_protocol_version = 1;
-        assert!(matches!(c.validate(), Err(ConfigError::DelegateVersions { .. })));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::DelegateVersions { .. })
+        ));
         let mut c = Config::lan();
         c.probe_timeout = Duration::from_secs(2);
         assert_eq!(c.validate(), Err(ConfigError::ProbeTimeoutAboveInterval));
         let mut c = Config::lan();
         c.protocol_version = 9;
-        assert!(c.validate().unwrap_err().to_string().contains("protocol_version 9"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("protocol_version 9"));
     }
 }

@@ -8,16 +8,28 @@
 //! ([`Instant`]) and drains its outputs (packets to send, streams to dial,
 //! events). The same code runs a real node under tokio (crate `headcount`)
 //! and thousands of simulated nodes in one process (crate `headcount-sim`).
+//!
+//! Start with [`Node`].
 
 #![forbid(unsafe_code)]
 
 pub mod awareness;
 pub mod broadcast;
 pub mod config;
+pub mod delegate;
+pub mod event;
+pub mod node;
+pub mod state;
 pub mod suspicion;
 pub mod time;
 pub mod timer;
 pub mod wire;
 
+pub use broadcast::TransmitLimitedQueue;
 pub use config::{Config, ConfigError};
+pub use delegate::{Hooks, NoHooks};
+pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
+pub use node::{LocalNode, Node, SendError, Stats};
+pub use state::{Member, MemberInfo, MemberState};
 pub use time::Instant;
+pub use wire::StreamMessage;

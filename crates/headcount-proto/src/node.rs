@@ -17,6 +17,7 @@
 use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -26,14 +27,16 @@ use crate::broadcast::{Broadcast, TransmitLimitedQueue};
 use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
-use crate::state::{socket_addr_from_wire, wire_addr, Member, MemberInfo, MemberState, MemberTable};
+use crate::state::{
+    socket_addr_from_wire, wire_addr, Member, MemberInfo, MemberState, MemberTable,
+};
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
 use crate::timer::TimerQueue;
 use crate::wire::{
-    self, AckResp, Alive, Dead, IndirectPingReq, Limits, Message, NackResp, Ping, PushNodeState,
-    PushPull, StreamMessage, Suspect, Vsn, WireState, VSN_DELEGATE_CUR, VSN_DELEGATE_MAX,
-    VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN,
+    self, AckResp, Alive, Dead, IndirectPingReq, Limits, Message, NackResp, PacketOptions, Ping,
+    PushNodeState, PushPull, StreamMessage, Suspect, Vsn, WireState, VSN_DELEGATE_CUR,
+    VSN_DELEGATE_MAX, VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN,
 };
 
 /// Bytes a compound message adds in front of its parts.
@@ -78,7 +81,10 @@ impl core::fmt::Display for SendError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             SendError::TooLarge { size, limit } => {
-                write!(f, "message of {size} bytes exceeds the limit of {limit} bytes")
+                write!(
+                    f,
+                    "message of {size} bytes exceeds the limit of {limit} bytes"
+                )
             }
             SendError::Left => write!(f, "this node has left the cluster"),
             SendError::UnknownNode(n) => write!(f, "no member is called {n:?}"),
@@ -157,9 +163,15 @@ struct ProbeInFlight {
 
 #[derive(Debug)]
 enum PendingStream {
-    PushPull { join: bool, join_id: Option<JoinId>, addr: SocketAddr },
+    PushPull {
+        join: bool,
+        join_id: Option<JoinId>,
+        addr: SocketAddr,
+    },
     Reliable,
-    FallbackPing { seq: u32 },
+    FallbackPing {
+        seq: u32,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -302,12 +314,17 @@ impl Node {
 
     /// Number of members that are alive or suspect, ourselves included.
     pub fn num_members(&self) -> usize {
-        self.members.iter().filter(|m| !m.state.is_dead_or_left()).count()
+        self.members
+            .iter()
+            .filter(|m| !m.state.is_dead_or_left())
+            .count()
     }
 
     /// Our own entry.
     pub fn local_member(&self) -> &Member {
-        self.members.get(&self.name).expect("the local node is always in the table")
+        self.members
+            .get(&self.name)
+            .expect("the local node is always in the table")
     }
 
     /// The Lifeguard health score: 0 is healthy, higher means this node
@@ -361,7 +378,11 @@ impl Node {
                 TimerKey::ProbeTick => {
                     let next = at + self.config.probe_interval;
                     // Like Go's ticker: if we fell behind, skip missed ticks.
-                    let next = if next <= now { now + self.config.probe_interval } else { next };
+                    let next = if next <= now {
+                        now + self.config.probe_interval
+                    } else {
+                        next
+                    };
                     self.timers.schedule(TimerKey::ProbeTick, next);
                     if self.probe.is_some() {
                         self.probe_tick_pending = true;
@@ -371,12 +392,17 @@ impl Node {
                 }
                 TimerKey::GossipTick => {
                     let next = at + self.config.gossip_interval;
-                    let next = if next <= now { now + self.config.gossip_interval } else { next };
+                    let next = if next <= now {
+                        now + self.config.gossip_interval
+                    } else {
+                        next
+                    };
                     self.timers.schedule(TimerKey::GossipTick, next);
                     self.gossip(now);
                 }
                 TimerKey::PushPullTick => {
-                    let interval = push_pull_scale(self.config.push_pull_interval, self.members.len());
+                    let interval =
+                        push_pull_scale(self.config.push_pull_interval, self.members.len());
                     self.timers.schedule(TimerKey::PushPullTick, now + interval);
                     self.periodic_push_pull(now);
                 }
@@ -416,7 +442,12 @@ impl Node {
 
     /// Handles a message that arrived on an inbound stream from `from`, and
     /// returns the reply to write back, if any (framing included).
-    pub fn handle_stream(&mut self, now: Instant, from: SocketAddr, msg: StreamMessage) -> Option<Vec<u8>> {
+    pub fn handle_stream(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg: StreamMessage,
+    ) -> Option<Vec<u8>> {
         self.stats.streams_handled += 1;
         match msg {
             StreamMessage::Ping(p) => {
@@ -424,7 +455,10 @@ impl Node {
                     self.stats.messages_ignored += 1;
                     return None;
                 }
-                let ack = StreamMessage::Ack(AckResp { seq_no: p.seq_no, payload: Vec::new() });
+                let ack = StreamMessage::Ack(AckResp {
+                    seq_no: p.seq_no,
+                    payload: Vec::new(),
+                });
                 Some(self.encode_stream_reply(&ack))
             }
             StreamMessage::PushPull(pp) => {
@@ -471,7 +505,11 @@ impl Node {
                     }
                 }
             }
-            PendingStream::PushPull { join, join_id, addr } => {
+            PendingStream::PushPull {
+                join,
+                join_id,
+                addr,
+            } => {
                 let outcome = match result {
                     Ok(Some(StreamMessage::PushPull(pp))) => {
                         self.merge_remote_state(now, join, &pp.states, &pp.user_state)
@@ -494,10 +532,20 @@ impl Node {
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> JoinId {
         let id = JoinId(self.next_id());
         if addrs.is_empty() {
-            self.emit(Event::JoinFinished { id, succeeded: 0, errors: Vec::new() });
+            self.emit(Event::JoinFinished {
+                id,
+                succeeded: 0,
+                errors: Vec::new(),
+            });
             return id;
         }
-        self.joins.insert(id, JoinProgress { pending: addrs.len(), ..Default::default() });
+        self.joins.insert(
+            id,
+            JoinProgress {
+                pending: addrs.len(),
+                ..Default::default()
+            },
+        );
         for &addr in addrs {
             self.start_push_pull(now, addr, true, Some(id));
         }
@@ -513,14 +561,22 @@ impl Node {
         }
         self.leaving = true;
         let token = BroadcastId(self.next_id());
-        let d = Dead { incarnation: self.incarnation, node: self.name.clone(), from: self.name.clone() };
+        let d = Dead {
+            incarnation: self.incarnation,
+            node: self.name.clone(),
+            from: self.name.clone(),
+        };
         self.dead_node(now, d, Some(token));
         self.any_alive().then_some(token)
     }
 
     /// Changes our metadata and gossips it with a new incarnation. Returns
     /// the broadcast to wait for, or `None` when there is nobody to tell.
-    pub fn update_meta(&mut self, now: Instant, meta: Vec<u8>) -> Result<Option<BroadcastId>, ConfigError> {
+    pub fn update_meta(
+        &mut self,
+        now: Instant,
+        meta: Vec<u8>,
+    ) -> Result<Option<BroadcastId>, ConfigError> {
         if meta.len() > META_MAX_SIZE {
             return Err(ConfigError::MetaTooLarge(meta.len()));
         }
@@ -538,8 +594,10 @@ impl Node {
         let id = PingId(self.next_id());
         let seq = self.next_seq();
         let ping = self.make_ping(seq, name);
-        self.acks.insert(seq, AckHandler::UserPing { id, sent: now });
-        self.timers.schedule(TimerKey::AckDeadline(seq), now + self.config.probe_timeout);
+        self.acks
+            .insert(seq, AckHandler::UserPing { id, sent: now });
+        self.timers
+            .schedule(TimerKey::AckDeadline(seq), now + self.config.probe_timeout);
         let pmax = self.members.get(name).map(|m| m.protocol_max());
         self.send_msg(addr, pmax, &Message::Ping(ping));
         id
@@ -552,10 +610,18 @@ impl Node {
 
     /// Sends a best-effort user message in one packet. Errors if it does
     /// not fit the packet budget.
-    pub fn send_packet(&mut self, _now: Instant, to: SocketAddr, data: &[u8]) -> Result<(), SendError> {
+    pub fn send_packet(
+        &mut self,
+        _now: Instant,
+        to: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), SendError> {
         let limit = self.max_packet_payload();
         if data.len() > limit {
-            return Err(SendError::TooLarge { size: data.len(), limit });
+            return Err(SendError::TooLarge {
+                size: data.len(),
+                limit,
+            });
         }
         let mut msg = Vec::with_capacity(data.len() + 1);
         wire::encode_message(&Message::User(data.to_vec()), &mut msg);
@@ -566,9 +632,17 @@ impl Node {
 
     /// Sends a user message over a stream. Finishes with
     /// [`Event::ReliableSent`].
-    pub fn send_reliable(&mut self, _now: Instant, to: SocketAddr, data: Vec<u8>) -> Result<StreamId, SendError> {
+    pub fn send_reliable(
+        &mut self,
+        _now: Instant,
+        to: SocketAddr,
+        data: Vec<u8>,
+    ) -> Result<StreamId, SendError> {
         if data.len() > MAX_RELIABLE_MESSAGE {
-            return Err(SendError::TooLarge { size: data.len(), limit: MAX_RELIABLE_MESSAGE });
+            return Err(SendError::TooLarge {
+                size: data.len(),
+                limit: MAX_RELIABLE_MESSAGE,
+            });
         }
         let bytes = self.encode_stream_dial(&StreamMessage::User(data));
         let id = self.dial(to, bytes, false, self.config.tcp_timeout);
@@ -604,9 +678,11 @@ impl Node {
 
     fn reset_members(&mut self, now: Instant) {
         let mut rng = self.rng.clone();
-        let reaped = self.members.reap_and_shuffle(now, self.config.gossip_to_the_dead_time, |s| {
-            shuffle(&mut rng, s)
-        });
+        let reaped = self
+            .members
+            .reap_and_shuffle(now, self.config.gossip_to_the_dead_time, |s| {
+                shuffle(&mut rng, s)
+            });
         self.rng = rng;
         for m in reaped {
             self.suspicions.remove(&m.name);
@@ -616,7 +692,9 @@ impl Node {
     }
 
     fn probe_node(&mut self, now: Instant, target: &str) {
-        let Some(m) = self.members.get(target) else { return };
+        let Some(m) = self.members.get(target) else {
+            return;
+        };
         let (addr, pmax, state, incarnation) = (m.addr, m.protocol_max(), m.state, m.incarnation);
         self.stats.probes += 1;
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
@@ -626,9 +704,16 @@ impl Node {
             self.send_msg(addr, Some(pmax), &Message::Ping(ping));
         } else {
             // Tell a suspect node it is suspected, so it can refute at once.
-            let suspect = Suspect { incarnation, node: target.to_string(), from: self.name.clone() };
-            let parts = [encode(&Message::Ping(ping)), encode(&Message::Suspect(suspect))];
-            for compound in wire::encode_compound(&parts) {
+            let suspect = Suspect {
+                incarnation,
+                node: target.to_string(),
+                from: self.name.clone(),
+            };
+            let parts = [
+                encode(&Message::Ping(ping)),
+                encode(&Message::Suspect(suspect)),
+            ];
+            for compound in wire::encode_compound(&parts).unwrap_or_default() {
                 self.send_raw(addr, Some(pmax), compound);
             }
         }
@@ -641,16 +726,23 @@ impl Node {
             nacks: 0,
         });
         self.acks.insert(seq, AckHandler::Probe);
-        self.timers.schedule(TimerKey::ProbeTimeout(seq), now + self.config.probe_timeout);
-        self.timers.schedule(TimerKey::AckDeadline(seq), now + interval);
+        self.timers
+            .schedule(TimerKey::ProbeTimeout(seq), now + self.config.probe_timeout);
+        self.timers
+            .schedule(TimerKey::AckDeadline(seq), now + interval);
     }
 
     /// The direct ping went unanswered: ask others, and try TCP.
     fn probe_indirect(&mut self, now: Instant, seq: u32) {
-        let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq) else { return };
+        let Some(probe) = self.probe.as_ref().filter(|p| p.seq == seq) else {
+            return;
+        };
         let target = probe.target.clone();
-        let Some(t) = self.members.get(&target) else { return };
-        let (t_addr, t_raw, t_port, t_pmax) = (t.addr, t.raw_addr.clone(), t.port, t.protocol_max());
+        let Some(t) = self.members.get(&target) else {
+            return;
+        };
+        let (t_addr, t_raw, t_port, t_pmax) =
+            (t.addr, t.raw_addr.clone(), t.port, t.protocol_max());
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
@@ -677,7 +769,10 @@ impl Node {
             p.expected_nacks = expected_nacks;
         }
         if !self.config.disable_tcp_pings && t_pmax >= 3 {
-            let deadline = self.timers.deadline_of(&TimerKey::AckDeadline(seq)).unwrap_or(now);
+            let deadline = self
+                .timers
+                .deadline_of(&TimerKey::AckDeadline(seq))
+                .unwrap_or(now);
             let ping = self.make_ping(seq, &target);
             let bytes = self.encode_stream_dial(&StreamMessage::Ping(ping));
             let timeout = deadline - now;
@@ -689,19 +784,27 @@ impl Node {
     }
 
     fn probe_succeeded(&mut self, now: Instant, payload: Option<Vec<u8>>) {
-        let Some(probe) = self.probe.take() else { return };
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
         self.timers.cancel(&TimerKey::ProbeTimeout(probe.seq));
         self.timers.cancel(&TimerKey::AckDeadline(probe.seq));
         self.apply_awareness(-1);
         if let (Some(payload), Some(m)) = (payload, self.members.get(&probe.target)) {
             let node = m.info();
-            self.emit(Event::PingComplete { node, rtt: now - probe.sent, payload });
+            self.emit(Event::PingComplete {
+                node,
+                rtt: now - probe.sent,
+                payload,
+            });
         }
         self.probe_finished(now);
     }
 
     fn probe_failed(&mut self, now: Instant) {
-        let Some(probe) = self.probe.take() else { return };
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
         self.timers.cancel(&TimerKey::ProbeTimeout(probe.seq));
         self.stats.probes_failed += 1;
         let delta = if probe.expected_nacks > 0 {
@@ -710,7 +813,11 @@ impl Node {
             1
         };
         self.apply_awareness(delta);
-        let s = Suspect { incarnation: probe.incarnation, node: probe.target, from: self.name.clone() };
+        let s = Suspect {
+            incarnation: probe.incarnation,
+            node: probe.target,
+            from: self.name.clone(),
+        };
         self.suspect_node(now, s);
         self.probe_finished(now);
     }
@@ -728,10 +835,19 @@ impl Node {
                     self.probe_failed(now);
                 }
             }
-            Some(AckHandler::Relay { origin, origin_node, origin_seq, nack }) => {
+            Some(AckHandler::Relay {
+                origin,
+                origin_node,
+                origin_seq,
+                nack,
+            }) => {
                 if nack {
                     let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
-                    self.send_msg(origin, pmax, &Message::Nack(NackResp { seq_no: origin_seq }));
+                    self.send_msg(
+                        origin,
+                        pmax,
+                        &Message::Nack(NackResp { seq_no: origin_seq }),
+                    );
                 }
             }
             Some(AckHandler::UserPing { id, .. }) => self.emit(Event::PingResult { id, rtt: None }),
@@ -765,7 +881,10 @@ impl Node {
             return;
         }
         let reply_to = self.reply_addr(&p.source_addr, p.source_port, from);
-        let ack = AckResp { seq_no: p.seq_no, payload: self.hooks.ack_payload() };
+        let ack = AckResp {
+            seq_no: p.seq_no,
+            payload: self.hooks.ack_payload(),
+        };
         let pmax = self.members.get(&p.source_node).map(|m| m.protocol_max());
         self.send_msg(reply_to, pmax, &Message::Ack(ack));
     }
@@ -780,15 +899,25 @@ impl Node {
         let ping = self.make_ping(local_seq, &ind.node);
         self.acks.insert(
             local_seq,
-            AckHandler::Relay { origin, origin_node: ind.source_node, origin_seq: ind.seq_no, nack: ind.nack },
+            AckHandler::Relay {
+                origin,
+                origin_node: ind.source_node,
+                origin_seq: ind.seq_no,
+                nack: ind.nack,
+            },
         );
-        self.timers.schedule(TimerKey::AckDeadline(local_seq), now + self.config.probe_timeout);
+        self.timers.schedule(
+            TimerKey::AckDeadline(local_seq),
+            now + self.config.probe_timeout,
+        );
         let pmax = self.members.get(&ind.node).map(|m| m.protocol_max());
         self.send_msg(target, pmax, &Message::Ping(ping));
     }
 
     fn handle_ack(&mut self, now: Instant, ack: AckResp) {
-        let Some(handler) = self.acks.remove(&ack.seq_no) else { return };
+        let Some(handler) = self.acks.remove(&ack.seq_no) else {
+            return;
+        };
         self.timers.cancel(&TimerKey::AckDeadline(ack.seq_no));
         match handler {
             AckHandler::Probe => {
@@ -796,13 +925,24 @@ impl Node {
                     self.probe_succeeded(now, Some(ack.payload));
                 }
             }
-            AckHandler::Relay { origin, origin_node, origin_seq, .. } => {
+            AckHandler::Relay {
+                origin,
+                origin_node,
+                origin_seq,
+                ..
+            } => {
                 let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
-                let reply = AckResp { seq_no: origin_seq, payload: Vec::new() };
+                let reply = AckResp {
+                    seq_no: origin_seq,
+                    payload: Vec::new(),
+                };
                 self.send_msg(origin, pmax, &Message::Ack(reply));
             }
             AckHandler::UserPing { id, sent } => {
-                self.emit(Event::PingResult { id, rtt: Some(now - sent) });
+                self.emit(Event::PingResult {
+                    id,
+                    rtt: Some(now - sent),
+                });
             }
         }
     }
@@ -848,7 +988,11 @@ impl Node {
         match self.members.get(&a.node) {
             None => {
                 let n = self.members.len();
-                let offset = if n == 0 { 0 } else { (self.rng.next_u64() % n as u64) as usize };
+                let offset = if n == 0 {
+                    0
+                } else {
+                    (self.rng.next_u64() % n as u64) as usize
+                };
                 let member = Member {
                     name: a.node.clone(),
                     raw_addr: a.addr.clone(),
@@ -870,7 +1014,10 @@ impl Node {
                     updates_node = true;
                 } else {
                     let existing = m.info();
-                    self.emit(Event::Conflict { existing, other: info });
+                    self.emit(Event::Conflict {
+                        existing,
+                        other: info,
+                    });
                     return;
                 }
             }
@@ -884,12 +1031,12 @@ impl Node {
         if a.incarnation < m.incarnation && is_local {
             return;
         }
+        let (old_state, old_inc, old_vsn) = (m.state, m.incarnation, m.vsn);
+        let old_meta_differs = m.meta != a.meta;
         self.cancel_suspicion(&a.node);
 
-        let old_state = m.state;
-        let old_meta_differs = m.meta != a.meta;
         if !bootstrap && is_local {
-            if a.incarnation == m.incarnation && !old_meta_differs && a.vsn == m.vsn {
+            if a.incarnation == old_inc && !old_meta_differs && a.vsn == old_vsn {
                 return;
             }
             self.refute(now, a.incarnation);
@@ -918,14 +1065,17 @@ impl Node {
     }
 
     fn suspect_node(&mut self, now: Instant, s: Suspect) {
-        let Some(m) = self.members.get(&s.node) else { return };
+        let Some(m) = self.members.get(&s.node) else {
+            return;
+        };
         if s.incarnation < m.incarnation {
             return;
         }
         if let Some(susp) = self.suspicions.get_mut(&s.node) {
             if susp.confirm(&s.from) {
                 let deadline = susp.deadline();
-                self.timers.schedule(TimerKey::Suspicion(s.node.clone()), deadline);
+                self.timers
+                    .schedule(TimerKey::Suspicion(s.node.clone()), deadline);
                 self.queue_broadcast(s.node.clone(), &Message::Suspect(s), None);
             }
             return;
@@ -952,25 +1102,37 @@ impl Node {
         let min = suspicion_timeout(mult, n, self.config.probe_interval);
         let max = min * self.config.suspicion_max_timeout_mult;
         let susp = Suspicion::new(&s.from, k, min, max, now);
-        self.timers.schedule(TimerKey::Suspicion(s.node.clone()), susp.deadline());
+        self.timers
+            .schedule(TimerKey::Suspicion(s.node.clone()), susp.deadline());
         self.suspicions.insert(s.node.clone(), susp);
-        self.emit(Event::Suspect { member: info, from: s.from });
+        self.emit(Event::Suspect {
+            member: info,
+            from: s.from,
+        });
     }
 
     fn suspicion_expired(&mut self, now: Instant, name: String) {
         if self.suspicions.remove(&name).is_none() {
             return;
         }
-        let Some(m) = self.members.get(&name) else { return };
+        let Some(m) = self.members.get(&name) else {
+            return;
+        };
         if m.state != MemberState::Suspect {
             return;
         }
-        let d = Dead { incarnation: m.incarnation, node: name, from: self.name.clone() };
+        let d = Dead {
+            incarnation: m.incarnation,
+            node: name,
+            from: self.name.clone(),
+        };
         self.dead_node(now, d, None);
     }
 
     fn dead_node(&mut self, now: Instant, d: Dead, notify: Option<BroadcastId>) {
-        let Some(m) = self.members.get(&d.node) else { return };
+        let Some(m) = self.members.get(&d.node) else {
+            return;
+        };
         if d.incarnation < m.incarnation {
             return;
         }
@@ -986,7 +1148,11 @@ impl Node {
         self.queue_broadcast(d.node.clone(), &Message::Dead(d.clone()), notify);
         let m = self.members.get_mut(&d.node).expect("present");
         m.incarnation = d.incarnation;
-        m.state = if d.node == d.from { MemberState::Left } else { MemberState::Dead };
+        m.state = if d.node == d.from {
+            MemberState::Left
+        } else {
+            MemberState::Dead
+        };
         m.state_change = now;
         let info = m.info();
         self.membership_version += 1;
@@ -1003,7 +1169,10 @@ impl Node {
             self.incarnation = inc;
         }
         self.apply_awareness(1);
-        let me = self.members.get_mut(&self.name).expect("local node present");
+        let me = self
+            .members
+            .get_mut(&self.name)
+            .expect("local node present");
         me.incarnation = inc;
         let meta = me.meta.clone();
         self.membership_version += 1;
@@ -1027,11 +1196,24 @@ impl Node {
         }
     }
 
-    fn start_push_pull(&mut self, _now: Instant, addr: SocketAddr, join: bool, join_id: Option<JoinId>) {
+    fn start_push_pull(
+        &mut self,
+        _now: Instant,
+        addr: SocketAddr,
+        join: bool,
+        join_id: Option<JoinId>,
+    ) {
         let pp = self.local_push_pull(join);
         let bytes = self.encode_stream_dial(&StreamMessage::PushPull(pp));
         let id = self.dial(addr, bytes, true, self.config.tcp_timeout);
-        self.streams.insert(id, PendingStream::PushPull { join, join_id, addr });
+        self.streams.insert(
+            id,
+            PendingStream::PushPull {
+                join,
+                join_id,
+                addr,
+            },
+        );
     }
 
     fn local_push_pull(&mut self, join: bool) -> PushPull {
@@ -1049,7 +1231,11 @@ impl Node {
             })
             .collect();
         let user_state = self.hooks.local_state(join);
-        PushPull { join, states, user_state }
+        PushPull {
+            join,
+            states,
+            user_state,
+        }
     }
 
     fn merge_remote_state(
@@ -1093,11 +1279,19 @@ impl Node {
                     self.alive_node(now, a, None, false);
                 }
                 WireState::Left => {
-                    let d = Dead { incarnation: s.incarnation, node: s.name.clone(), from: s.name.clone() };
+                    let d = Dead {
+                        incarnation: s.incarnation,
+                        node: s.name.clone(),
+                        from: s.name.clone(),
+                    };
                     self.dead_node(now, d, None);
                 }
                 WireState::Dead | WireState::Suspect => {
-                    let sus = Suspect { incarnation: s.incarnation, node: s.name.clone(), from: self.name.clone() };
+                    let sus = Suspect {
+                        incarnation: s.incarnation,
+                        node: s.name.clone(),
+                        from: self.name.clone(),
+                    };
                     self.suspect_node(now, sus);
                 }
             }
@@ -1116,14 +1310,22 @@ impl Node {
             .iter()
             .filter(|r| r.state == WireState::Alive)
             .map(|r| r.vsn)
-            .chain(self.members.iter().filter(|m| m.state == MemberState::Alive).map(|m| m.vsn));
+            .chain(
+                self.members
+                    .iter()
+                    .filter(|m| m.state == MemberState::Alive)
+                    .map(|m| m.vsn),
+            );
         for v in alive_vsns {
             max_pmin = max_pmin.max(v[VSN_PROTOCOL_MIN]);
             min_pmax = min_pmax.min(v[VSN_PROTOCOL_MAX]);
             max_dmin = max_dmin.max(v[VSN_DELEGATE_MIN]);
             min_dmax = min_dmax.min(v[VSN_DELEGATE_MAX]);
         }
-        let all = remote.iter().map(|r| (&r.name, r.vsn)).chain(self.members.iter().map(|m| (&m.name, m.vsn)));
+        let all = remote
+            .iter()
+            .map(|r| (&r.name, r.vsn))
+            .chain(self.members.iter().map(|m| (&m.name, m.vsn)));
         for (name, v) in all {
             let (p, d) = (v[VSN_PROTOCOL_CUR], v[VSN_DELEGATE_CUR]);
             if p < max_pmin || p > min_pmax {
@@ -1141,7 +1343,9 @@ impl Node {
     }
 
     fn join_progress(&mut self, id: JoinId, addr: SocketAddr, outcome: Result<(), String>) {
-        let Some(p) = self.joins.get_mut(&id) else { return };
+        let Some(p) = self.joins.get_mut(&id) else {
+            return;
+        };
         match outcome {
             Ok(()) => p.succeeded += 1,
             Err(e) => p.errors.push((addr, e)),
@@ -1149,7 +1353,11 @@ impl Node {
         p.pending -= 1;
         if p.pending == 0 {
             let p = self.joins.remove(&id).expect("present");
-            self.emit(Event::JoinFinished { id, succeeded: p.succeeded, errors: p.errors });
+            self.emit(Event::JoinFinished {
+                id,
+                succeeded: p.succeeded,
+                errors: p.errors,
+            });
         }
     }
 
@@ -1166,17 +1374,19 @@ impl Node {
                     MemberState::Left => true,
                 }
         });
-        let avail = self.config.udp_buffer_size - COMPOUND_HEADER_OVERHEAD - self.label_overhead() - CRC_OVERHEAD;
+        let avail = self.config.udp_buffer_size
+            - COMPOUND_HEADER_OVERHEAD
+            - self.label_overhead()
+            - CRC_OVERHEAD;
         for (addr, pmax) in targets {
             let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
             if msgs.is_empty() {
                 return;
             }
             if msgs.len() == 1 {
-                let msg = msgs.into_iter().next().expect("one");
-                self.send_raw(addr, Some(pmax), msg);
+                self.send_raw(addr, Some(pmax), msgs[0].to_vec());
             } else {
-                for compound in wire::encode_compound(&msgs) {
+                for compound in wire::encode_compound(&msgs).unwrap_or_default() {
                     self.send_raw(addr, Some(pmax), compound);
                 }
             }
@@ -1185,10 +1395,11 @@ impl Node {
 
     /// Broadcasts to piggyback: ours first, then the application's in the
     /// space left.
-    fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+    fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Arc<[u8]>> {
         let n = self.members.len();
         let (mut msgs, finished) =
-            self.broadcasts.get_broadcasts(overhead, limit, n, self.config.retransmit_mult);
+            self.broadcasts
+                .get_broadcasts(overhead, limit, n, self.config.retransmit_mult);
         for token in finished {
             self.emit(Event::BroadcastFinished(BroadcastId(token)));
         }
@@ -1198,14 +1409,18 @@ impl Node {
             for user in self.hooks.broadcasts(overhead + USER_MSG_OVERHEAD, avail) {
                 let mut buf = Vec::with_capacity(user.len() + 1);
                 wire::encode_message(&Message::User(user), &mut buf);
-                msgs.push(buf);
+                msgs.push(buf.into());
             }
         }
         msgs
     }
 
     fn queue_broadcast(&mut self, key: String, msg: &Message, notify: Option<BroadcastId>) {
-        let b = Broadcast { key: Some(key), payload: encode(msg), notify: notify.map(|b| b.0) };
+        let b = Broadcast {
+            key: Some(key),
+            payload: encode(msg).into(),
+            notify: notify.map(|b| b.0),
+        };
         for token in self.broadcasts.queue(b) {
             self.emit(Event::BroadcastFinished(BroadcastId(token)));
         }
@@ -1216,19 +1431,18 @@ impl Node {
     /// Sends a message, piggybacking queued broadcasts when they fit.
     fn send_msg(&mut self, to: SocketAddr, pmax: Option<u8>, msg: &Message) {
         let msg = encode(msg);
-        let avail = self
-            .config
-            .udp_buffer_size
-            .saturating_sub(msg.len() + COMPOUND_HEADER_OVERHEAD + self.label_overhead() + CRC_OVERHEAD);
+        let avail = self.config.udp_buffer_size.saturating_sub(
+            msg.len() + COMPOUND_HEADER_OVERHEAD + self.label_overhead() + CRC_OVERHEAD,
+        );
         let extra = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
         if extra.is_empty() {
             self.send_raw(to, pmax, msg);
             return;
         }
-        let mut parts = Vec::with_capacity(extra.len() + 1);
-        parts.push(msg);
+        let mut parts: Vec<Arc<[u8]>> = Vec::with_capacity(extra.len() + 1);
+        parts.push(msg.into());
         parts.extend(extra);
-        for compound in wire::encode_compound(&parts) {
+        for compound in wire::encode_compound(&parts).unwrap_or_default() {
             self.send_raw(to, pmax, compound);
         }
     }
@@ -1237,28 +1451,55 @@ impl Node {
     fn send_raw(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
         let mut data = Vec::with_capacity(msg.len() + 16);
         let crc = pmax.is_some_and(|p| p >= 5);
-        wire::frame_packet(&msg, self.config.enable_compression, crc, &self.config.label, &mut data);
+        let opts = PacketOptions {
+            compress: self.config.enable_compression,
+            crc,
+            label: &self.config.label,
+        };
+        if wire::frame_packet(&msg, &opts, &mut data).is_err() {
+            // Only a label over 255 bytes fails, and config validation
+            // rules that out.
+            return;
+        }
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += data.len() as u64;
         self.outputs.push_back(Output::Packet { to, data });
     }
 
-    fn dial(&mut self, to: SocketAddr, data: Vec<u8>, expect_reply: bool, timeout: Duration) -> StreamId {
+    fn dial(
+        &mut self,
+        to: SocketAddr,
+        data: Vec<u8>,
+        expect_reply: bool,
+        timeout: Duration,
+    ) -> StreamId {
         let id = StreamId(self.next_id());
         self.stats.streams_dialed += 1;
-        self.outputs.push_back(Output::Dial(Dial { id, to, data, expect_reply, timeout }));
+        self.outputs.push_back(Output::Dial(Dial {
+            id,
+            to,
+            data,
+            expect_reply,
+            timeout,
+        }));
         id
     }
 
     fn encode_stream_dial(&self, msg: &StreamMessage) -> Vec<u8> {
         let mut out = Vec::new();
-        wire::encode_stream(msg, &self.config.label, self.config.enable_compression, &mut out);
+        // Only an over-long label fails, which config validation rules out.
+        let _ = wire::encode_stream(
+            msg,
+            &self.config.label,
+            self.config.enable_compression,
+            &mut out,
+        );
         out
     }
 
     fn encode_stream_reply(&self, msg: &StreamMessage) -> Vec<u8> {
         let mut out = Vec::new();
-        wire::encode_stream(msg, &[], self.config.enable_compression, &mut out);
+        let _ = wire::encode_stream(msg, &[], self.config.enable_compression, &mut out);
         out
     }
 
@@ -1324,17 +1565,26 @@ impl Node {
     }
 
     fn any_alive(&self) -> bool {
-        self.members.iter().any(|m| m.name != self.name && !m.state.is_dead_or_left())
+        self.members
+            .iter()
+            .any(|m| m.name != self.name && !m.state.is_dead_or_left())
     }
 
     fn pmax_by_addr(&self, addr: SocketAddr) -> Option<u8> {
-        self.members.iter().find(|m| m.addr == addr).map(|m| m.protocol_max())
+        self.members
+            .iter()
+            .find(|m| m.addr == addr)
+            .map(|m| m.protocol_max())
     }
 
     /// Up to `k` distinct random members not excluded, as (address, pMax).
     /// Go's `kRandomNodes`: an exhaustive shuffle for small tables, else
     /// up to 3n random draws.
-    fn k_random_members(&mut self, k: usize, exclude: impl Fn(&Member) -> bool) -> Vec<(SocketAddr, u8)> {
+    fn k_random_members(
+        &mut self,
+        k: usize,
+        exclude: impl Fn(&Member) -> bool,
+    ) -> Vec<(SocketAddr, u8)> {
         let n = self.members.len();
         let mut picked: Vec<usize> = Vec::with_capacity(k);
         if k == 0 || n == 0 {

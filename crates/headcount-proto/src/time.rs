@@ -72,6 +72,9 @@ mod tests {
         assert_eq!(a + Duration::from_millis(3), Instant::from_millis(8));
         assert_eq!(Instant::from_millis(2) - a, Duration::ZERO);
         assert_eq!(a - Instant::from_millis(2), Duration::from_millis(3));
-        assert_eq!(Instant::from_micros(u64::MAX) + Duration::from_secs(1), Instant::from_micros(u64::MAX));
+        assert_eq!(
+            Instant::from_micros(u64::MAX) + Duration::from_secs(1),
+            Instant::from_micros(u64::MAX)
+        );
     }
 }

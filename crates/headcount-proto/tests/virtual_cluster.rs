@@ -8,15 +8,23 @@ use std::time::Duration;
 
 use headcount_proto::wire::{self, Limits, StreamDecode};
 use headcount_proto::{
-    Config, Event, Instant, LocalNode, MemberState, NoHooks, Node, Output, StreamFailure,
-    StreamId, StreamMessage,
+    Config, Event, Instant, LocalNode, MemberState, NoHooks, Node, Output, StreamFailure, StreamId,
+    StreamMessage,
 };
 
 const LATENCY: Duration = Duration::from_millis(1);
 
 enum Delivery {
-    Packet { from: SocketAddr, to: usize, data: Vec<u8> },
-    StreamResult { to: usize, id: StreamId, result: Result<Option<StreamMessage>, StreamFailure> },
+    Packet {
+        from: SocketAddr,
+        to: usize,
+        data: Vec<u8>,
+    },
+    StreamResult {
+        to: usize,
+        id: StreamId,
+        result: Result<Option<StreamMessage>, StreamFailure>,
+    },
 }
 
 struct Cluster {
@@ -43,14 +51,23 @@ impl Cluster {
             events: Vec::new(),
         };
         for i in 0..n {
-            c.add_node(&format!("node-{i}"), 7000 + i as u16, config.clone(), seed + i as u64);
+            c.add_node(
+                &format!("node-{i}"),
+                7000 + i as u16,
+                config.clone(),
+                seed + i as u64,
+            );
         }
         c
     }
 
     fn add_node(&mut self, name: &str, port: u16, config: Config, seed: u64) -> usize {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let local = LocalNode { name: name.into(), addr, meta: Vec::new() };
+        let local = LocalNode {
+            name: name.into(),
+            addr,
+            meta: Vec::new(),
+        };
         let node = Node::new(config, local, Box::new(NoHooks), self.now, seed).unwrap();
         let i = self.nodes.len();
         self.nodes.push(Some(node));
@@ -77,8 +94,12 @@ impl Cluster {
 
     fn drain(&mut self, i: usize) {
         loop {
-            let Some(node) = self.nodes[i].as_mut() else { return };
-            let Some(out) = node.poll_output() else { return };
+            let Some(node) = self.nodes[i].as_mut() else {
+                return;
+            };
+            let Some(out) = node.poll_output() else {
+                return;
+            };
             match out {
                 Output::Packet { to, data } => {
                     if let Some(&j) = self.by_addr.get(&to) {
@@ -88,7 +109,14 @@ impl Cluster {
                 }
                 Output::Dial(d) => {
                     let result = self.serve_stream(i, d.to, &d.data, d.expect_reply);
-                    self.schedule(self.now + LATENCY * 2, Delivery::StreamResult { to: i, id: d.id, result });
+                    self.schedule(
+                        self.now + LATENCY * 2,
+                        Delivery::StreamResult {
+                            to: i,
+                            id: d.id,
+                            result,
+                        },
+                    );
                 }
                 Output::Event(e) => self.events.push((i, self.now, e)),
             }
@@ -129,7 +157,12 @@ impl Cluster {
 
     fn next_time(&self) -> Option<Instant> {
         let q = self.queue.peek().map(|Reverse((t, _))| *t);
-        let timers = self.nodes.iter().flatten().filter_map(|n| n.poll_timeout()).min();
+        let timers = self
+            .nodes
+            .iter()
+            .flatten()
+            .filter_map(|n| n.poll_timeout())
+            .min();
         match (q, timers) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -191,7 +224,11 @@ impl Cluster {
     }
 
     fn all_see(&self, name: &str, state: MemberState) -> bool {
-        self.nodes.iter().flatten().filter(|n| n.name() != name).all(|n| n.member(name).map(|m| m.state) == Some(state))
+        self.nodes
+            .iter()
+            .flatten()
+            .filter(|n| n.name() != name)
+            .all(|n| n.member(name).map(|m| m.state) == Some(state))
     }
 
     /// Runs until `cond` holds, in small steps; returns the time it took.
@@ -209,7 +246,10 @@ impl Cluster {
 
 fn converged(c: &Cluster, n: usize) -> bool {
     c.nodes.iter().flatten().all(|node| {
-        node.members().filter(|m| m.state == MemberState::Alive).count() == n
+        node.members()
+            .filter(|m| m.state == MemberState::Alive)
+            .count()
+            == n
     })
 }
 
@@ -219,7 +259,11 @@ fn five_nodes_converge_by_join() {
     c.join_all_to(0);
     let t = c.run_until(Duration::from_secs(10), |c| converged(c, 5));
     assert!(t.is_some(), "cluster did not converge");
-    let joins = c.events.iter().filter(|(_, _, e)| matches!(e, Event::JoinFinished { succeeded: 1, .. })).count();
+    let joins = c
+        .events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, Event::JoinFinished { succeeded: 1, .. }))
+        .count();
     assert_eq!(joins, 4);
 }
 
@@ -228,17 +272,25 @@ fn crashed_node_is_declared_dead_by_all_within_suspicion_bound() {
     let config = Config::local();
     let mut c = Cluster::new(6, config.clone(), 7);
     c.join_all_to(0);
-    c.run_until(Duration::from_secs(10), |c| converged(c, 6)).expect("converged");
+    c.run_until(Duration::from_secs(10), |c| converged(c, 6))
+        .expect("converged");
     c.kill(5);
     // Bound: every survivor probes node-5 within a few probe rounds, then
     // the suspicion timeout runs at most its maximum:
     // SuspicionMaxTimeoutMult × SuspicionMult × log10(6) (→ 1) × interval.
-    let max_suspicion = config.probe_interval * config.suspicion_mult * config.suspicion_max_timeout_mult;
+    let max_suspicion =
+        config.probe_interval * config.suspicion_mult * config.suspicion_max_timeout_mult;
     let bound = max_suspicion + config.probe_interval * 6 * 2;
     let t = c.run_until(bound, |c| c.all_see("node-5", MemberState::Dead));
     let t = t.expect("node-5 not declared dead by everyone in time");
-    assert!(t >= config.probe_interval * config.suspicion_mult, "dead too early: {t:?}");
-    let suspected = c.events.iter().any(|(_, _, e)| matches!(e, Event::Suspect { member, .. } if member.name == "node-5"));
+    assert!(
+        t >= config.probe_interval * config.suspicion_mult,
+        "dead too early: {t:?}"
+    );
+    let suspected = c
+        .events
+        .iter()
+        .any(|(_, _, e)| matches!(e, Event::Suspect { member, .. } if member.name == "node-5"));
     assert!(suspected);
     // Nobody else was ever suspected: no false positives on a lossless net.
     let false_suspects = c
@@ -253,7 +305,8 @@ fn crashed_node_is_declared_dead_by_all_within_suspicion_bound() {
 fn leave_marks_node_left_everywhere() {
     let mut c = Cluster::new(4, Config::local(), 3);
     c.join_all_to(0);
-    c.run_until(Duration::from_secs(10), |c| converged(c, 4)).expect("converged");
+    c.run_until(Duration::from_secs(10), |c| converged(c, 4))
+        .expect("converged");
     let now = c.now;
     let token = c.node(3).leave(now);
     assert!(token.is_some());
@@ -262,7 +315,10 @@ fn leave_marks_node_left_everywhere() {
         (0..3).all(|i| c.state_seen_by(i, "node-3") == Some(MemberState::Left))
     });
     assert!(t.is_some(), "leave did not propagate");
-    let finished = c.events.iter().any(|(i, _, e)| *i == 3 && *e == Event::BroadcastFinished(token.unwrap()));
+    let finished = c
+        .events
+        .iter()
+        .any(|(i, _, e)| *i == 3 && *e == Event::BroadcastFinished(token.unwrap()));
     assert!(finished, "leave broadcast never finished");
 }
 
@@ -270,15 +326,23 @@ fn leave_marks_node_left_everywhere() {
 fn meta_update_propagates() {
     let mut c = Cluster::new(4, Config::local(), 11);
     c.join_all_to(0);
-    c.run_until(Duration::from_secs(10), |c| converged(c, 4)).expect("converged");
+    c.run_until(Duration::from_secs(10), |c| converged(c, 4))
+        .expect("converged");
     let now = c.now;
     c.node(2).update_meta(now, b"role=db".to_vec()).unwrap();
     c.drain(2);
     let t = c.run_until(Duration::from_secs(5), |c| {
-        c.nodes.iter().flatten().all(|n| n.member("node-2").unwrap().meta == b"role=db")
+        c.nodes
+            .iter()
+            .flatten()
+            .all(|n| n.member("node-2").unwrap().meta == b"role=db")
     });
     assert!(t.is_some(), "meta did not propagate");
-    let updates = c.events.iter().filter(|(_, _, e)| matches!(e, Event::Update(m) if m.name == "node-2")).count();
+    let updates = c
+        .events
+        .iter()
+        .filter(|(_, _, e)| matches!(e, Event::Update(m) if m.name == "node-2"))
+        .count();
     assert_eq!(updates, 3);
 }
 
@@ -286,11 +350,16 @@ fn meta_update_propagates() {
 fn suspicion_of_a_live_node_is_refuted() {
     let mut c = Cluster::new(4, Config::local(), 5);
     c.join_all_to(0);
-    c.run_until(Duration::from_secs(10), |c| converged(c, 4)).expect("converged");
+    c.run_until(Duration::from_secs(10), |c| converged(c, 4))
+        .expect("converged");
     let inc_before = c.node(1).local_member().incarnation;
     // node-0 falsely accuses node-1 through gossip.
     let now = c.now;
-    let accuse = headcount_proto::wire::Suspect { incarnation: inc_before, node: "node-1".into(), from: "node-0".into() };
+    let accuse = headcount_proto::wire::Suspect {
+        incarnation: inc_before,
+        node: "node-1".into(),
+        from: "node-0".into(),
+    };
     let mut pkt = Vec::new();
     wire::encode_message(&wire::Message::Suspect(accuse), &mut pkt);
     let from = c.addrs[0];
@@ -310,7 +379,10 @@ fn same_seed_same_history() {
         c.run_for(Duration::from_secs(5));
         c.kill(4);
         c.run_for(Duration::from_secs(20));
-        c.events.iter().map(|(i, t, e)| format!("{i} {t:?} {e:?}")).collect()
+        c.events
+            .iter()
+            .map(|(i, t, e)| format!("{i} {t:?} {e:?}"))
+            .collect()
     }
     assert_eq!(history(42), history(42));
     assert_ne!(history(42), history(43));
@@ -320,12 +392,19 @@ fn same_seed_same_history() {
 fn garbage_packets_are_counted_not_fatal() {
     let mut c = Cluster::new(2, Config::local(), 9);
     c.join_all_to(0);
-    c.run_until(Duration::from_secs(5), |c| converged(c, 2)).expect("converged");
+    c.run_until(Duration::from_secs(5), |c| converged(c, 2))
+        .expect("converged");
     let from: SocketAddr = "127.0.0.9:9".parse().unwrap();
     let now = c.now;
     let node = c.node(0);
     let before = node.stats().clone();
-    for junk in [&[][..], &[0xff; 3], &[7, 3, 0, 10], &[12, 0, 0, 0, 0, 4], &[0, 0x85, 0xa4]] {
+    for junk in [
+        &[][..],
+        &[0xff; 3],
+        &[7, 3, 0, 10],
+        &[12, 0, 0, 0, 0, 4],
+        &[0, 0x85, 0xa4],
+    ] {
         node.handle_packet(now, from, junk);
     }
     let after = node.stats().clone();

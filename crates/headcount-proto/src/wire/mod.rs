@@ -12,5 +12,8 @@ pub use codec::{decode_message, encode_message, encoded_len};
 pub use limits::Limits;
 pub use messages::*;
 pub use msgpack::DecodeError;
-pub use packet::{decode_packet, EncodeError, PacketError, PacketOptions, PacketSummary};
+pub use packet::{
+    decode_packet, encode_compound, frame_packet, EncodeError, PacketError, PacketOptions,
+    PacketSummary,
+};
 pub use stream::{decode_stream, encode_stream, StreamDecode, StreamDecoder, StreamError};
