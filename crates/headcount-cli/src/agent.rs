@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use headcount::{Config, EventDelegate, MemberInfo, Memberlist, MessageDelegate, Options};
-use serde_json::json;
+use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -91,13 +91,41 @@ fn parse_versions(s: &str) -> Result<(u8, u8, u8), String> {
 struct Printer(mpsc::UnboundedSender<String>);
 
 impl Printer {
-    fn print(&self, v: serde_json::Value) {
-        let _ = self.0.send(v.to_string());
+    fn print(&self, line: String) {
+        let _ = self.0.send(line);
     }
 }
 
-fn member_json(event: &str, m: &MemberInfo) -> serde_json::Value {
-    json!({"event": event, "node": m.name, "addr": m.addr.to_string(), "state": m.state.as_str()})
+/// One membership event, fields in the documented order.
+#[derive(Serialize)]
+struct MemberLine<'a> {
+    event: &'a str,
+    node: &'a str,
+    addr: String,
+    state: &'a str,
+}
+
+/// One entry of the answer to `members`.
+#[derive(Serialize)]
+struct MemberEntry<'a> {
+    node: &'a str,
+    addr: String,
+    state: &'a str,
+}
+
+fn member_json(event: &str, m: &MemberInfo) -> String {
+    json(&MemberLine {
+        event,
+        node: &m.name,
+        addr: m.addr.to_string(),
+        state: m.state.as_str(),
+    })
+}
+
+/// Serializes with fields in declaration order (serde_json's `Value` maps
+/// would sort them).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
 }
 
 impl EventDelegate for Printer {
@@ -114,7 +142,16 @@ impl EventDelegate for Printer {
 
 impl MessageDelegate for Printer {
     fn notify_msg(&self, msg: &[u8]) {
-        self.print(json!({"event": "user", "msg": String::from_utf8_lossy(msg)}));
+        #[derive(Serialize)]
+        struct UserLine<'a> {
+            event: &'a str,
+            msg: &'a str,
+        }
+        let msg = String::from_utf8_lossy(msg);
+        self.print(json(&UserLine {
+            event: "user",
+            msg: &msg,
+        }));
     }
 }
 
@@ -238,12 +275,24 @@ async fn read_commands(ml: Memberlist, printer: Printer) {
         let rest = rest.trim_start();
         match cmd {
             "members" => {
-                let members: Vec<serde_json::Value> = ml
-                    .members()
+                #[derive(Serialize)]
+                struct MembersLine<'a> {
+                    event: &'a str,
+                    members: Vec<MemberEntry<'a>>,
+                }
+                let members = ml.members();
+                let entries = members
                     .iter()
-                    .map(|m| json!({"node": m.name, "addr": m.addr.to_string(), "state": m.state.as_str()}))
+                    .map(|m| MemberEntry {
+                        node: &m.name,
+                        addr: m.addr.to_string(),
+                        state: m.state.as_str(),
+                    })
                     .collect();
-                printer.print(json!({"event": "members", "members": members}));
+                printer.print(json(&MembersLine {
+                    event: "members",
+                    members: entries,
+                }));
             }
             "send-reliable" | "send-best-effort" => {
                 let Some((node, text)) = rest

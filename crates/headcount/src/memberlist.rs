@@ -145,7 +145,7 @@ impl Memberlist {
             driver.run().await;
             let _ = done_tx.send(true);
         });
-        tracing::info!(node = %name, addr = %advertise, "memberlist started");
+        tracing::debug!(node = %name, addr = %advertise, "memberlist started");
         Ok(Memberlist {
             inner: Arc::new(Inner {
                 name,
