@@ -209,7 +209,14 @@ impl Memberlist {
             tracing::warn!(node = %self.inner.name, "join: {addr} failed: {e}");
         }
         if succeeded == 0 {
-            failures.extend(errors.into_iter().map(|(a, e)| (a.to_string(), e)));
+            // "i/o error: connection refused" reads better without the prefix.
+            failures.extend(errors.into_iter().map(|(a, e)| {
+                let e = e
+                    .strip_prefix("i/o error: ")
+                    .map(str::to_string)
+                    .unwrap_or(e);
+                (a.to_string(), e)
+            }));
             return Err(Error::JoinFailed { failures });
         }
         Ok(succeeded)
