@@ -830,28 +830,21 @@ impl Node {
 
     fn ack_expired(&mut self, now: Instant, seq: u32) {
         match self.acks.remove(&seq) {
-            Some(AckHandler::Probe) => {
-                if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
-                    self.probe_failed(now);
-                }
+            Some(AckHandler::Probe) if self.probe.as_ref().is_some_and(|p| p.seq == seq) => {
+                self.probe_failed(now);
             }
             Some(AckHandler::Relay {
                 origin,
                 origin_node,
                 origin_seq,
-                nack,
+                nack: true,
             }) => {
-                if nack {
-                    let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
-                    self.send_msg(
-                        origin,
-                        pmax,
-                        &Message::Nack(NackResp { seq_no: origin_seq }),
-                    );
-                }
+                let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
+                let nack = Message::Nack(NackResp { seq_no: origin_seq });
+                self.send_msg(origin, pmax, &nack);
             }
             Some(AckHandler::UserPing { id, .. }) => self.emit(Event::PingResult { id, rtt: None }),
-            None => {}
+            _ => {}
         }
     }
 
