@@ -45,6 +45,8 @@ pub use resolve::DEFAULT_PORT;
 
 /// The protocol core, for those who need it directly.
 pub use headcount_proto;
+/// One entry of a [`TransmitLimitedQueue`].
+pub use headcount_proto::broadcast::Broadcast;
 /// A retransmit-limited queue for user broadcasts, with memberlist's
 /// semantics; serve it from a [`BroadcastDelegate`].
 pub use headcount_proto::broadcast::TransmitLimitedQueue;
