@@ -1,2 +1,70 @@
-//! The headcount command.
-fn main() {}
+//! The headcount command: `headcount agent` runs one cluster member and
+//! reports events as JSON lines; `headcount demo` runs a five-node cluster
+//! on loopback and narrates failure detection and recovery.
+
+#![forbid(unsafe_code)]
+
+mod agent;
+mod demo;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "headcount",
+    version,
+    about = "Cluster membership by gossip (SWIM + Lifeguard), compatible with hashicorp/memberlist"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one cluster member and print one JSON object per line for every
+    /// membership event and user message.
+    Agent(agent::AgentArgs),
+    /// Run a five-node cluster on 127.0.0.1, kill a node, bring it back,
+    /// and narrate what the others see.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo's story is on stdout; keep its stderr for problems.
+    let default_filter = match cli.command {
+        Command::Agent(_) => "info",
+        Command::Demo(_) => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("headcount: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match cli.command {
+        Command::Agent(args) => rt.block_on(agent::run(args)),
+        Command::Demo(args) => rt.block_on(demo::run(args)),
+    };
+    // A blocking read of stdin may still be pending: do not wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    code
+}

@@ -1,1 +1,65 @@
-//! headcount: cluster membership by gossip.
+//! # headcount
+//!
+//! Cluster membership and failure detection by gossip (SWIM with the
+//! Lifeguard extensions), wire-compatible with hashicorp/memberlist.
+//!
+//! This crate runs the protocol core of [`headcount_proto`] on tokio: one
+//! driver task owns the core and does its I/O (UDP and TCP on the same
+//! port); [`Memberlist`] is a cheap, cloneable handle to it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), headcount::Error> {
+//! use headcount::{Config, Memberlist, Options};
+//! let opts = Options::new("node-1", "127.0.0.1:7946".parse().unwrap(), Config::lan());
+//! let ml = Memberlist::create(opts).await?;
+//! ml.join(&["127.0.0.1:7947"]).await?;
+//! for m in ml.members() {
+//!     println!("{} {} {}", m.name, m.addr, m.state);
+//! }
+//! ml.leave(std::time::Duration::from_secs(5)).await?;
+//! ml.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod delegate;
+mod driver;
+mod error;
+mod event;
+mod memberlist;
+mod net;
+mod options;
+mod resolve;
+
+pub use delegate::{
+    AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
+    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
+};
+pub use driver::Target;
+pub use error::Error;
+pub use event::Event;
+pub use memberlist::{Memberlist, Stats};
+pub use options::Options;
+pub use resolve::DEFAULT_PORT;
+
+/// The protocol core, for those who need it directly.
+pub use headcount_proto;
+/// One entry of a [`TransmitLimitedQueue`].
+pub use headcount_proto::broadcast::Broadcast;
+/// A retransmit-limited queue for user broadcasts, with memberlist's
+/// semantics; serve it from a [`BroadcastDelegate`].
+pub use headcount_proto::broadcast::TransmitLimitedQueue;
+/// Largest node metadata, in bytes.
+pub use headcount_proto::config::META_MAX_SIZE;
+/// The protocol core's counters (part of [`Stats`]).
+pub use headcount_proto::node::Stats as CoreStats;
+/// A member as this node sees it.
+pub use headcount_proto::state::MemberInfo;
+/// The state of a member.
+pub use headcount_proto::state::MemberState;
+/// The protocol configuration (Go memberlist's `Config`), with the presets
+/// [`Config::lan`], [`Config::wan`] and [`Config::local`].
+pub use headcount_proto::Config;
+/// Why a [`Config`] is invalid.
+pub use headcount_proto::ConfigError;

@@ -1,0 +1,321 @@
+//! `headcount agent`: one cluster member, events as JSON lines on stdout.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use headcount::{Config, EventDelegate, MemberInfo, Memberlist, MessageDelegate, Options};
+use serde::Serialize;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+/// How long a graceful leave may take on SIGINT/SIGTERM.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Arguments of `headcount agent`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+OUTPUT (stdout, one JSON object per line, flushed after each):
+  {\"event\":\"join\"|\"leave\"|\"update\",\"node\":NAME,\"addr\":\"IP:PORT\",\"state\":\"alive\"|\"suspect\"|\"dead\"|\"left\"}
+  {\"event\":\"user\",\"msg\":TEXT}                      (a user message, lossy UTF-8)
+  {\"event\":\"members\",\"members\":[{\"node\",\"addr\",\"state\"},...]}  (answer to `members`)
+
+STDIN (read only when it is not a terminal; EOF does not stop the agent):
+  send-reliable NODE TEXT      send TEXT to NODE over TCP
+  send-best-effort NODE TEXT   send TEXT to NODE in one UDP packet
+  members                      print the member list
+
+JOIN: with --join, the agent exits with status 1 if no address answered;
+if at least one did, it keeps running (failures are logged on stderr).
+
+SIGINT/SIGTERM: leave gracefully (up to 3 s), then exit 0.
+Logs go to stderr; set RUST_LOG (default: info).")]
+pub struct AgentArgs {
+    /// Unique node name.
+    #[arg(long)]
+    name: String,
+    /// Address to bind, UDP and TCP (port 0 picks one).
+    #[arg(long, value_name = "IP:PORT")]
+    bind: SocketAddr,
+    /// Address to announce to other nodes (default: the bound address).
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Option<SocketAddr>,
+    /// Address of a node to join (repeatable): host:port, name/host:port,
+    /// [v6]:port or a DNS name; port 7946 by default.
+    #[arg(long, value_name = "ADDR")]
+    join: Vec<String>,
+    /// Timing profile.
+    #[arg(long, value_enum, default_value_t = Profile::Lan)]
+    profile: Profile,
+    /// Node metadata (text).
+    #[arg(long, value_name = "TEXT")]
+    meta: Option<String>,
+    /// Delegate protocol versions to advertise; Serf agents need e.g. 2,5,4.
+    #[arg(long, value_name = "MIN,MAX,CUR", value_parser = parse_versions, default_value = "0,0,0")]
+    delegate_versions: (u8, u8, u8),
+}
+
+/// A configuration preset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Profile {
+    /// Go's DefaultLANConfig.
+    Lan,
+    /// Go's DefaultWANConfig.
+    Wan,
+    /// Go's DefaultLocalConfig (loopback).
+    Local,
+}
+
+fn parse_versions(s: &str) -> Result<(u8, u8, u8), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        return Err("expected MIN,MAX,CUR, e.g. 2,5,4".to_string());
+    }
+    let n = |p: &str| {
+        p.parse::<u8>()
+            .map_err(|_| format!("{p:?} is not a version (0-255)"))
+    };
+    let (min, max, cur) = (n(parts[0])?, n(parts[1])?, n(parts[2])?);
+    if min > max || cur < min || cur > max {
+        return Err(format!("need MIN <= CUR <= MAX, got {min},{max},{cur}"));
+    }
+    Ok((min, max, cur))
+}
+
+/// Writes lines to stdout from one task, so the node never waits for a slow
+/// reader of its output.
+#[derive(Clone)]
+struct Printer(mpsc::UnboundedSender<String>);
+
+impl Printer {
+    fn print(&self, line: String) {
+        let _ = self.0.send(line);
+    }
+}
+
+/// One membership event, fields in the documented order.
+#[derive(Serialize)]
+struct MemberLine<'a> {
+    event: &'a str,
+    node: &'a str,
+    addr: String,
+    state: &'a str,
+}
+
+/// One entry of the answer to `members`.
+#[derive(Serialize)]
+struct MemberEntry<'a> {
+    node: &'a str,
+    addr: String,
+    state: &'a str,
+}
+
+fn member_json(event: &str, m: &MemberInfo) -> String {
+    json(&MemberLine {
+        event,
+        node: &m.name,
+        addr: m.addr.to_string(),
+        state: m.state.as_str(),
+    })
+}
+
+/// Serializes with fields in declaration order (serde_json's `Value` maps
+/// would sort them).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data serializes")
+}
+
+impl EventDelegate for Printer {
+    fn notify_join(&self, node: &MemberInfo) {
+        self.print(member_json("join", node));
+    }
+    fn notify_leave(&self, node: &MemberInfo) {
+        self.print(member_json("leave", node));
+    }
+    fn notify_update(&self, node: &MemberInfo) {
+        self.print(member_json("update", node));
+    }
+}
+
+impl MessageDelegate for Printer {
+    fn notify_msg(&self, msg: &[u8]) {
+        #[derive(Serialize)]
+        struct UserLine<'a> {
+            event: &'a str,
+            msg: &'a str,
+        }
+        let msg = String::from_utf8_lossy(msg);
+        self.print(json(&UserLine {
+            event: "user",
+            msg: &msg,
+        }));
+    }
+}
+
+pub async fn run(args: AgentArgs) -> ExitCode {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let printer_task = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                // stdout is gone; keep draining so senders never block.
+                continue;
+            }
+        }
+    });
+    let printer = Printer(tx);
+    let code = agent(args, printer).await;
+    // Every sender is gone once the node is shut down: flush what is left.
+    let _ = tokio::time::timeout(Duration::from_secs(2), printer_task).await;
+    code
+}
+
+async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
+    let mut config = match args.profile {
+        Profile::Lan => Config::lan(),
+        Profile::Wan => Config::wan(),
+        Profile::Local => Config::local(),
+    };
+    let (dmin, dmax, dcur) = args.delegate_versions;
+    config.delegate_protocol_min = dmin;
+    config.delegate_protocol_max = dmax;
+    config.delegate_protocol_version = dcur;
+    let mut opts = Options::new(args.name.clone(), args.bind, config)
+        .with_event_delegate(Arc::new(printer.clone()))
+        .with_message_delegate(Arc::new(printer.clone()));
+    if let Some(a) = args.advertise {
+        opts = opts.with_advertise_addr(a);
+    }
+    if let Some(m) = &args.meta {
+        opts = opts.with_meta(m.as_bytes().to_vec());
+    }
+    let ml = match Memberlist::create(opts).await {
+        Ok(ml) => ml,
+        Err(e) => {
+            eprintln!("headcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        "{} listening on {} (announced as {})",
+        args.name,
+        ml.local_addr(),
+        ml.advertise_addr()
+    );
+
+    if !args.join.is_empty() {
+        match ml.join(&args.join).await {
+            Ok(n) => tracing::info!("joined the cluster through {n} of the given addresses"),
+            Err(e) => {
+                eprintln!("headcount: {e}");
+                ml.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+
+    let stdin_task = (!std::io::stdin().is_terminal())
+        .then(|| tokio::spawn(read_commands(ml.clone(), printer.clone())));
+    drop(printer);
+
+    wait_for_signal().await;
+    tracing::info!("leaving the cluster");
+    if let Err(e) = ml.leave(LEAVE_TIMEOUT).await {
+        tracing::warn!("graceful leave incomplete: {e}");
+    }
+    ml.shutdown().await;
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves commands from stdin until EOF (which does not stop the agent).
+async fn read_commands(ml: Memberlist, printer: Printer) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("reading stdin failed: {e}");
+                break;
+            }
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (cmd, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim_start();
+        match cmd {
+            "members" => {
+                #[derive(Serialize)]
+                struct MembersLine<'a> {
+                    event: &'a str,
+                    members: Vec<MemberEntry<'a>>,
+                }
+                let members = ml.members();
+                let entries = members
+                    .iter()
+                    .map(|m| MemberEntry {
+                        node: &m.name,
+                        addr: m.addr.to_string(),
+                        state: m.state.as_str(),
+                    })
+                    .collect();
+                printer.print(json(&MembersLine {
+                    event: "members",
+                    members: entries,
+                }));
+            }
+            "send-reliable" | "send-best-effort" => {
+                let Some((node, text)) = rest
+                    .split_once(char::is_whitespace)
+                    .or(Some((rest, "")))
+                    .filter(|(n, _)| !n.is_empty())
+                else {
+                    eprintln!("headcount: usage: {cmd} NODE TEXT");
+                    continue;
+                };
+                let r = if cmd == "send-reliable" {
+                    ml.send_reliable(node, text.as_bytes()).await
+                } else {
+                    ml.send_best_effort(node, text.as_bytes()).await
+                };
+                if let Err(e) = r {
+                    eprintln!("headcount: {cmd} {node}: {e}");
+                }
+            }
+            other => eprintln!(
+                "headcount: unknown command {other:?} (send-reliable, send-best-effort, members)"
+            ),
+        }
+    }
+    tracing::debug!("stdin closed; still running");
+}

@@ -1,0 +1,198 @@
+//! The `headcount` binary end to end, on 127.0.0.1 only.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_headcount");
+
+#[test]
+fn demo_runs_to_the_end() {
+    let out = Command::new(BIN).arg("demo").output().expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "joined (seen by all 5)",
+        "killed (shut down without leaving)",
+        "suspects node-3",
+        "all 4 survivors agree node-3 is dead",
+        "all 5 nodes agree node-3 is alive again",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+/// Lines of a child's stdout, read on a thread so we can wait with a timeout.
+struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn new(out: ChildStdout) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Waits for a line for which `f` holds; panics after `timeout`.
+    fn expect(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) => {
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                    if f(&v) {
+                        return v;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!("no line {what} within {timeout:?}; saw {seen:#?}"),
+            }
+        }
+    }
+}
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    // UDP and TCP on the same port: find one free for both.
+    loop {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn agent(name: &str, port: u16, extra: &[&str]) -> (Agent, Lines) {
+    let mut child = Command::new(BIN)
+        .args([
+            "agent",
+            "--name",
+            name,
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--profile",
+            "local",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start agent");
+    let lines = Lines::new(child.stdout.take().unwrap());
+    (Agent(child), lines)
+}
+
+fn is(v: &serde_json::Value, event: &str, node: &str) -> bool {
+    v["event"] == event && v["node"] == node
+}
+
+#[test]
+fn agents_join_talk_and_leave() {
+    let (pa, pb) = (free_port(), free_port());
+    let (mut a, a_out) = agent("cli-a", pa, &["--meta", "hello"]);
+    a_out.expect("a announces itself", Duration::from_secs(10), |v| {
+        is(v, "join", "cli-a")
+    });
+    let join = format!("cli-a/127.0.0.1:{pa}");
+    let (mut b, b_out) = agent(
+        "cli-b",
+        pb,
+        &["--join", &join, "--delegate-versions", "0,0,0"],
+    );
+    let v = b_out.expect("b sees a", Duration::from_secs(10), |v| {
+        is(v, "join", "cli-a")
+    });
+    assert_eq!(v["addr"], format!("127.0.0.1:{pa}"));
+    assert_eq!(v["state"], "alive");
+    a_out.expect("a sees b", Duration::from_secs(10), |v| {
+        is(v, "join", "cli-b")
+    });
+
+    let stdin = b.0.stdin.as_mut().unwrap();
+    writeln!(stdin, "send-reliable cli-a hello from b").unwrap();
+    writeln!(stdin, "members").unwrap();
+    stdin.flush().unwrap();
+    a_out.expect("a gets the message", Duration::from_secs(10), |v| {
+        v["event"] == "user" && v["msg"] == "hello from b"
+    });
+    let m = b_out.expect("b lists members", Duration::from_secs(10), |v| {
+        v["event"] == "members"
+    });
+    assert_eq!(m["members"].as_array().unwrap().len(), 2, "{m}");
+
+    // EOF on stdin does not stop the agent; SIGTERM makes it leave.
+    drop(b.0.stdin.take());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(b.0.try_wait().unwrap().is_none(), "b exited on stdin EOF");
+    let status = Command::new("kill")
+        .args(["-TERM", &b.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let v = a_out.expect("a sees b leave", Duration::from_secs(10), |v| {
+        is(v, "leave", "cli-b")
+    });
+    assert_eq!(v["state"], "left");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = b.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "b did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "b exited with {code}");
+    let _ = a.0.kill();
+}
+
+#[test]
+fn agent_exits_non_zero_when_no_join_address_answers() {
+    let closed = free_port();
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args([
+            "agent",
+            "--name",
+            "lonely",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--profile",
+            "local",
+        ])
+        .args(["--join", &format!("127.0.0.1:{closed}")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agent");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("join failed: no address answered"), "{err}");
+}

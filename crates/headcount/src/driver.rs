@@ -1,0 +1,673 @@
+//! The driver task: the one owner of the protocol core.
+//!
+//! It `select!`s on the UDP socket, the TCP listener, commands from API
+//! handles, messages read by inbound stream tasks, results of dial tasks and
+//! the core's next timer, and after every input drains the core's outputs
+//! with [`Driver::drain`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use headcount_proto::event::{
+    BroadcastId, Dial, Event as CoreEvent, JoinId, Output, PingId, StreamFailure, StreamId,
+};
+use headcount_proto::node::{Node, Stats as CoreStats};
+use headcount_proto::wire::{Limits, StreamMessage};
+use headcount_proto::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::delegate::Delegates;
+use crate::net::{describe_io, read_message};
+use crate::{Error, Event, MemberInfo};
+
+/// Most inbound stream handlers running at once (Go's limit on concurrent
+/// inbound push/pulls); connections beyond it are closed at once.
+pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
+/// Most datagrams handled per wakeup before the driver looks at its other
+/// inputs and timers again.
+const MAX_PACKETS_PER_TURN: usize = 64;
+/// Most commands, inbound messages or dial results handled per wakeup.
+const MAX_MESSAGES_PER_TURN: usize = 64;
+/// Largest datagram we can receive.
+const UDP_RECV_BUFFER: usize = 65_536;
+
+/// Where a user message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A member, by name.
+    Node(String),
+    /// An address.
+    Addr(SocketAddr),
+}
+
+impl From<&str> for Target {
+    fn from(s: &str) -> Self {
+        Target::Node(s.to_string())
+    }
+}
+
+impl From<String> for Target {
+    fn from(s: String) -> Self {
+        Target::Node(s)
+    }
+}
+
+impl From<&String> for Target {
+    fn from(s: &String) -> Self {
+        Target::Node(s.clone())
+    }
+}
+
+impl From<SocketAddr> for Target {
+    fn from(a: SocketAddr) -> Self {
+        Target::Addr(a)
+    }
+}
+
+impl From<&MemberInfo> for Target {
+    fn from(m: &MemberInfo) -> Self {
+        Target::Addr(m.addr)
+    }
+}
+
+/// How a join ended: successes, and failures by address.
+pub(crate) type JoinOutcome = (usize, Vec<(SocketAddr, String)>);
+
+/// A request from an API handle.
+pub(crate) enum Command {
+    Join {
+        addrs: Vec<SocketAddr>,
+        done: oneshot::Sender<JoinOutcome>,
+    },
+    Leave {
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    UpdateMeta {
+        meta: Option<Vec<u8>>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    SendPacket {
+        to: Target,
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    SendReliable {
+        to: Target,
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<(), Error>>,
+    },
+    Ping {
+        name: String,
+        addr: SocketAddr,
+        done: oneshot::Sender<Result<Duration, Error>>,
+    },
+}
+
+/// A message an inbound stream task read, with where to put the reply.
+pub(crate) struct Inbound {
+    from: SocketAddr,
+    msg: StreamMessage,
+    reply: oneshot::Sender<Option<Vec<u8>>>,
+}
+
+/// Counters kept by the shell itself (the core keeps its own).
+#[derive(Debug, Default)]
+pub(crate) struct ShellCounters {
+    pub udp_send_errors: AtomicU64,
+    pub udp_recv_errors: AtomicU64,
+    pub inbound_streams: AtomicU64,
+    pub inbound_streams_rejected: AtomicU64,
+    pub inbound_stream_errors: AtomicU64,
+    pub dial_failures: AtomicU64,
+}
+
+/// What the driver republishes after every wakeup for lock-free getters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Status {
+    pub core: CoreStats,
+    pub health: u32,
+}
+
+/// What inbound stream tasks need to read messages.
+struct StreamCtx {
+    label: Vec<u8>,
+    skip_label_check: bool,
+    limits: Limits,
+    tcp_timeout: Duration,
+}
+
+/// The clock: core instants are microseconds since `base`.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Clock {
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn to_tokio(self, i: Instant) -> tokio::time::Instant {
+        self.base + Duration::from_micros(i.as_micros())
+    }
+}
+
+/// Channels between the driver and its handles.
+pub(crate) struct DriverParts {
+    pub node: Node,
+    pub clock: Clock,
+    pub udp: UdpSocket,
+    pub listener: TcpListener,
+    pub delegates: Delegates,
+    pub cmd_rx: mpsc::Receiver<Command>,
+    pub shutdown_rx: watch::Receiver<bool>,
+    pub members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
+    pub status_tx: watch::Sender<Status>,
+    pub events_tx: broadcast::Sender<Event>,
+    pub counters: Arc<ShellCounters>,
+}
+
+pub(crate) struct Driver {
+    node: Node,
+    clock: Clock,
+    udp: Arc<UdpSocket>,
+    listener: TcpListener,
+    delegates: Delegates,
+    cmd_rx: mpsc::Receiver<Command>,
+    shutdown_rx: watch::Receiver<bool>,
+    members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
+    status_tx: watch::Sender<Status>,
+    events_tx: broadcast::Sender<Event>,
+    counters: Arc<ShellCounters>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound_rx: mpsc::Receiver<Inbound>,
+    dial_tx: mpsc::UnboundedSender<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
+    dial_rx: mpsc::UnboundedReceiver<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
+    tasks: JoinSet<()>,
+    inbound_permits: Arc<Semaphore>,
+    stream_ctx: Arc<StreamCtx>,
+    members_version: Option<u64>,
+    joins: HashMap<JoinId, oneshot::Sender<JoinOutcome>>,
+    broadcasts: HashMap<BroadcastId, oneshot::Sender<Result<(), Error>>>,
+    reliables: HashMap<StreamId, (SocketAddr, oneshot::Sender<Result<(), Error>>)>,
+    pings: HashMap<PingId, (String, oneshot::Sender<Result<Duration, Error>>)>,
+}
+
+impl Driver {
+    pub(crate) fn new(p: DriverParts) -> Self {
+        let (inbound_tx, inbound_rx) = mpsc::channel(MAX_INBOUND_STREAMS);
+        let (dial_tx, dial_rx) = mpsc::unbounded_channel();
+        let cfg = p.node.config();
+        let stream_ctx = Arc::new(StreamCtx {
+            label: cfg.label.clone(),
+            skip_label_check: cfg.skip_inbound_label_check,
+            limits: Limits::default(),
+            tcp_timeout: cfg.tcp_timeout,
+        });
+        Driver {
+            node: p.node,
+            clock: p.clock,
+            udp: Arc::new(p.udp),
+            listener: p.listener,
+            delegates: p.delegates,
+            cmd_rx: p.cmd_rx,
+            shutdown_rx: p.shutdown_rx,
+            members_tx: p.members_tx,
+            status_tx: p.status_tx,
+            events_tx: p.events_tx,
+            counters: p.counters,
+            inbound_tx,
+            inbound_rx,
+            dial_tx,
+            dial_rx,
+            tasks: JoinSet::new(),
+            inbound_permits: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
+            stream_ctx,
+            members_version: None,
+            joins: HashMap::new(),
+            broadcasts: HashMap::new(),
+            reliables: HashMap::new(),
+            pings: HashMap::new(),
+        }
+    }
+
+    /// Runs until shutdown, or until every API handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let mut buf = vec![0u8; UDP_RECV_BUFFER];
+        self.drain();
+        loop {
+            // Guard against timer starvation: an elapsed sleep may still be
+            // reported Pending when the task's budget is spent, so compare
+            // the deadline with the clock ourselves.
+            let deadline = self.node.poll_timeout();
+            if let Some(d) = deadline {
+                let now = self.clock.now();
+                if now >= d {
+                    self.node.handle_timeout(now);
+                    self.drain();
+                    continue;
+                }
+            }
+            let sleep_at = deadline.map(|d| self.clock.to_tokio(d));
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let stop = tokio::select! {
+                r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
+                r = self.udp.recv_from(&mut buf) => {
+                    self.on_datagram(r, &buf);
+                    for _ in 1..MAX_PACKETS_PER_TURN {
+                        let r = self.udp.try_recv_from(&mut buf);
+                        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+                            break;
+                        }
+                        self.on_datagram(r, &buf);
+                    }
+                    false
+                }
+                r = self.listener.accept() => {
+                    match r {
+                        Ok((stream, from)) => self.on_accept(stream, from),
+                        Err(e) => {
+                            tracing::warn!("accepting a TCP connection failed: {}", describe_io(&e));
+                            // Errors like EMFILE repeat at once; yield a little.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    false
+                }
+                cmd = self.cmd_rx.recv() => match cmd {
+                    None => true,
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        for _ in 1..MAX_MESSAGES_PER_TURN {
+                            match self.cmd_rx.try_recv() {
+                                Ok(cmd) => { self.on_command(cmd); self.drain(); }
+                                Err(_) => break,
+                            }
+                        }
+                        false
+                    }
+                },
+                Some(inb) = self.inbound_rx.recv() => {
+                    self.on_inbound(inb);
+                    for _ in 1..MAX_MESSAGES_PER_TURN {
+                        match self.inbound_rx.try_recv() {
+                            Ok(inb) => { self.on_inbound(inb); self.drain(); }
+                            Err(_) => break,
+                        }
+                    }
+                    false
+                }
+                Some((id, res)) = self.dial_rx.recv() => {
+                    let now = self.clock.now();
+                    self.node.handle_stream_result(now, id, res);
+                    for _ in 1..MAX_MESSAGES_PER_TURN {
+                        match self.dial_rx.try_recv() {
+                            Ok((id, res)) => {
+                                self.drain();
+                                self.node.handle_stream_result(self.clock.now(), id, res);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    false
+                }
+                _ = tokio::time::sleep_until(sleep_at.unwrap_or(far)), if sleep_at.is_some() => {
+                    self.node.handle_timeout(self.clock.now());
+                    false
+                }
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => false,
+            };
+            self.drain();
+            if stop {
+                break;
+            }
+        }
+        tracing::debug!(node = self.node.name(), "driver stopped");
+        // Dropping self closes the sockets and aborts every stream task.
+    }
+
+    fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+        match r {
+            Ok((n, from)) => {
+                let now = self.clock.now();
+                self.node.handle_packet(now, from, &buf[..n]);
+                self.drain();
+            }
+            Err(e) => {
+                // On some platforms an ICMP port unreachable from an
+                // earlier send surfaces here; it is not fatal.
+                self.counters
+                    .udp_recv_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("UDP receive error: {}", describe_io(&e));
+            }
+        }
+    }
+
+    fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
+        let Ok(permit) = self.inbound_permits.clone().try_acquire_owned() else {
+            self.counters
+                .inbound_streams_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%from, "too many inbound streams ({MAX_INBOUND_STREAMS}); closing the connection");
+            return;
+        };
+        self.counters
+            .inbound_streams
+            .fetch_add(1, Ordering::Relaxed);
+        let ctx = self.stream_ctx.clone();
+        let tx = self.inbound_tx.clone();
+        let counters = self.counters.clone();
+        self.tasks.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve_inbound(stream, from, &ctx, tx).await {
+                counters
+                    .inbound_stream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, "inbound stream failed: {e}");
+            }
+        });
+    }
+
+    fn on_inbound(&mut self, inb: Inbound) {
+        let now = self.clock.now();
+        let reply = self.node.handle_stream(now, inb.from, inb.msg);
+        let _ = inb.reply.send(reply);
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = self.clock.now();
+        match cmd {
+            Command::Join { addrs, done } => {
+                let id = self.node.join(now, &addrs);
+                self.joins.insert(id, done);
+            }
+            Command::Leave { done } => match self.node.leave(now) {
+                Some(id) => {
+                    self.broadcasts.insert(id, done);
+                }
+                None => {
+                    let _ = done.send(Ok(()));
+                }
+            },
+            Command::UpdateMeta { meta, done } => {
+                let meta = match (meta, &self.delegates.node_meta) {
+                    (Some(m), _) => m,
+                    (None, Some(d)) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
+                    (None, None) => self.node.local_member().meta.clone(),
+                };
+                match self.node.update_meta(now, meta) {
+                    Ok(Some(id)) => {
+                        self.broadcasts.insert(id, done);
+                    }
+                    Ok(None) => {
+                        let _ = done.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(Error::Config(e.to_string())));
+                    }
+                }
+            }
+            Command::SendPacket { to, data, done } => {
+                let r = self
+                    .resolve_target(&to)
+                    .and_then(|addr| self.node.send_packet(now, addr, &data).map_err(Error::from));
+                let _ = done.send(r);
+            }
+            Command::SendReliable { to, data, done } => {
+                let r = self.resolve_target(&to).and_then(|addr| {
+                    self.node
+                        .send_reliable(now, addr, data)
+                        .map(|id| (id, addr))
+                        .map_err(Error::from)
+                });
+                match r {
+                    Ok((id, addr)) => {
+                        self.reliables.insert(id, (addr, done));
+                    }
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                    }
+                }
+            }
+            Command::Ping { name, addr, done } => {
+                let id = self.node.ping(now, &name, addr);
+                let who = if name.is_empty() {
+                    addr.to_string()
+                } else {
+                    format!("{name} ({addr})")
+                };
+                self.pings.insert(id, (who, done));
+            }
+        }
+    }
+
+    fn resolve_target(&self, to: &Target) -> Result<SocketAddr, Error> {
+        match to {
+            Target::Addr(a) => Ok(*a),
+            Target::Node(name) => self
+                .node
+                .member(name)
+                .map(|m| m.addr)
+                .ok_or_else(|| Error::UnknownNode(name.clone())),
+        }
+    }
+
+    /// Carries out everything the core asked for, then republishes the
+    /// snapshots that changed.
+    fn drain(&mut self) {
+        while let Some(out) = self.node.poll_output() {
+            match out {
+                Output::Packet { to, data } => self.send_packet(to, &data),
+                Output::Dial(dial) => self.spawn_dial(dial),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+        let version = self.node.membership_version();
+        if self.members_version != Some(version) {
+            self.members_version = Some(version);
+            let members: Vec<MemberInfo> = self.node.members().map(|m| m.info()).collect();
+            self.members_tx.send_replace(Arc::new(members));
+        }
+        let core = self.node.stats();
+        let health = self.node.health_score();
+        self.status_tx.send_if_modified(|s| {
+            if s.core == *core && s.health == health {
+                false
+            } else {
+                s.core = core.clone();
+                s.health = health;
+                true
+            }
+        });
+    }
+
+    fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
+        // Never wait for the socket: a full send buffer loses the packet,
+        // which the protocol tolerates like any other loss.
+        if let Err(e) = self.udp.try_send_to(data, to) {
+            self.counters
+                .udp_send_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%to, "UDP send failed: {}", describe_io(&e));
+        }
+    }
+
+    fn spawn_dial(&mut self, dial: Dial) {
+        let tx = self.dial_tx.clone();
+        let counters = self.counters.clone();
+        self.tasks.spawn(async move {
+            let Dial {
+                id,
+                to,
+                data,
+                expect_reply,
+                timeout,
+            } = dial;
+            let res =
+                match tokio::time::timeout(timeout, dial_stream(to, &data, expect_reply)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StreamFailure::Timeout),
+                };
+            if res.is_err() {
+                counters.dial_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = tx.send((id, res));
+        });
+    }
+
+    fn on_event(&mut self, e: CoreEvent) {
+        let d = &self.delegates;
+        let public = match e {
+            CoreEvent::Join(m) => {
+                if let Some(d) = &d.event {
+                    d.notify_join(&m);
+                }
+                Event::Join(m)
+            }
+            CoreEvent::Leave(m) => {
+                if let Some(d) = &d.event {
+                    d.notify_leave(&m);
+                }
+                Event::Leave(m)
+            }
+            CoreEvent::Update(m) => {
+                if let Some(d) = &d.event {
+                    d.notify_update(&m);
+                }
+                Event::Update(m)
+            }
+            CoreEvent::Suspect { member, from } => Event::Suspect { member, from },
+            CoreEvent::Conflict { existing, other } => {
+                tracing::warn!(
+                    "name conflict: {} is at {} but {} claims it",
+                    existing.name,
+                    existing.addr,
+                    other.addr
+                );
+                if let Some(d) = &d.conflict {
+                    d.notify_conflict(&existing, &other);
+                }
+                Event::Conflict { existing, other }
+            }
+            CoreEvent::UserMessage(data) => {
+                if let Some(d) = &d.message {
+                    d.notify_msg(&data);
+                }
+                Event::UserMessage(data)
+            }
+            CoreEvent::PingComplete { node, rtt, payload } => {
+                if let Some(d) = &d.ping {
+                    d.notify_ping_complete(&node, rtt, &payload);
+                }
+                Event::PingComplete { node, rtt, payload }
+            }
+            CoreEvent::HealthChanged(score) => Event::HealthChanged(score),
+            CoreEvent::PingResult { id, rtt } => {
+                if let Some((who, done)) = self.pings.remove(&id) {
+                    let _ = done.send(rtt.ok_or(Error::NoAck(who)));
+                }
+                return;
+            }
+            CoreEvent::JoinFinished {
+                id,
+                succeeded,
+                errors,
+            } => {
+                if let Some(done) = self.joins.remove(&id) {
+                    let _ = done.send((succeeded, errors));
+                }
+                return;
+            }
+            CoreEvent::ReliableSent { id, result } => {
+                if let Some((to, done)) = self.reliables.remove(&id) {
+                    let _ = done.send(result.map_err(|reason| Error::SendFailed { to, reason }));
+                }
+                return;
+            }
+            CoreEvent::BroadcastFinished(id) => {
+                if let Some(done) = self.broadcasts.remove(&id) {
+                    let _ = done.send(Ok(()));
+                }
+                return;
+            }
+        };
+        // No receivers is fine: events are also given to the delegates.
+        let _ = self.events_tx.send(public);
+    }
+}
+
+/// Reads one message from an inbound connection, hands it to the driver and
+/// writes back the reply, all within the TCP timeout.
+async fn serve_inbound(
+    mut stream: TcpStream,
+    from: SocketAddr,
+    ctx: &StreamCtx,
+    tx: mpsc::Sender<Inbound>,
+) -> Result<(), String> {
+    let work = async {
+        let msg = read_message(&mut stream, &ctx.label, ctx.skip_label_check, &ctx.limits)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        tx.send(Inbound {
+            from,
+            msg,
+            reply: reply_tx,
+        })
+        .await
+        .map_err(|_| "shutting down".to_string())?;
+        let reply = reply_rx.await.map_err(|_| "shutting down".to_string())?;
+        if let Some(bytes) = reply {
+            stream
+                .write_all(&bytes)
+                .await
+                .map_err(|e| describe_io(&e))?;
+            stream.flush().await.map_err(|e| describe_io(&e))?;
+        }
+        let _ = stream.shutdown().await;
+        Ok(())
+    };
+    match tokio::time::timeout(ctx.tcp_timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err("timed out".to_string()),
+    }
+}
+
+/// Connects, writes `data` and reads one reply when asked to.
+async fn dial_stream(
+    to: SocketAddr,
+    data: &[u8],
+    expect_reply: bool,
+) -> Result<Option<StreamMessage>, StreamFailure> {
+    let io = |e: std::io::Error| StreamFailure::Io(describe_io(&e));
+    let mut stream = TcpStream::connect(to).await.map_err(io)?;
+    let _ = stream.set_nodelay(true);
+    stream.write_all(data).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
+    if !expect_reply {
+        let _ = stream.shutdown().await;
+        return Ok(None);
+    }
+    // Replies carry no label.
+    let msg = read_message(&mut stream, &[], false, &Limits::default())
+        .await
+        .map_err(|e| match e {
+            crate::net::ReadError::Decode(s) => StreamFailure::Decode(s),
+            other => StreamFailure::Io(other.to_string()),
+        })?;
+    let _ = stream.shutdown().await;
+    Ok(Some(msg))
+}

@@ -1,0 +1,432 @@
+//! The public handle: [`Memberlist`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use headcount_proto::node::{LocalNode, Node};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::delegate::HooksAdapter;
+use crate::driver::{Clock, Command, Driver, DriverParts, ShellCounters, Status, Target};
+use crate::resolve::Resolver;
+use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
+
+/// Capacity of the command channel from handles to the driver.
+const COMMAND_QUEUE: usize = 256;
+
+/// Counters of a running memberlist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The protocol core's counters: packets, malformed or dropped
+    /// messages, probes, streams.
+    pub core: CoreStats,
+    /// UDP sends that failed (the packet was lost).
+    pub udp_send_errors: u64,
+    /// UDP receive errors.
+    pub udp_recv_errors: u64,
+    /// Inbound TCP connections served.
+    pub inbound_streams: u64,
+    /// Inbound TCP connections closed at once because too many were open.
+    pub inbound_streams_rejected: u64,
+    /// Inbound TCP connections that failed (bad data, timeout, closed early).
+    pub inbound_stream_errors: u64,
+    /// Outbound streams that failed to connect, write or read.
+    pub dial_failures: u64,
+}
+
+struct Inner {
+    name: String,
+    local_addr: SocketAddr,
+    advertise_addr: SocketAddr,
+    config: Config,
+    cmd_tx: mpsc::Sender<Command>,
+    members_rx: watch::Receiver<Arc<Vec<MemberInfo>>>,
+    status_rx: watch::Receiver<Status>,
+    events_tx: broadcast::Sender<Event>,
+    shutdown_tx: watch::Sender<bool>,
+    done_rx: watch::Receiver<bool>,
+    counters: Arc<ShellCounters>,
+    resolver: Resolver,
+}
+
+/// A running cluster member. Cheap to clone: clones are handles to the same
+/// node. The node runs on a tokio task until [`Memberlist::shutdown`] is
+/// called or every handle is dropped (which does not leave gracefully).
+#[derive(Clone)]
+pub struct Memberlist {
+    inner: Arc<Inner>,
+}
+
+impl core::fmt::Debug for Memberlist {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Memberlist")
+            .field("name", &self.inner.name)
+            .field("advertise_addr", &self.inner.advertise_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Memberlist {
+    /// Binds UDP and TCP on `options.bind_addr`, starts the node and
+    /// returns a handle to it. The node knows only itself until
+    /// [`Memberlist::join`]. Must be called inside a tokio runtime.
+    pub async fn create(options: Options) -> Result<Memberlist, Error> {
+        let Options {
+            name,
+            bind_addr,
+            advertise_addr,
+            config,
+            meta,
+            delegates,
+            seed,
+            event_capacity,
+        } = options;
+        if name.is_empty() {
+            return Err(Error::Config("the node name is empty".to_string()));
+        }
+        config
+            .validate()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let (udp, listener) = net::bind(bind_addr).await?;
+        let local_addr = udp.local_addr().map_err(|e| Error::Bind {
+            addr: bind_addr,
+            reason: e.to_string(),
+        })?;
+        let mut advertise = advertise_addr.unwrap_or(local_addr);
+        if advertise.port() == 0 {
+            advertise.set_port(local_addr.port());
+        }
+        if advertise.ip().is_unspecified() {
+            return Err(Error::Config(format!(
+                "cannot announce the unspecified address {}: set an advertise address",
+                advertise.ip()
+            )));
+        }
+        let meta = match &delegates.node_meta {
+            Some(d) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
+            None => meta,
+        };
+        let seed = seed.unwrap_or_else(random_seed);
+        let clock = Clock::start();
+        let hooks = Box::new(HooksAdapter(delegates.clone()));
+        let local = LocalNode {
+            name: name.clone(),
+            addr: advertise,
+            meta,
+        };
+        let node = Node::new(config.clone(), local, hooks, clock.now(), seed)
+            .map_err(|e| Error::Config(e.to_string()))?;
+
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (done_tx, done_rx) = watch::channel(false);
+        let members: Vec<MemberInfo> = node.members().map(|m| m.info()).collect();
+        let (members_tx, members_rx) = watch::channel(Arc::new(members));
+        let (status_tx, status_rx) = watch::channel(Status::default());
+        let (events_tx, _) = broadcast::channel(event_capacity.max(1));
+        let counters = Arc::new(ShellCounters::default());
+        let driver = Driver::new(DriverParts {
+            node,
+            clock,
+            udp,
+            listener,
+            delegates,
+            cmd_rx,
+            shutdown_rx,
+            members_tx,
+            status_tx,
+            events_tx: events_tx.clone(),
+            counters: counters.clone(),
+        });
+        tokio::spawn(async move {
+            driver.run().await;
+            let _ = done_tx.send(true);
+        });
+        tracing::debug!(node = %name, addr = %advertise, "memberlist started");
+        Ok(Memberlist {
+            inner: Arc::new(Inner {
+                name,
+                local_addr,
+                advertise_addr: advertise,
+                config,
+                cmd_tx,
+                members_rx,
+                status_rx,
+                events_tx,
+                shutdown_tx,
+                done_rx,
+                counters,
+                resolver: Resolver::default(),
+            }),
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmd_tx
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Joins a cluster by a push/pull with every address given, and
+    /// returns how many completed one. Accepts `host:port`, `name/host:port`
+    /// (the name is ignored but must not be empty), `[v6]:port`, bare IPs
+    /// and DNS names, which resolve to all their addresses; the port
+    /// defaults to 7946. Fails when no address answered, saying why for
+    /// each.
+    pub async fn join<S: AsRef<str>>(&self, addrs: &[S]) -> Result<usize, Error> {
+        let mut failures: Vec<(String, String)> = Vec::new();
+        let mut resolved: Vec<SocketAddr> = Vec::new();
+        for a in addrs {
+            let a = a.as_ref();
+            match self.inner.resolver.resolve(a).await {
+                Ok(list) => {
+                    for s in list {
+                        if !resolved.contains(&s) {
+                            resolved.push(s);
+                        }
+                    }
+                }
+                Err(reason) => failures.push((a.to_string(), reason)),
+            }
+        }
+        if resolved.is_empty() {
+            return Err(Error::JoinFailed { failures });
+        }
+        let (succeeded, errors) = self
+            .call(|done| Command::Join {
+                addrs: resolved,
+                done,
+            })
+            .await?;
+        for (addr, e) in &errors {
+            tracing::warn!(node = %self.inner.name, "join: {addr} failed: {e}");
+        }
+        if succeeded == 0 {
+            // "i/o error: connection refused" reads better without the prefix.
+            failures.extend(errors.into_iter().map(|(a, e)| {
+                let e = e
+                    .strip_prefix("i/o error: ")
+                    .map(str::to_string)
+                    .unwrap_or(e);
+                (a.to_string(), e)
+            }));
+            return Err(Error::JoinFailed { failures });
+        }
+        Ok(succeeded)
+    }
+
+    /// Leaves the cluster gracefully: gossips that this node leaves and
+    /// waits until that was sent as often as the retransmit limit asks, or
+    /// `timeout` passed ([`Error::Timeout`]). Returns at once when there is
+    /// nobody to tell. The node keeps running (and answering) until
+    /// [`Memberlist::shutdown`].
+    pub async fn leave(&self, timeout: Duration) -> Result<(), Error> {
+        let rx = self.start(|done| Command::Leave { done }).await?;
+        wait(rx, timeout, "leave").await
+    }
+
+    /// Asks the [`crate::NodeMetaDelegate`] for fresh metadata and gossips
+    /// it with a new incarnation, waiting like [`Memberlist::leave`]. Without
+    /// a metadata delegate the current metadata is announced again.
+    pub async fn update_node(&self, timeout: Duration) -> Result<(), Error> {
+        let rx = self
+            .start(|done| Command::UpdateMeta { meta: None, done })
+            .await?;
+        wait(rx, timeout, "update_node").await
+    }
+
+    /// Sets this node's metadata to `meta` (at most 512 bytes) and gossips
+    /// it, waiting like [`Memberlist::leave`].
+    pub async fn update_meta(&self, meta: Vec<u8>, timeout: Duration) -> Result<(), Error> {
+        let rx = self
+            .start(|done| Command::UpdateMeta {
+                meta: Some(meta),
+                done,
+            })
+            .await?;
+        wait(rx, timeout, "update_meta").await
+    }
+
+    async fn start<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
+    ) -> Result<oneshot::Receiver<Result<T, Error>>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmd_tx
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(rx)
+    }
+
+    /// Stops the node without leaving: closes its sockets and ends its
+    /// task. Other nodes will find it failed. Idempotent.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown_tx.send_replace(true);
+        let mut done = self.inner.done_rx.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Whether the node was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        *self.inner.done_rx.borrow() || *self.inner.shutdown_tx.borrow()
+    }
+
+    /// Every member this node knows, itself included, with its state. Dead
+    /// and left members stay listed until they are reaped (after
+    /// `gossip_to_the_dead_time`). Lock-free: reads the latest snapshot.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.inner.members_rx.borrow().as_ref().clone()
+    }
+
+    /// The member called `name`, if known.
+    pub fn member(&self, name: &str) -> Option<MemberInfo> {
+        self.inner
+            .members_rx
+            .borrow()
+            .iter()
+            .find(|m| m.name == name)
+            .cloned()
+    }
+
+    /// Number of members that are alive or suspect, this node included.
+    pub fn num_members(&self) -> usize {
+        self.inner
+            .members_rx
+            .borrow()
+            .iter()
+            .filter(|m| !m.state.is_dead_or_left())
+            .count()
+    }
+
+    /// A receiver of the member snapshot, updated whenever a member's
+    /// state, address, incarnation or metadata changes. Useful to await a
+    /// condition: `rx.wait_for(|members| ...)`.
+    pub fn watch_members(&self) -> watch::Receiver<Arc<Vec<MemberInfo>>> {
+        self.inner.members_rx.clone()
+    }
+
+    /// This node as the cluster sees it.
+    pub fn local_node(&self) -> MemberInfo {
+        self.member(&self.inner.name)
+            .expect("the local node is always a member")
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The address UDP and TCP are bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The address announced to other nodes.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.inner.advertise_addr
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Sends `msg` to a member (by name) or an address in one UDP packet,
+    /// without delivery guarantee. Fails with [`Error::TooLarge`] when it
+    /// does not fit in a packet.
+    pub async fn send_best_effort(&self, to: impl Into<Target>, msg: &[u8]) -> Result<(), Error> {
+        let to = to.into();
+        let data = msg.to_vec();
+        self.call(|done| Command::SendPacket { to, data, done })
+            .await?
+    }
+
+    /// Sends `msg` to an address in one UDP packet (Go: `SendToAddress`).
+    pub async fn send_to_address(&self, addr: SocketAddr, msg: &[u8]) -> Result<(), Error> {
+        self.send_best_effort(addr, msg).await
+    }
+
+    /// Sends `msg` to a member (by name) or an address over TCP, and waits
+    /// until it was written to the peer (or failed, or the TCP timeout
+    /// passed).
+    pub async fn send_reliable(&self, to: impl Into<Target>, msg: &[u8]) -> Result<(), Error> {
+        let to = to.into();
+        let data = msg.to_vec();
+        let rx = self
+            .start(|done| Command::SendReliable { to, data, done })
+            .await?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Pings the node called `name` at `addr` (an empty name accepts any
+    /// node there) and returns the round-trip time, or [`Error::NoAck`] when
+    /// no ack came within the probe timeout.
+    pub async fn ping(&self, name: &str, addr: SocketAddr) -> Result<Duration, Error> {
+        let name = name.to_string();
+        let rx = self
+            .start(|done| Command::Ping { name, addr, done })
+            .await?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// The Lifeguard health score: 0 is healthy, higher means this node
+    /// suspects it is itself slow or cut off.
+    pub fn health_score(&self) -> u32 {
+        self.inner.status_rx.borrow().health
+    }
+
+    /// Counters of the protocol core and of the sockets.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            core: self.inner.status_rx.borrow().core.clone(),
+            udp_send_errors: c.udp_send_errors.load(Ordering::Relaxed),
+            udp_recv_errors: c.udp_recv_errors.load(Ordering::Relaxed),
+            inbound_streams: c.inbound_streams.load(Ordering::Relaxed),
+            inbound_streams_rejected: c.inbound_streams_rejected.load(Ordering::Relaxed),
+            inbound_stream_errors: c.inbound_stream_errors.load(Ordering::Relaxed),
+            dial_failures: c.dial_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A receiver of [`Event`]s from now on. A receiver that falls more
+    /// than `Options::event_capacity` events behind misses the oldest and
+    /// is told so (`RecvError::Lagged`); use an [`crate::EventDelegate`] to
+    /// miss nothing.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events_tx.subscribe()
+    }
+}
+
+async fn wait<T>(
+    rx: oneshot::Receiver<Result<T, Error>>,
+    timeout: Duration,
+    what: &'static str,
+) -> Result<T, Error> {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(Error::Shutdown),
+        Err(_) => Err(Error::Timeout(what)),
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}

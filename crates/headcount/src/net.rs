@@ -1,0 +1,120 @@
+//! Sockets: binding UDP and TCP to one port, and reading one stream message.
+
+use std::io;
+use std::net::SocketAddr;
+
+use headcount_proto::wire::{Limits, StreamDecode, StreamDecoder, StreamMessage};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::Error;
+
+/// How often to retry when the TCP port that matches an ephemeral UDP port
+/// is taken.
+const BIND_ATTEMPTS: usize = 10;
+
+/// Largest stream message we buffer, whatever the limits say.
+const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// Binds UDP and TCP to the same address. With port 0, binds UDP to an
+/// ephemeral port first, then TCP to the port UDP got, retrying a few times
+/// if that TCP port is taken.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+    let bind_err = |addr: SocketAddr, e: io::Error| Error::Bind {
+        addr,
+        reason: describe_io(&e),
+    };
+    if addr.port() != 0 {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| bind_err(addr, e))?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .map_err(|e| bind_err(addr, e))?;
+        return Ok((udp, tcp));
+    }
+    let mut last = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| bind_err(addr, e))?;
+        let got = udp.local_addr().map_err(|e| bind_err(addr, e))?;
+        match TcpListener::bind(got).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(bind_err(got, e)),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// A short description of an I/O error, e.g. "connection refused".
+pub(crate) fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+        io::ErrorKind::AddrInUse => "address in use".to_string(),
+        io::ErrorKind::AddrNotAvailable => "address not available".to_string(),
+        io::ErrorKind::TimedOut => "timed out".to_string(),
+        io::ErrorKind::UnexpectedEof => "connection closed early".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Why reading a stream message failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Io(io::Error),
+    Closed(usize),
+    Decode(String),
+    TooLarge,
+}
+
+impl core::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ReadError::Io(e) => f.write_str(&describe_io(e)),
+            ReadError::Closed(0) => f.write_str("connection closed before any data"),
+            ReadError::Closed(n) => write!(
+                f,
+                "connection closed after {n} bytes of an incomplete message"
+            ),
+            ReadError::Decode(e) => f.write_str(e),
+            ReadError::TooLarge => write!(f, "message larger than {MAX_STREAM_BYTES} bytes"),
+        }
+    }
+}
+
+/// Reads exactly one stream message with the incremental decoder. The peer
+/// may keep its write half open, so we never read to EOF: we read until the
+/// decoder has a complete message, fetching at least as many bytes as its
+/// `at_least` hint asks for before calling it again.
+pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    label: &[u8],
+    skip_label_check: bool,
+    limits: &Limits,
+) -> Result<StreamMessage, ReadError> {
+    let max = limits.max_stream_bytes.min(MAX_STREAM_BYTES);
+    let mut decoder = StreamDecoder::new(label, skip_label_check, *limits);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut need = 1usize;
+    loop {
+        while buf.len() < need {
+            if buf.len() >= max {
+                return Err(ReadError::TooLarge);
+            }
+            let want = (need - buf.len()).clamp(4096, 1 << 20);
+            let start = buf.len();
+            buf.resize(start + want, 0);
+            let n = r.read(&mut buf[start..]).await.map_err(ReadError::Io)?;
+            buf.truncate(start + n);
+            if n == 0 {
+                return Err(ReadError::Closed(buf.len()));
+            }
+        }
+        match decoder.decode(&buf) {
+            Ok(StreamDecode::Complete { msg, .. }) => return Ok(msg),
+            // Always ask for one more byte than we have, so that a wrong
+            // hint cannot make us spin.
+            Ok(StreamDecode::NeedMore { at_least }) => need = at_least.max(buf.len() + 1),
+            Err(e) => return Err(ReadError::Decode(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! What a [`crate::Memberlist`] is created from.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::delegate::{
+    AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
+    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
+};
+use crate::Config;
+
+/// Options of [`crate::Memberlist::create`]. Build with [`Options::new`]
+/// and the `with_*` methods, or set the public fields.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Unique name of this node in the cluster.
+    pub name: String,
+    /// Address to bind, UDP and TCP on the same port. Port 0 picks a free
+    /// port for both.
+    pub bind_addr: SocketAddr,
+    /// Address to announce to other nodes. Default: the bound address,
+    /// which must then not be unspecified (`0.0.0.0` or `::`). A port of 0
+    /// means the bound port.
+    pub advertise_addr: Option<SocketAddr>,
+    /// Protocol configuration: start from [`Config::lan`], [`Config::wan`]
+    /// or [`Config::local`].
+    pub config: Config,
+    /// Node metadata (at most 512 bytes), used when no
+    /// [`NodeMetaDelegate`] is set.
+    pub meta: Vec<u8>,
+    /// The application's delegates.
+    pub delegates: Delegates,
+    /// Seed of the node's random choices; `None` draws one.
+    pub seed: Option<u64>,
+    /// Capacity of the event channel of [`crate::Memberlist::events`];
+    /// slower receivers miss events (and are told how many).
+    pub event_capacity: usize,
+}
+
+impl Options {
+    /// Options for a node called `name` bound to `bind_addr` with
+    /// `config` (e.g. [`Config::lan`]), no metadata and no delegates.
+    pub fn new(name: impl Into<String>, bind_addr: SocketAddr, config: Config) -> Self {
+        Options {
+            name: name.into(),
+            bind_addr,
+            advertise_addr: None,
+            config,
+            meta: Vec::new(),
+            delegates: Delegates::default(),
+            seed: None,
+            event_capacity: 1024,
+        }
+    }
+
+    /// Sets the protocol configuration.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the address announced to other nodes.
+    pub fn with_advertise_addr(mut self, addr: SocketAddr) -> Self {
+        self.advertise_addr = Some(addr);
+        self
+    }
+
+    /// Sets the node metadata.
+    pub fn with_meta(mut self, meta: impl Into<Vec<u8>>) -> Self {
+        self.meta = meta.into();
+        self
+    }
+
+    /// Sets the random seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets the metadata delegate.
+    pub fn with_node_meta_delegate(mut self, d: Arc<dyn NodeMetaDelegate>) -> Self {
+        self.delegates.node_meta = Some(d);
+        self
+    }
+
+    /// Sets the user message delegate.
+    pub fn with_message_delegate(mut self, d: Arc<dyn MessageDelegate>) -> Self {
+        self.delegates.message = Some(d);
+        self
+    }
+
+    /// Sets the user broadcast delegate.
+    pub fn with_broadcast_delegate(mut self, d: Arc<dyn BroadcastDelegate>) -> Self {
+        self.delegates.broadcast = Some(d);
+        self
+    }
+
+    /// Sets the push/pull state delegate.
+    pub fn with_state_delegate(mut self, d: Arc<dyn StateDelegate>) -> Self {
+        self.delegates.state = Some(d);
+        self
+    }
+
+    /// Sets the membership event delegate.
+    pub fn with_event_delegate(mut self, d: Arc<dyn EventDelegate>) -> Self {
+        self.delegates.event = Some(d);
+        self
+    }
+
+    /// Sets the conflict delegate.
+    pub fn with_conflict_delegate(mut self, d: Arc<dyn ConflictDelegate>) -> Self {
+        self.delegates.conflict = Some(d);
+        self
+    }
+
+    /// Sets the merge delegate.
+    pub fn with_merge_delegate(mut self, d: Arc<dyn MergeDelegate>) -> Self {
+        self.delegates.merge = Some(d);
+        self
+    }
+
+    /// Sets the alive delegate.
+    pub fn with_alive_delegate(mut self, d: Arc<dyn AliveDelegate>) -> Self {
+        self.delegates.alive = Some(d);
+        self
+    }
+
+    /// Sets the ping delegate.
+    pub fn with_ping_delegate(mut self, d: Arc<dyn PingDelegate>) -> Self {
+        self.delegates.ping = Some(d);
+        self
+    }
+}

@@ -1,0 +1,478 @@
+//! Clusters of real nodes on 127.0.0.1 with ephemeral ports. Every wait
+//! awaits a member snapshot or an event with a timeout.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use headcount::{
+    Config, Error, MemberInfo, MemberState, Memberlist, MessageDelegate, NodeMetaDelegate, Options,
+};
+use tokio::sync::mpsc;
+
+/// Generous: the machine running the tests may be busy.
+const CONVERGE: Duration = Duration::from_secs(20);
+const DETECT: Duration = Duration::from_secs(30);
+
+/// The local profile, sped up.
+fn config() -> Config {
+    let mut c = Config::local();
+    c.probe_interval = Duration::from_millis(300);
+    c.probe_timeout = Duration::from_millis(150);
+    c.gossip_interval = Duration::from_millis(50);
+    c.push_pull_interval = Duration::from_secs(3);
+    c
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn start(name: &str, config: Config) -> Memberlist {
+    start_with(Options::new(name, loopback(), config)).await
+}
+
+async fn start_with(opts: Options) -> Memberlist {
+    let name = opts.name.clone();
+    Memberlist::create(opts)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e}"))
+}
+
+/// Starts `n` nodes called `prefix-0` … and joins each to the first.
+async fn cluster(prefix: &str, n: usize, config: Config) -> Vec<Memberlist> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let ml = start(&format!("{prefix}-{i}"), config.clone()).await;
+        if i > 0 {
+            let seed = nodes_addr(&nodes, 0);
+            let joined = ml
+                .join(&[seed])
+                .await
+                .unwrap_or_else(|e| panic!("{prefix}-{i} joining: {e}"));
+            assert_eq!(joined, 1);
+        }
+        nodes.push(ml);
+    }
+    for ml in &nodes {
+        wait_members(
+            ml,
+            CONVERGE,
+            &format!("{} sees all {n} alive", ml.name()),
+            |ms| ms.iter().filter(|m| m.state == MemberState::Alive).count() == n,
+        )
+        .await;
+    }
+    nodes
+}
+
+fn nodes_addr(nodes: &[Memberlist], i: usize) -> String {
+    nodes[i].advertise_addr().to_string()
+}
+
+fn state_of(ms: &[MemberInfo], name: &str) -> Option<MemberState> {
+    ms.iter().find(|m| m.name == name).map(|m| m.state)
+}
+
+/// Awaits a member snapshot of `ml` that satisfies `cond`.
+async fn wait_members(
+    ml: &Memberlist,
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut(&[MemberInfo]) -> bool,
+) {
+    let mut rx = ml.watch_members();
+    let r = tokio::time::timeout(timeout, rx.wait_for(|ms| cond(ms))).await;
+    match r {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => panic!("{what}: the node stopped"),
+        Err(_) => {
+            let now: Vec<String> = ml
+                .members()
+                .iter()
+                .map(|m| format!("{}@{}={}", m.name, m.addr, m.state))
+                .collect();
+            panic!(
+                "{what}: not within {timeout:?}; members: {now:?}; stats: {:?}",
+                ml.stats()
+            );
+        }
+    }
+}
+
+async fn shutdown_all(nodes: &[Memberlist]) {
+    for ml in nodes {
+        ml.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_nodes_converge() {
+    let nodes = cluster("conv", 8, config()).await;
+    for ml in &nodes {
+        assert_eq!(ml.num_members(), 8);
+        assert_eq!(ml.local_node().name, ml.name());
+        assert_eq!(ml.local_node().state, MemberState::Alive);
+    }
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_is_declared_dead_by_all() {
+    let nodes = cluster("kill", 4, config()).await;
+    let victim = nodes[3].name().to_string();
+    nodes[3].shutdown().await;
+    for ml in &nodes[..3] {
+        wait_members(
+            ml,
+            DETECT,
+            &format!("{} sees {victim} dead", ml.name()),
+            |ms| state_of(ms, &victim) == Some(MemberState::Dead),
+        )
+        .await;
+        assert_eq!(ml.num_members(), 3);
+    }
+    shutdown_all(&nodes[..3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_marks_the_node_left_everywhere() {
+    let nodes = cluster("leave", 3, config()).await;
+    let leaver = nodes[2].name().to_string();
+    nodes[2]
+        .leave(Duration::from_secs(5))
+        .await
+        .expect("leave finishes");
+    for ml in &nodes[..2] {
+        wait_members(
+            ml,
+            CONVERGE,
+            &format!("{} sees {leaver} left", ml.name()),
+            |ms| state_of(ms, &leaver) == Some(MemberState::Left),
+        )
+        .await;
+    }
+    nodes[2].shutdown().await;
+    // Leaving alone finishes at once: nobody to tell.
+    let alone = start("leave-alone", config()).await;
+    alone
+        .leave(Duration::from_millis(1))
+        .await
+        .expect("nobody to tell");
+    alone.shutdown().await;
+    shutdown_all(&nodes[..2]).await;
+}
+
+struct Meta(Mutex<Vec<u8>>);
+
+impl NodeMetaDelegate for Meta {
+    fn node_meta(&self, limit: usize) -> Vec<u8> {
+        let m = self.0.lock().unwrap().clone();
+        assert!(m.len() <= limit);
+        m
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_updates_propagate() {
+    let meta = Arc::new(Meta(Mutex::new(b"v1".to_vec())));
+    let a = start_with(
+        Options::new("meta-a", loopback(), config()).with_node_meta_delegate(meta.clone()),
+    )
+    .await;
+    let b = start("meta-b", config()).await;
+    let c = start("meta-c", config()).await;
+    b.join(&[a.advertise_addr().to_string()]).await.unwrap();
+    c.join(&[format!("meta-a/{}", a.advertise_addr())])
+        .await
+        .unwrap();
+    for ml in [&b, &c] {
+        wait_members(ml, CONVERGE, "v1 seen", |ms| {
+            ms.iter()
+                .any(|m| m.name == "meta-a" && m.meta == b"v1" && m.state == MemberState::Alive)
+        })
+        .await;
+    }
+    *meta.0.lock().unwrap() = b"v2".to_vec();
+    let mut events = b.events();
+    a.update_node(Duration::from_secs(5))
+        .await
+        .expect("update_node finishes");
+    assert_eq!(a.local_node().meta, b"v2");
+    for ml in [&b, &c] {
+        wait_members(ml, CONVERGE, &format!("{} sees v2", ml.name()), |ms| {
+            ms.iter().any(|m| m.name == "meta-a" && m.meta == b"v2")
+        })
+        .await;
+    }
+    // An Update event reached b.
+    let got = tokio::time::timeout(CONVERGE, async {
+        loop {
+            match events.recv().await {
+                Ok(headcount::Event::Update(m)) if m.name == "meta-a" => return m,
+                Ok(_) => {}
+                Err(e) => panic!("event stream: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("update event");
+    assert_eq!(got.meta, b"v2");
+    // Explicit metadata too.
+    c.update_meta(b"c-meta".to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    wait_members(&a, CONVERGE, "a sees c-meta", |ms| {
+        ms.iter().any(|m| m.name == "meta-c" && m.meta == b"c-meta")
+    })
+    .await;
+    shutdown_all(&[a, b, c]).await;
+}
+
+struct Inbox(mpsc::UnboundedSender<Vec<u8>>);
+
+impl MessageDelegate for Inbox {
+    fn notify_msg(&self, msg: &[u8]) {
+        let _ = self.0.send(msg.to_vec());
+    }
+}
+
+async fn expect_msg(
+    rx: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    want: &[u8],
+    timeout: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(m)) if m == want => return true,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_messages_arrive() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let a = start("msg-a", config()).await;
+    let b = start_with(
+        Options::new("msg-b", loopback(), config()).with_message_delegate(Arc::new(Inbox(tx))),
+    )
+    .await;
+    a.join(&[b.advertise_addr().to_string()]).await.unwrap();
+    wait_members(&a, CONVERGE, "a knows b", |ms| {
+        state_of(ms, "msg-b") == Some(MemberState::Alive)
+    })
+    .await;
+
+    a.send_reliable("msg-b", b"hello over tcp")
+        .await
+        .expect("reliable send");
+    assert!(
+        expect_msg(&mut rx, b"hello over tcp", CONVERGE).await,
+        "reliable message lost"
+    );
+
+    // Best effort is UDP: try a few times before calling it lost.
+    let mut arrived = false;
+    for _ in 0..5 {
+        a.send_best_effort("msg-b", b"hello over udp")
+            .await
+            .expect("best-effort send");
+        if expect_msg(&mut rx, b"hello over udp", Duration::from_secs(1)).await {
+            arrived = true;
+            break;
+        }
+    }
+    assert!(arrived, "best-effort message lost five times");
+
+    a.send_to_address(b.advertise_addr(), b"by address")
+        .await
+        .unwrap();
+    assert!(expect_msg(&mut rx, b"by address", Duration::from_secs(5)).await);
+
+    let big = vec![b'x'; 4000];
+    match a.send_best_effort("msg-b", &big).await {
+        Err(Error::TooLarge { size, .. }) => assert_eq!(size, 4000),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    match a.send_reliable("nobody", b"x").await {
+        Err(Error::UnknownNode(n)) => assert_eq!(n, "nobody"),
+        other => panic!("expected UnknownNode, got {other:?}"),
+    }
+
+    let rtt = a
+        .ping("msg-b", b.advertise_addr())
+        .await
+        .expect("ping answered");
+    assert!(rtt < Duration::from_secs(1));
+    shutdown_all(&[a, b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_with_a_new_port_is_reclaimed() {
+    let mut cfg = config();
+    cfg.dead_node_reclaim_time = Duration::from_millis(300);
+    let nodes = cluster("reclaim", 3, cfg.clone()).await;
+    let old_addr = nodes[2].advertise_addr();
+    nodes[2].shutdown().await;
+    for ml in &nodes[..2] {
+        wait_members(
+            ml,
+            DETECT,
+            &format!("{} sees reclaim-2 dead", ml.name()),
+            |ms| state_of(ms, "reclaim-2") == Some(MemberState::Dead),
+        )
+        .await;
+    }
+    // The name can be taken by a new address once dead for the reclaim time.
+    tokio::time::sleep(cfg.dead_node_reclaim_time + Duration::from_millis(200)).await;
+    let reborn = start("reclaim-2", cfg).await;
+    assert_ne!(reborn.advertise_addr(), old_addr);
+    reborn.join(&[nodes_addr(&nodes, 0)]).await.expect("rejoin");
+    let new_addr = reborn.advertise_addr();
+    for ml in &nodes[..2] {
+        wait_members(
+            ml,
+            CONVERGE,
+            &format!("{} sees reclaim-2 alive at {new_addr}", ml.name()),
+            |ms| {
+                ms.iter().any(|m| {
+                    m.name == "reclaim-2" && m.state == MemberState::Alive && m.addr == new_addr
+                })
+            },
+        )
+        .await;
+    }
+    wait_members(&reborn, CONVERGE, "reborn sees all alive", |ms| {
+        ms.iter().filter(|m| m.state == MemberState::Alive).count() == 3
+    })
+    .await;
+    shutdown_all(&nodes[..2]).await;
+    reborn.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_packets_are_counted_and_dropped() {
+    let nodes = cluster("junk", 2, config()).await;
+    let target = nodes[0].advertise_addr();
+    let before = nodes[0].stats().core;
+    let sock = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 32],
+        vec![0x00],                   // a ping type byte with no body
+        vec![0x00, 0x85, 0xa4],       // a ping cut short
+        vec![0x07, 0x05, 0x00, 0x10], // a compound whose lengths lie
+        vec![0x0c, 1, 2, 3],          // a CRC header with a bad checksum
+        vec![0x09, 0x81, 0xa4, b'A'], // compressed, truncated
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    for g in &garbage {
+        sock.send_to(g, target).await.unwrap();
+    }
+    // Counters are republished after each wakeup; wait for all packets.
+    let want = before.packets_received + garbage.len() as u64;
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let s = nodes[0].stats().core;
+        if s.packets_received >= want {
+            let bad = |s: &headcount::CoreStats| {
+                s.packets_dropped + s.messages_malformed + s.messages_unknown
+            };
+            assert!(
+                bad(&s) >= bad(&before) + garbage.len() as u64 - 1,
+                "garbage not counted: before {before:?}, after {s:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "packets not received: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A garbage TCP stream is dropped too.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+        s.write_all(&[0xff; 64]).await.unwrap();
+        let _ = s.shutdown().await;
+    }
+    // The node still works.
+    let rtt = nodes[1]
+        .ping(nodes[0].name(), target)
+        .await
+        .expect("still answers pings");
+    assert!(rtt < Duration::from_secs(1));
+    let late = start("junk-late", config()).await;
+    late.join(&[target.to_string()])
+        .await
+        .expect("still accepts joins");
+    wait_members(&nodes[1], CONVERGE, "junk-1 sees junk-late", |ms| {
+        state_of(ms, "junk-late") == Some(MemberState::Alive)
+    })
+    .await;
+    assert_eq!(nodes[0].num_members(), 3);
+    late.shutdown().await;
+    shutdown_all(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_errors_say_what_went_wrong() {
+    let ml = start("lonely", config()).await;
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let err = ml.join(&[closed.to_string()]).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("join failed: no address answered ("),
+        "{text}"
+    );
+    assert!(
+        text.contains(&closed.to_string()) && text.contains("connection refused"),
+        "{text}"
+    );
+
+    let err = ml
+        .join(&["/127.0.0.1:1", "127.0.0.1:notaport"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::JoinFailed { ref failures } if failures.len() == 2),
+        "{err}"
+    );
+    let empty: [&str; 0] = [];
+    assert!(ml.join(&empty).await.is_err());
+
+    ml.shutdown().await;
+    ml.shutdown().await; // idempotent
+    assert!(ml.is_shutdown());
+    assert!(matches!(
+        ml.send_best_effort("lonely", b"x").await,
+        Err(Error::Shutdown)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_port_binds_udp_and_tcp() {
+    // Find a free port, then bind both protocols to it explicitly.
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let Ok(ml) = Memberlist::create(Options::new("fixed", addr, config())).await else {
+        // Someone took the port in between; nothing to learn here.
+        return;
+    };
+    assert_eq!(ml.local_addr(), addr);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    let again = Memberlist::create(Options::new("fixed-2", addr, config())).await;
+    assert!(matches!(again, Err(Error::Bind { .. })), "{again:?}");
+    ml.shutdown().await;
+}
