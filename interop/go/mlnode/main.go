@@ -30,12 +30,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -94,13 +96,44 @@ func stateName(s memberlist.NodeStateType) string {
 	return "unknown"
 }
 
+// memberlist (at least v0.2.2, Debian's) never updates the exported
+// Node.State: the real state lives in the unexported nodeState.State field of
+// the struct that embeds the Node (memberlist passes &nodeState.Node to the
+// event delegate and returns it from Members()). Find that field's offset via
+// reflection on Memberlist.nodes ([]*nodeState) so we can read it.
+var stateOffset = func() uintptr {
+	f, ok := reflect.TypeOf(memberlist.Memberlist{}).FieldByName("nodes")
+	if !ok || f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Ptr {
+		return 0
+	}
+	ns := f.Type.Elem().Elem()
+	if ns.Kind() != reflect.Struct || ns.NumField() == 0 || ns.Field(0).Type != reflect.TypeOf(memberlist.Node{}) ||
+		ns.Field(0).Offset != 0 {
+		return 0
+	}
+	sf, ok := ns.FieldByName("State")
+	if !ok || sf.Type != reflect.TypeOf(memberlist.NodeStateType(0)) || sf.Offset == 0 {
+		return 0
+	}
+	return sf.Offset
+}()
+
+// nodeState returns the real state of a node handed out by memberlist.
+func nodeState(n *memberlist.Node) memberlist.NodeStateType {
+	if n.State != memberlist.StateAlive || stateOffset == 0 {
+		return n.State
+	}
+	// n points at the first field (offset 0) of a memberlist nodeState.
+	return *(*memberlist.NodeStateType)(unsafe.Pointer(uintptr(unsafe.Pointer(n)) + stateOffset))
+}
+
 func nodeAddr(n *memberlist.Node) string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
 func describe(n *memberlist.Node) string {
 	return fmt.Sprintf("%s %s state=%s vsn=[pmin=%d pmax=%d pcur=%d dmin=%d dmax=%d dcur=%d] meta=%q",
-		n.Name, nodeAddr(n), stateName(n.State), n.PMin, n.PMax, n.PCur, n.DMin, n.DMax, n.DCur, n.Meta)
+		n.Name, nodeAddr(n), stateName(nodeState(n)), n.PMin, n.PMax, n.PCur, n.DMin, n.DMax, n.DCur, n.Meta)
 }
 
 // ---------------------------------------------------------------- delegates
@@ -113,9 +146,9 @@ type tracker struct {
 }
 
 func (t *tracker) event(kind string, n *memberlist.Node) {
-	ev := nodeEvent{Event: kind, Node: n.Name, Addr: nodeAddr(n), State: stateName(n.State)}
+	ev := nodeEvent{Event: kind, Node: n.Name, Addr: nodeAddr(n), State: stateName(nodeState(n))}
 	t.mu.Lock()
-	if n.State == memberlist.StateDead || n.State == memberlist.StateLeft {
+	if st := nodeState(n); st == memberlist.StateDead || st == memberlist.StateLeft {
 		t.gone[n.Name] = memberJSON{Node: ev.Node, Addr: ev.Addr, State: ev.State}
 	} else {
 		delete(t.gone, n.Name)
@@ -240,7 +273,7 @@ func run() int {
 		return 1
 	}
 	self := ml.LocalNode()
-	logger.Printf("[INFO] mlnode: started %s profile=%s compression=%v", describe(self), *profile, conf.EnableCompression)
+	logger.Printf("[INFO] mlnode: started %s profile=%s compression=%v state-offset=%d", describe(self), *profile, conf.EnableCompression, stateOffset)
 
 	if len(joins) > 0 {
 		n, err := ml.Join(joins)
@@ -359,7 +392,7 @@ func snapshot(ml *memberlist.Memberlist, tr *tracker) []memberJSON {
 	seen := map[string]bool{}
 	for _, n := range ml.Members() {
 		seen[n.Name] = true
-		out = append(out, memberJSON{Node: n.Name, Addr: nodeAddr(n), State: stateName(n.State)})
+		out = append(out, memberJSON{Node: n.Name, Addr: nodeAddr(n), State: stateName(nodeState(n))})
 	}
 	tr.mu.Lock()
 	for name, m := range tr.gone {
