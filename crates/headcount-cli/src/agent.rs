@@ -44,7 +44,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "IP:PORT")]
     advertise: Option<SocketAddr>,
     /// Address of a node to join (repeatable): host:port, name/host:port,
-    /// [v6]:port or a DNS name; port 7946 by default.
+    /// `[v6]:port` or a DNS name; port 7946 by default.
     #[arg(long, value_name = "ADDR")]
     join: Vec<String>,
     /// Timing profile.
