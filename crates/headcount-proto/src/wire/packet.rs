@@ -5,14 +5,13 @@
 //! only when smaller) → CRC → *encryption* → label. Receive side: label →
 //! *decryption* → CRC → dispatch by type.
 //!
-//! **Encryption seam.** Encryption (§5) is not implemented here. Both
-//! directions are split at the point where it goes: [`frame_packet_body`]
-//! (compression + CRC) and [`add_label`] on the send side;
-//! [`strip_packet_label`] and [`decode_packet_body`] (CRC + dispatch) on the
-//! receive side. The security layer encrypts between the two send calls and
-//! decrypts between the two receive calls, with the label as additional
-//! data. [`frame_packet`] and [`decode_packet`] are the plaintext
-//! compositions.
+//! **Encryption** (§5, [`super::security`]) sits between the two halves of
+//! each direction: [`frame_packet_body`] (compression + CRC), then
+//! encryption when [`PacketOptions::encryption`] is set, then [`add_label`]
+//! on the send side; [`strip_packet_label`], then decryption when a
+//! [`Decryption`] is given ([`decode_packet_with`]), then
+//! [`decode_packet_body`] (CRC + dispatch) on the receive side. The label
+//! is the additional data.
 
 use core::fmt;
 
@@ -21,6 +20,7 @@ use super::limits::Limits;
 use super::lzw;
 use super::messages::{Message, MessageType};
 use super::msgpack::Reader;
+use super::security::{DecryptError, Decryption, Encryption};
 
 /// Most parts in one compound message (the count is a `u8`).
 pub const MAX_COMPOUND_PARTS: usize = 255;
@@ -54,6 +54,8 @@ pub enum EncodeError {
     TooManyParts(usize),
     /// A label longer than [`LABEL_MAX_LEN`] bytes.
     LabelTooLong(usize),
+    /// An encrypted stream payload longer than a `u32` length can say.
+    EncryptedTooLarge(usize),
 }
 
 impl fmt::Display for EncodeError {
@@ -64,6 +66,9 @@ impl fmt::Display for EncodeError {
             }
             Self::TooManyParts(n) => write!(f, "{n} compound parts, more than 255"),
             Self::LabelTooLong(n) => write!(f, "label of {n} bytes, more than 255"),
+            Self::EncryptedTooLarge(n) => {
+                write!(f, "encrypted payload of {n} bytes, more than 4 GiB")
+            }
         }
     }
 }
@@ -127,6 +132,9 @@ pub struct PacketOptions<'a> {
     pub crc: bool,
     /// Cluster label; empty for none.
     pub label: &'a [u8],
+    /// Encrypt with this (key, version, fresh nonce); `None` sends
+    /// plaintext.
+    pub encryption: Option<Encryption<'a>>,
 }
 
 /// Append `[9] compress{Algo: 0, Buf: lzw(msg)}` to `out`.
@@ -169,8 +177,9 @@ pub fn add_label(label: &[u8], packet: &[u8], out: &mut Vec<u8>) -> Result<(), E
     Ok(())
 }
 
-/// Frame an encoded message for sending without encryption: compression,
-/// CRC, label. Appends to `out`.
+/// Frame an encoded message for sending: compression, CRC, encryption
+/// (when [`PacketOptions::encryption`] is set, with the label as
+/// additional data), label. Appends to `out`.
 pub fn frame_packet(
     msg: &[u8],
     opts: &PacketOptions<'_>,
@@ -178,7 +187,15 @@ pub fn frame_packet(
 ) -> Result<(), EncodeError> {
     let mut body = Vec::with_capacity(msg.len() + CRC_OVERHEAD);
     frame_packet_body(msg, opts.compress, opts.crc, &mut body);
-    // Encryption seam: the security layer encrypts `body` here.
+    if let Some(e) = &opts.encryption {
+        if opts.label.len() > LABEL_MAX_LEN {
+            return Err(EncodeError::LabelTooLong(opts.label.len()));
+        }
+        let mut sealed = Vec::with_capacity(e.version.encrypted_len(body.len()));
+        e.keyring
+            .encrypt(e.version, &e.nonce, &body, opts.label, &mut sealed);
+        body = sealed;
+    }
     add_label(opts.label, &body, out)
 }
 
@@ -205,6 +222,8 @@ pub enum PacketError {
         /// The label found.
         got: Vec<u8>,
     },
+    /// Decryption failed while incoming verification is on.
+    Decrypt(DecryptError),
     /// The CRC-32 in the header does not match the contents.
     CrcMismatch {
         /// CRC in the header.
@@ -224,6 +243,7 @@ impl fmt::Display for PacketError {
                 "discarding packet with unacceptable label {:?}",
                 String::from_utf8_lossy(got)
             ),
+            Self::Decrypt(e) => write!(f, "decrypt packet failed: {e}"),
             Self::CrcMismatch { expected, computed } => write!(
                 f,
                 "invalid checksum for packet: header {expected:08x}, contents {computed:08x}"
@@ -251,6 +271,9 @@ pub struct PacketSummary {
     pub truncated: usize,
     /// Whether the packet had a (valid) CRC header.
     pub had_crc: bool,
+    /// Whether the packet was encrypted (and decrypted with one of our
+    /// keys).
+    pub decrypted: bool,
 }
 
 /// Remove a label header, if any, and check it. Returns the rest of the
@@ -285,9 +308,8 @@ pub fn strip_packet_label<'a>(
     Ok((rest, label))
 }
 
-/// Decode a packet: label check, CRC check, then every message in it
-/// (appended to `out`). Without encryption; see the module docs for the
-/// seam.
+/// Decode a plaintext packet: label check, CRC check, then every message in
+/// it (appended to `out`). [`decode_packet_with`] also decrypts.
 ///
 /// Errors drop the whole packet (bad label, CRC mismatch). Problems inside
 /// (unknown types, malformed or truncated parts) are counted in the
@@ -300,9 +322,39 @@ pub fn decode_packet(
     limits: &Limits,
     out: &mut Vec<Message>,
 ) -> Result<PacketSummary, PacketError> {
-    let (rest, _label) = strip_packet_label(data, our_label, skip_label_check)?;
-    // Encryption seam: decrypt `rest` here (additional data = label).
-    decode_packet_body(rest, limits, out)
+    decode_packet_with(data, our_label, skip_label_check, None, limits, out)
+}
+
+/// [`decode_packet`] with decryption when `decryption` is given: after the
+/// label is stripped, every key is tried with the label found as
+/// additional data. A packet that does not decrypt is dropped
+/// ([`PacketError::Decrypt`]) when incoming verification is on, and read
+/// as plaintext otherwise (Go does the same).
+///
+/// With `skip_label_check`, the additional data is the label the packet
+/// carries (what its sender used), not ours; Go uses its own label there,
+/// which only works when both are equal.
+pub fn decode_packet_with(
+    data: &[u8],
+    our_label: &[u8],
+    skip_label_check: bool,
+    decryption: Option<Decryption<'_>>,
+    limits: &Limits,
+    out: &mut Vec<Message>,
+) -> Result<PacketSummary, PacketError> {
+    let (rest, label) = strip_packet_label(data, our_label, skip_label_check)?;
+    let Some(d) = decryption else {
+        return decode_packet_body(rest, limits, out);
+    };
+    match d.keyring.decrypt(rest, label) {
+        Ok(plain) => {
+            let mut s = decode_packet_body(&plain, limits, out)?;
+            s.decrypted = true;
+            Ok(s)
+        }
+        Err(e) if d.verify_incoming => Err(PacketError::Decrypt(e)),
+        Err(_) => decode_packet_body(rest, limits, out),
+    }
 }
 
 /// Decode a packet after label removal (and decryption): verify the CRC
@@ -509,6 +561,7 @@ mod tests {
             compress: true,
             crc: true,
             label: b"lbl",
+            encryption: None,
         };
         encode_packet(&msg, &opts, &mut out).unwrap();
         assert!(out.len() < 200);
@@ -684,7 +737,7 @@ mod tests {
             }).collect();
             let c = encode_compound(&parts).unwrap().remove(0);
             let mut packet = Vec::new();
-            frame_packet(&c, &PacketOptions { compress, crc, label: &label }, &mut packet).unwrap();
+            frame_packet(&c, &PacketOptions { compress, crc, label: &label, encryption: None }, &mut packet).unwrap();
             let mut out = Vec::new();
             let s = decode_packet(&packet, &label, false, &Limits::default(), &mut out).unwrap();
             prop_assert_eq!(s.had_crc, crc);
