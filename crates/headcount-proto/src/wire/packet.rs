@@ -722,6 +722,142 @@ mod tests {
         assert_eq!((s.messages, s.malformed), (0, 1));
     }
 
+    mod encrypted {
+        use super::*;
+        use crate::wire::security::tests::{KEY, NONCE, PLAIN};
+        use crate::wire::security::{EncryptionVersion, Keyring};
+
+        fn seal(k: &Keyring, v: EncryptionVersion, label: &[u8], crc: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            let opts = PacketOptions {
+                compress: false,
+                crc,
+                label,
+                encryption: Some(Encryption {
+                    keyring: k,
+                    version: v,
+                    nonce: NONCE,
+                }),
+            };
+            frame_packet(&hx(PLAIN), &opts, &mut out).unwrap();
+            out
+        }
+
+        pub(super) fn open(
+            data: &[u8],
+            k: &Keyring,
+            label: &[u8],
+            verify_incoming: bool,
+        ) -> Result<(PacketSummary, Vec<Message>), PacketError> {
+            let mut out = Vec::new();
+            let d = Decryption {
+                keyring: k,
+                verify_incoming,
+            };
+            let s = decode_packet_with(data, label, false, Some(d), &Limits::default(), &mut out)?;
+            Ok((s, out))
+        }
+
+        fn ack() -> Vec<Message> {
+            vec![Message::Ack(AckResp {
+                seq_no: 7,
+                payload: vec![],
+            })]
+        }
+
+        #[test]
+        fn golden_vectors_both_ways() {
+            let k = Keyring::new(&KEY).unwrap();
+            let cases: [(EncryptionVersion, &[u8], &str); 3] = [
+                (
+                    EncryptionVersion::V1,
+                    b"",
+                    "01 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d ec90742b647441dad2a2cc297612a5e8",
+                ),
+                (
+                    EncryptionVersion::V1,
+                    b"foo",
+                    "f403666f6f 01 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d 8236c4cfd603d06a68018c0c3c451e7d",
+                ),
+                (
+                    EncryptionVersion::V0,
+                    b"",
+                    "00 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d7fb2074115b76706a717447f95602365a8d719df6396f6",
+                ),
+            ];
+            for (v, label, want) in cases {
+                let want = hx(want);
+                assert_eq!(seal(&k, v, label, false), want);
+                let (s, msgs) = open(&want, &k, label, true).unwrap();
+                assert!(s.decrypted);
+                assert_eq!(msgs, ack());
+                // Every truncation is rejected without a panic.
+                for i in 0..want.len() {
+                    assert!(open(&want[..i], &k, label, true).is_err(), "{i}");
+                }
+            }
+            // The label is authenticated: a packet relabelled under skip
+            // mode does not decrypt.
+            let mut relabelled = hx("f403626172");
+            relabelled.extend_from_slice(&seal(&k, EncryptionVersion::V1, b"foo", false)[5..]);
+            let mut out = Vec::new();
+            let d = Decryption {
+                keyring: &k,
+                verify_incoming: true,
+            };
+            assert_eq!(
+                decode_packet_with(
+                    &relabelled,
+                    b"",
+                    true,
+                    Some(d),
+                    &Limits::default(),
+                    &mut out
+                ),
+                Err(PacketError::Decrypt(DecryptError::NoKeyMatched))
+            );
+        }
+
+        #[test]
+        fn crc_inside_encryption() {
+            let k = Keyring::new(&[3; 32]).unwrap();
+            let p = seal(&k, EncryptionVersion::V1, b"lbl", true);
+            assert_eq!(p.len(), 5 + 29 + 5 + hx(PLAIN).len());
+            let (s, msgs) = open(&p, &k, b"lbl", true).unwrap();
+            assert!(s.had_crc && s.decrypted);
+            assert_eq!(msgs, ack());
+        }
+
+        #[test]
+        fn verification_modes() {
+            let k = Keyring::new(&KEY).unwrap();
+            let wrong = Keyring::new(&[9; 16]).unwrap();
+            let sealed = seal(&k, EncryptionVersion::V1, b"", false);
+            // Wrong key, verifying: dropped.
+            assert_eq!(
+                open(&sealed, &wrong, b"", true),
+                Err(PacketError::Decrypt(DecryptError::NoKeyMatched))
+            );
+            // Wrong key, not verifying: read as plaintext, which here is
+            // an indirect ping (type 1) of garbage.
+            let (s, msgs) = open(&sealed, &wrong, b"", false).unwrap();
+            assert!(msgs.is_empty() && !s.decrypted);
+            assert_eq!(s.malformed, 1);
+            // Plaintext, verifying: dropped; not verifying: accepted.
+            let plain = hx(PLAIN);
+            assert!(matches!(
+                open(&plain, &k, b"", true),
+                Err(PacketError::Decrypt(_))
+            ));
+            let (s, msgs) = open(&plain, &k, b"", false).unwrap();
+            assert!(!s.decrypted);
+            assert_eq!(msgs, ack());
+            // A keyring whose second key matches.
+            let ring = Keyring::with_keys(&[9; 16], [KEY]).unwrap();
+            assert_eq!(open(&sealed, &ring, b"", true).unwrap().1, ack());
+        }
+    }
+
     proptest! {
         #[test]
         fn packet_round_trip(
@@ -744,6 +880,35 @@ mod tests {
             prop_assert_eq!(out, msgs);
             for i in 0..packet.len() {
                 let _ = decode_packet(&packet[..i], &label, false, &Limits::default(), &mut Vec::new());
+            }
+        }
+
+        #[test]
+        fn encrypted_packet_round_trip(
+            msgs in proptest::collection::vec(arb_message(), 1..6),
+            compress: bool,
+            crc: bool,
+            v0: bool,
+            nonce: [u8; 12],
+            label in proptest::collection::vec(any::<u8>(), 0..5),
+        ) {
+            use crate::wire::security::{EncryptionVersion, Keyring};
+            let k = Keyring::new(&[7; 24]).unwrap();
+            let parts: Vec<Vec<u8>> = msgs.iter().map(|m| {
+                let mut v = Vec::new();
+                encode_message(m, &mut v);
+                v
+            }).collect();
+            let c = encode_compound(&parts).unwrap().remove(0);
+            let version = if v0 { EncryptionVersion::V0 } else { EncryptionVersion::V1 };
+            let encryption = Some(Encryption { keyring: &k, version, nonce });
+            let mut packet = Vec::new();
+            frame_packet(&c, &PacketOptions { compress, crc, label: &label, encryption }, &mut packet).unwrap();
+            let (s, out) = encrypted::open(&packet, &k, &label, true).unwrap();
+            prop_assert!(s.decrypted);
+            prop_assert_eq!(out, msgs);
+            for i in 0..packet.len() {
+                prop_assert!(encrypted::open(&packet[..i], &k, &label, true).is_err());
             }
         }
 
