@@ -474,8 +474,11 @@ pub fn encrypt_stream_frame(
 /// use a cryptographically secure generator.
 pub struct NonceSource(NonceInner);
 
+/// A driver's fill-with-secure-random-bytes function.
+type FillFn = Box<dyn FnMut(&mut [u8]) + Send>;
+
 enum NonceInner {
-    Fill(Box<dyn FnMut(&mut [u8]) + Send>),
+    Fill(FillFn),
     Seeded(Xoshiro256PlusPlus),
 }
 
