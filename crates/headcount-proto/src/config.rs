@@ -4,6 +4,8 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::wire::Keyring;
+
 /// Newest protocol version we speak.
 pub const PROTOCOL_VERSION_MAX: u8 = 5;
 /// Oldest protocol version we speak. Version 1 differs only in encryption
@@ -63,6 +65,25 @@ pub struct Config {
     pub label: Vec<u8>,
     /// Accept traffic whatever its label.
     pub skip_inbound_label_check: bool,
+    /// Encryption keys; `None` (the default) for no encryption. A node
+    /// with a keyring needs a nonce source: create it with
+    /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)
+    /// ([`Node::new`](crate::Node::new) refuses a keyring). Change keys at
+    /// run time with [`Node::add_key`](crate::Node::add_key) and friends.
+    pub keyring: Option<Keyring>,
+    /// With a keyring, drop packets and streams that are not encrypted
+    /// with one of our keys (Go `GossipVerifyIncoming`, default true). Off,
+    /// a packet that does not decrypt is read as plaintext and plaintext
+    /// streams are accepted. Settable at run time
+    /// ([`Node::set_gossip_verify_incoming`](crate::Node::set_gossip_verify_incoming)).
+    pub gossip_verify_incoming: bool,
+    /// With a keyring, encrypt what we send (Go `GossipVerifyOutgoing`,
+    /// default true). Off, we send plaintext.
+    ///
+    /// Migrating a running cluster from plaintext to encryption: (1) on
+    /// every node turn both flags off and install the key; (2) turn
+    /// outgoing on everywhere; (3) turn incoming on everywhere.
+    pub gossip_verify_outgoing: bool,
 }
 
 impl Config {
@@ -92,6 +113,9 @@ impl Config {
             dead_node_reclaim_time: Duration::ZERO,
             label: Vec::new(),
             skip_inbound_label_check: false,
+            keyring: None,
+            gossip_verify_incoming: true,
+            gossip_verify_outgoing: true,
         }
     }
 
@@ -226,6 +250,9 @@ pub enum ConfigError {
     EmptyName,
     /// The node metadata is longer than [`META_MAX_SIZE`].
     MetaTooLarge(usize),
+    /// A keyring is configured but no nonce source was given (use
+    /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)).
+    NonceSourceRequired,
 }
 
 impl fmt::Display for ConfigError {
@@ -251,6 +278,10 @@ impl fmt::Display for ConfigError {
             ConfigError::MetaTooLarge(n) => {
                 write!(f, "node metadata is {n} bytes, at most {META_MAX_SIZE} allowed")
             }
+            ConfigError::NonceSourceRequired => write!(
+                f,
+                "encryption needs a secure nonce source: create the node with Node::with_nonce_source"
+            ),
         }
     }
 }

@@ -32,4 +32,5 @@ pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure,
 pub use node::{LocalNode, Node, SendError, Stats};
 pub use state::{Member, MemberInfo, MemberState};
 pub use time::Instant;
+pub use wire::security::{Keyring, KeyringError, NonceSource};
 pub use wire::StreamMessage;

@@ -33,6 +33,7 @@ use crate::state::{
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
 use crate::timer::TimerQueue;
+use crate::wire::security::NonceSource;
 use crate::wire::{
     self, AckResp, Alive, Dead, IndirectPingReq, Limits, Message, NackResp, PacketOptions, Ping,
     PushNodeState, PushPull, StreamMessage, Suspect, Vsn, WireState, VSN_DELEGATE_CUR,
@@ -49,6 +50,8 @@ const USER_MSG_OVERHEAD: usize = 1;
 const CRC_OVERHEAD: usize = 5;
 /// Largest reliable user message (wire-protocol.md §4).
 pub const MAX_RELIABLE_MESSAGE: usize = 20 * 1024 * 1024;
+
+mod security;
 
 /// Who this node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +108,11 @@ pub struct Stats {
     pub packets_sent: u64,
     /// Bytes in those packets.
     pub bytes_sent: u64,
-    /// Packets dropped whole (bad label, CRC, framing).
+    /// Packets dropped whole (bad label, CRC, framing, decryption).
     pub packets_dropped: u64,
+    /// Of those, packets that no key could decrypt while incoming
+    /// verification was on.
+    pub packets_undecryptable: u64,
     /// Messages inside packets that could not be decoded, or were truncated.
     pub messages_malformed: u64,
     /// Messages of an unknown type.
@@ -210,6 +216,8 @@ pub struct Node {
     stats: Stats,
     membership_version: u64,
     scratch: Vec<Message>,
+    /// Where encryption nonces come from; set whenever a keyring is.
+    nonce_source: Option<NonceSource>,
 }
 
 impl core::fmt::Debug for Node {
@@ -242,6 +250,9 @@ impl Node {
         if local.meta.len() > META_MAX_SIZE {
             return Err(ConfigError::MetaTooLarge(local.meta.len()));
         }
+        if config.keyring.is_some() {
+            return Err(ConfigError::NonceSourceRequired);
+        }
         let raw_addr = wire_addr(local.addr.ip());
         let mut node = Node {
             vsn: config.vsn(),
@@ -271,6 +282,7 @@ impl Node {
             stats: Stats::default(),
             membership_version: 0,
             scratch: Vec::new(),
+            nonce_source: None,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -419,10 +431,11 @@ impl Node {
         self.stats.bytes_received += data.len() as u64;
         let mut messages = core::mem::take(&mut self.scratch);
         messages.clear();
-        match wire::decode_packet(
+        match wire::decode_packet_with(
             data,
             &self.config.label,
             self.config.skip_inbound_label_check,
+            self.decryption(),
             &self.limits,
             &mut messages,
         ) {
@@ -430,8 +443,11 @@ impl Node {
                 self.stats.messages_unknown += summary.unknown as u64;
                 self.stats.messages_malformed += (summary.malformed + summary.truncated) as u64;
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.packets_dropped += 1;
+                if matches!(e, wire::PacketError::Decrypt(_)) {
+                    self.stats.packets_undecryptable += 1;
+                }
             }
         }
         for msg in messages.drain(..) {
@@ -605,7 +621,11 @@ impl Node {
 
     /// Largest payload [`Node::send_packet`] accepts.
     pub fn max_packet_payload(&self) -> usize {
-        self.config.udp_buffer_size - USER_MSG_OVERHEAD - CRC_OVERHEAD - self.label_overhead()
+        self.config.udp_buffer_size
+            - USER_MSG_OVERHEAD
+            - CRC_OVERHEAD
+            - self.label_overhead()
+            - self.encryption_overhead()
     }
 
     /// Sends a best-effort user message in one packet. Errors if it does
@@ -1370,7 +1390,8 @@ impl Node {
         let avail = self.config.udp_buffer_size
             - COMPOUND_HEADER_OVERHEAD
             - self.label_overhead()
-            - CRC_OVERHEAD;
+            - CRC_OVERHEAD
+            - self.encryption_overhead();
         for (addr, pmax) in targets {
             let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
             if msgs.is_empty() {
@@ -1425,7 +1446,11 @@ impl Node {
     fn send_msg(&mut self, to: SocketAddr, pmax: Option<u8>, msg: &Message) {
         let msg = encode(msg);
         let avail = self.config.udp_buffer_size.saturating_sub(
-            msg.len() + COMPOUND_HEADER_OVERHEAD + self.label_overhead() + CRC_OVERHEAD,
+            msg.len()
+                + COMPOUND_HEADER_OVERHEAD
+                + self.label_overhead()
+                + CRC_OVERHEAD
+                + self.encryption_overhead(),
         );
         let extra = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
         if extra.is_empty() {
@@ -1440,14 +1465,16 @@ impl Node {
         }
     }
 
-    /// Frames (compression, CRC, label) and emits one packet.
+    /// Frames (compression, CRC, encryption, label) and emits one packet.
     fn send_raw(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
         let mut data = Vec::with_capacity(msg.len() + 16);
         let crc = pmax.is_some_and(|p| p >= 5);
+        let seal = self.seal_params();
         let opts = PacketOptions {
             compress: self.config.enable_compression,
             crc,
             label: &self.config.label,
+            encryption: self.encryption(seal),
         };
         if wire::frame_packet(&msg, &opts, &mut data).is_err() {
             // Only a label over 255 bytes fails, and config validation
@@ -1478,22 +1505,12 @@ impl Node {
         id
     }
 
-    fn encode_stream_dial(&self, msg: &StreamMessage) -> Vec<u8> {
-        let mut out = Vec::new();
-        // Only an over-long label fails, which config validation rules out.
-        let _ = wire::encode_stream(
-            msg,
-            &self.config.label,
-            self.config.enable_compression,
-            &mut out,
-        );
-        out
+    fn encode_stream_dial(&mut self, msg: &StreamMessage) -> Vec<u8> {
+        self.encode_stream_out(msg, true)
     }
 
-    fn encode_stream_reply(&self, msg: &StreamMessage) -> Vec<u8> {
-        let mut out = Vec::new();
-        let _ = wire::encode_stream(msg, &[], self.config.enable_compression, &mut out);
-        out
+    fn encode_stream_reply(&mut self, msg: &StreamMessage) -> Vec<u8> {
+        self.encode_stream_out(msg, false)
     }
 
     // ----- helpers -------------------------------------------------------

@@ -6,6 +6,7 @@ pub mod lzw;
 pub mod messages;
 pub mod msgpack;
 pub mod packet;
+pub mod security;
 pub mod stream;
 
 pub use codec::{decode_message, encode_message, encoded_len};
@@ -13,7 +14,13 @@ pub use limits::Limits;
 pub use messages::*;
 pub use msgpack::DecodeError;
 pub use packet::{
-    decode_packet, encode_compound, frame_packet, EncodeError, PacketError, PacketOptions,
-    PacketSummary,
+    decode_packet, decode_packet_with, encode_compound, frame_packet, EncodeError, PacketError,
+    PacketOptions, PacketSummary,
 };
-pub use stream::{decode_stream, encode_stream, StreamDecode, StreamDecoder, StreamError};
+pub use security::{
+    DecryptError, Decryption, Encryption, EncryptionVersion, Keyring, KeyringError, NonceSource,
+};
+pub use stream::{
+    decode_stream, decode_stream_with, encode_stream, encode_stream_with, StreamDecode,
+    StreamDecoder, StreamDecryption, StreamError,
+};

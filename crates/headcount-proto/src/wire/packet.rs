@@ -5,14 +5,13 @@
 //! only when smaller) → CRC → *encryption* → label. Receive side: label →
 //! *decryption* → CRC → dispatch by type.
 //!
-//! **Encryption seam.** Encryption (§5) is not implemented here. Both
-//! directions are split at the point where it goes: [`frame_packet_body`]
-//! (compression + CRC) and [`add_label`] on the send side;
-//! [`strip_packet_label`] and [`decode_packet_body`] (CRC + dispatch) on the
-//! receive side. The security layer encrypts between the two send calls and
-//! decrypts between the two receive calls, with the label as additional
-//! data. [`frame_packet`] and [`decode_packet`] are the plaintext
-//! compositions.
+//! **Encryption** (§5, [`super::security`]) sits between the two halves of
+//! each direction: [`frame_packet_body`] (compression + CRC), then
+//! encryption when [`PacketOptions::encryption`] is set, then [`add_label`]
+//! on the send side; [`strip_packet_label`], then decryption when a
+//! [`Decryption`] is given ([`decode_packet_with`]), then
+//! [`decode_packet_body`] (CRC + dispatch) on the receive side. The label
+//! is the additional data.
 
 use core::fmt;
 
@@ -21,6 +20,7 @@ use super::limits::Limits;
 use super::lzw;
 use super::messages::{Message, MessageType};
 use super::msgpack::Reader;
+use super::security::{DecryptError, Decryption, Encryption};
 
 /// Most parts in one compound message (the count is a `u8`).
 pub const MAX_COMPOUND_PARTS: usize = 255;
@@ -54,6 +54,8 @@ pub enum EncodeError {
     TooManyParts(usize),
     /// A label longer than [`LABEL_MAX_LEN`] bytes.
     LabelTooLong(usize),
+    /// An encrypted stream payload longer than a `u32` length can say.
+    EncryptedTooLarge(usize),
 }
 
 impl fmt::Display for EncodeError {
@@ -64,6 +66,9 @@ impl fmt::Display for EncodeError {
             }
             Self::TooManyParts(n) => write!(f, "{n} compound parts, more than 255"),
             Self::LabelTooLong(n) => write!(f, "label of {n} bytes, more than 255"),
+            Self::EncryptedTooLarge(n) => {
+                write!(f, "encrypted payload of {n} bytes, more than 4 GiB")
+            }
         }
     }
 }
@@ -127,6 +132,9 @@ pub struct PacketOptions<'a> {
     pub crc: bool,
     /// Cluster label; empty for none.
     pub label: &'a [u8],
+    /// Encrypt with this (key, version, fresh nonce); `None` sends
+    /// plaintext.
+    pub encryption: Option<Encryption<'a>>,
 }
 
 /// Append `[9] compress{Algo: 0, Buf: lzw(msg)}` to `out`.
@@ -169,8 +177,9 @@ pub fn add_label(label: &[u8], packet: &[u8], out: &mut Vec<u8>) -> Result<(), E
     Ok(())
 }
 
-/// Frame an encoded message for sending without encryption: compression,
-/// CRC, label. Appends to `out`.
+/// Frame an encoded message for sending: compression, CRC, encryption
+/// (when [`PacketOptions::encryption`] is set, with the label as
+/// additional data), label. Appends to `out`.
 pub fn frame_packet(
     msg: &[u8],
     opts: &PacketOptions<'_>,
@@ -178,7 +187,15 @@ pub fn frame_packet(
 ) -> Result<(), EncodeError> {
     let mut body = Vec::with_capacity(msg.len() + CRC_OVERHEAD);
     frame_packet_body(msg, opts.compress, opts.crc, &mut body);
-    // Encryption seam: the security layer encrypts `body` here.
+    if let Some(e) = &opts.encryption {
+        if opts.label.len() > LABEL_MAX_LEN {
+            return Err(EncodeError::LabelTooLong(opts.label.len()));
+        }
+        let mut sealed = Vec::with_capacity(e.version.encrypted_len(body.len()));
+        e.keyring
+            .encrypt(e.version, &e.nonce, &body, opts.label, &mut sealed);
+        body = sealed;
+    }
     add_label(opts.label, &body, out)
 }
 
@@ -205,6 +222,8 @@ pub enum PacketError {
         /// The label found.
         got: Vec<u8>,
     },
+    /// Decryption failed while incoming verification is on.
+    Decrypt(DecryptError),
     /// The CRC-32 in the header does not match the contents.
     CrcMismatch {
         /// CRC in the header.
@@ -224,6 +243,7 @@ impl fmt::Display for PacketError {
                 "discarding packet with unacceptable label {:?}",
                 String::from_utf8_lossy(got)
             ),
+            Self::Decrypt(e) => write!(f, "decrypt packet failed: {e}"),
             Self::CrcMismatch { expected, computed } => write!(
                 f,
                 "invalid checksum for packet: header {expected:08x}, contents {computed:08x}"
@@ -251,6 +271,9 @@ pub struct PacketSummary {
     pub truncated: usize,
     /// Whether the packet had a (valid) CRC header.
     pub had_crc: bool,
+    /// Whether the packet was encrypted (and decrypted with one of our
+    /// keys).
+    pub decrypted: bool,
 }
 
 /// Remove a label header, if any, and check it. Returns the rest of the
@@ -285,9 +308,8 @@ pub fn strip_packet_label<'a>(
     Ok((rest, label))
 }
 
-/// Decode a packet: label check, CRC check, then every message in it
-/// (appended to `out`). Without encryption; see the module docs for the
-/// seam.
+/// Decode a plaintext packet: label check, CRC check, then every message in
+/// it (appended to `out`). [`decode_packet_with`] also decrypts.
 ///
 /// Errors drop the whole packet (bad label, CRC mismatch). Problems inside
 /// (unknown types, malformed or truncated parts) are counted in the
@@ -300,9 +322,39 @@ pub fn decode_packet(
     limits: &Limits,
     out: &mut Vec<Message>,
 ) -> Result<PacketSummary, PacketError> {
-    let (rest, _label) = strip_packet_label(data, our_label, skip_label_check)?;
-    // Encryption seam: decrypt `rest` here (additional data = label).
-    decode_packet_body(rest, limits, out)
+    decode_packet_with(data, our_label, skip_label_check, None, limits, out)
+}
+
+/// [`decode_packet`] with decryption when `decryption` is given: after the
+/// label is stripped, every key is tried with the label found as
+/// additional data. A packet that does not decrypt is dropped
+/// ([`PacketError::Decrypt`]) when incoming verification is on, and read
+/// as plaintext otherwise (Go does the same).
+///
+/// With `skip_label_check`, the additional data is the label the packet
+/// carries (what its sender used), not ours; Go uses its own label there,
+/// which only works when both are equal.
+pub fn decode_packet_with(
+    data: &[u8],
+    our_label: &[u8],
+    skip_label_check: bool,
+    decryption: Option<Decryption<'_>>,
+    limits: &Limits,
+    out: &mut Vec<Message>,
+) -> Result<PacketSummary, PacketError> {
+    let (rest, label) = strip_packet_label(data, our_label, skip_label_check)?;
+    let Some(d) = decryption else {
+        return decode_packet_body(rest, limits, out);
+    };
+    match d.keyring.decrypt(rest, label) {
+        Ok(plain) => {
+            let mut s = decode_packet_body(&plain, limits, out)?;
+            s.decrypted = true;
+            Ok(s)
+        }
+        Err(e) if d.verify_incoming => Err(PacketError::Decrypt(e)),
+        Err(_) => decode_packet_body(rest, limits, out),
+    }
 }
 
 /// Decode a packet after label removal (and decryption): verify the CRC
@@ -509,6 +561,7 @@ mod tests {
             compress: true,
             crc: true,
             label: b"lbl",
+            encryption: None,
         };
         encode_packet(&msg, &opts, &mut out).unwrap();
         assert!(out.len() < 200);
@@ -669,6 +722,142 @@ mod tests {
         assert_eq!((s.messages, s.malformed), (0, 1));
     }
 
+    mod encrypted {
+        use super::*;
+        use crate::wire::security::tests::{KEY, NONCE, PLAIN};
+        use crate::wire::security::{EncryptionVersion, Keyring};
+
+        fn seal(k: &Keyring, v: EncryptionVersion, label: &[u8], crc: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            let opts = PacketOptions {
+                compress: false,
+                crc,
+                label,
+                encryption: Some(Encryption {
+                    keyring: k,
+                    version: v,
+                    nonce: NONCE,
+                }),
+            };
+            frame_packet(&hx(PLAIN), &opts, &mut out).unwrap();
+            out
+        }
+
+        pub(super) fn open(
+            data: &[u8],
+            k: &Keyring,
+            label: &[u8],
+            verify_incoming: bool,
+        ) -> Result<(PacketSummary, Vec<Message>), PacketError> {
+            let mut out = Vec::new();
+            let d = Decryption {
+                keyring: k,
+                verify_incoming,
+            };
+            let s = decode_packet_with(data, label, false, Some(d), &Limits::default(), &mut out)?;
+            Ok((s, out))
+        }
+
+        fn ack() -> Vec<Message> {
+            vec![Message::Ack(AckResp {
+                seq_no: 7,
+                payload: vec![],
+            })]
+        }
+
+        #[test]
+        fn golden_vectors_both_ways() {
+            let k = Keyring::new(&KEY).unwrap();
+            let cases: [(EncryptionVersion, &[u8], &str); 3] = [
+                (
+                    EncryptionVersion::V1,
+                    b"",
+                    "01 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d ec90742b647441dad2a2cc297612a5e8",
+                ),
+                (
+                    EncryptionVersion::V1,
+                    b"foo",
+                    "f403666f6f 01 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d 8236c4cfd603d06a68018c0c3c451e7d",
+                ),
+                (
+                    EncryptionVersion::V0,
+                    b"",
+                    "00 a0a1a2a3a4a5a6a7a8a9aaab a8079de81bf87d658d7fb2074115b76706a717447f95602365a8d719df6396f6",
+                ),
+            ];
+            for (v, label, want) in cases {
+                let want = hx(want);
+                assert_eq!(seal(&k, v, label, false), want);
+                let (s, msgs) = open(&want, &k, label, true).unwrap();
+                assert!(s.decrypted);
+                assert_eq!(msgs, ack());
+                // Every truncation is rejected without a panic.
+                for i in 0..want.len() {
+                    assert!(open(&want[..i], &k, label, true).is_err(), "{i}");
+                }
+            }
+            // The label is authenticated: a packet relabelled under skip
+            // mode does not decrypt.
+            let mut relabelled = hx("f403626172");
+            relabelled.extend_from_slice(&seal(&k, EncryptionVersion::V1, b"foo", false)[5..]);
+            let mut out = Vec::new();
+            let d = Decryption {
+                keyring: &k,
+                verify_incoming: true,
+            };
+            assert_eq!(
+                decode_packet_with(
+                    &relabelled,
+                    b"",
+                    true,
+                    Some(d),
+                    &Limits::default(),
+                    &mut out
+                ),
+                Err(PacketError::Decrypt(DecryptError::NoKeyMatched))
+            );
+        }
+
+        #[test]
+        fn crc_inside_encryption() {
+            let k = Keyring::new(&[3; 32]).unwrap();
+            let p = seal(&k, EncryptionVersion::V1, b"lbl", true);
+            assert_eq!(p.len(), 5 + 29 + 5 + hx(PLAIN).len());
+            let (s, msgs) = open(&p, &k, b"lbl", true).unwrap();
+            assert!(s.had_crc && s.decrypted);
+            assert_eq!(msgs, ack());
+        }
+
+        #[test]
+        fn verification_modes() {
+            let k = Keyring::new(&KEY).unwrap();
+            let wrong = Keyring::new(&[9; 16]).unwrap();
+            let sealed = seal(&k, EncryptionVersion::V1, b"", false);
+            // Wrong key, verifying: dropped.
+            assert_eq!(
+                open(&sealed, &wrong, b"", true),
+                Err(PacketError::Decrypt(DecryptError::NoKeyMatched))
+            );
+            // Wrong key, not verifying: read as plaintext, which here is
+            // an indirect ping (type 1) of garbage.
+            let (s, msgs) = open(&sealed, &wrong, b"", false).unwrap();
+            assert!(msgs.is_empty() && !s.decrypted);
+            assert_eq!(s.malformed, 1);
+            // Plaintext, verifying: dropped; not verifying: accepted.
+            let plain = hx(PLAIN);
+            assert!(matches!(
+                open(&plain, &k, b"", true),
+                Err(PacketError::Decrypt(_))
+            ));
+            let (s, msgs) = open(&plain, &k, b"", false).unwrap();
+            assert!(!s.decrypted);
+            assert_eq!(msgs, ack());
+            // A keyring whose second key matches.
+            let ring = Keyring::with_keys(&[9; 16], [KEY]).unwrap();
+            assert_eq!(open(&sealed, &ring, b"", true).unwrap().1, ack());
+        }
+    }
+
     proptest! {
         #[test]
         fn packet_round_trip(
@@ -684,13 +873,42 @@ mod tests {
             }).collect();
             let c = encode_compound(&parts).unwrap().remove(0);
             let mut packet = Vec::new();
-            frame_packet(&c, &PacketOptions { compress, crc, label: &label }, &mut packet).unwrap();
+            frame_packet(&c, &PacketOptions { compress, crc, label: &label, encryption: None }, &mut packet).unwrap();
             let mut out = Vec::new();
             let s = decode_packet(&packet, &label, false, &Limits::default(), &mut out).unwrap();
             prop_assert_eq!(s.had_crc, crc);
             prop_assert_eq!(out, msgs);
             for i in 0..packet.len() {
                 let _ = decode_packet(&packet[..i], &label, false, &Limits::default(), &mut Vec::new());
+            }
+        }
+
+        #[test]
+        fn encrypted_packet_round_trip(
+            msgs in proptest::collection::vec(arb_message(), 1..6),
+            compress: bool,
+            crc: bool,
+            v0: bool,
+            nonce: [u8; 12],
+            label in proptest::collection::vec(any::<u8>(), 0..5),
+        ) {
+            use crate::wire::security::{EncryptionVersion, Keyring};
+            let k = Keyring::new(&[7; 24]).unwrap();
+            let parts: Vec<Vec<u8>> = msgs.iter().map(|m| {
+                let mut v = Vec::new();
+                encode_message(m, &mut v);
+                v
+            }).collect();
+            let c = encode_compound(&parts).unwrap().remove(0);
+            let version = if v0 { EncryptionVersion::V0 } else { EncryptionVersion::V1 };
+            let encryption = Some(Encryption { keyring: &k, version, nonce });
+            let mut packet = Vec::new();
+            frame_packet(&c, &PacketOptions { compress, crc, label: &label, encryption }, &mut packet).unwrap();
+            let (s, out) = encrypted::open(&packet, &k, &label, true).unwrap();
+            prop_assert!(s.decrypted);
+            prop_assert_eq!(out, msgs);
+            for i in 0..packet.len() {
+                prop_assert!(encrypted::open(&packet[..i], &k, &label, true).is_err());
             }
         }
 

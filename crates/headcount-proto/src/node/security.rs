@@ -1,0 +1,210 @@
+//! Encryption on the node: keyring operations, the nonce source, and the
+//! glue the send and receive paths of `node.rs` call.
+//!
+//! Invariant: whenever `config.keyring` is set, `nonce_source` is set too
+//! (every way to install a keyring checks it), so the node never encrypts
+//! without a driver-supplied nonce.
+
+use super::Node;
+use crate::config::{Config, ConfigError};
+use crate::delegate::Hooks;
+use crate::node::LocalNode;
+use crate::time::Instant;
+use crate::wire::security::NONCE_SIZE;
+use crate::wire::{
+    self, Decryption, Encryption, EncryptionVersion, Keyring, KeyringError, NonceSource,
+    StreamDecoder, StreamDecryption, StreamMessage,
+};
+
+impl Node {
+    /// Like [`Node::new`], with the source of encryption nonces. Required
+    /// when `config.keyring` is set; without a keyring it lets keys be
+    /// added later with [`Node::add_key`].
+    ///
+    /// A real node must pass a cryptographically secure source
+    /// ([`NonceSource::from_fn`] over the OS generator): AES-GCM loses
+    /// all security if a nonce repeats under one key. Simulations may pass
+    /// [`NonceSource::insecure_seeded_for_simulation`]. The node's own
+    /// seeded generator is never used for nonces, so turning encryption on
+    /// does not change its other random choices.
+    pub fn with_nonce_source(
+        mut config: Config,
+        local: LocalNode,
+        hooks: Box<dyn Hooks>,
+        now: Instant,
+        seed: u64,
+        nonces: NonceSource,
+    ) -> Result<Node, ConfigError> {
+        let keyring = config.keyring.take();
+        let mut node = Node::new(config, local, hooks, now, seed)?;
+        node.config.keyring = keyring;
+        node.nonce_source = Some(nonces);
+        Ok(node)
+    }
+
+    /// Replaces the source of encryption nonces.
+    pub fn set_nonce_source(&mut self, nonces: NonceSource) {
+        self.nonce_source = Some(nonces);
+    }
+
+    /// The installed keys, if encryption is configured.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.config.keyring.as_ref()
+    }
+
+    /// Installs `key` (16, 24 or 32 bytes). Without a keyring this creates
+    /// one with `key` as primary, which turns encryption on at once as far
+    /// as the `gossip_verify_*` flags say: to migrate a running cluster
+    /// turn both flags off first. A duplicate is a no-op. Needs a nonce
+    /// source.
+    pub fn add_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
+        if self.nonce_source.is_none() {
+            return Err(KeyringError::NoNonceSource);
+        }
+        match &mut self.config.keyring {
+            Some(k) => k.add_key(key),
+            None => {
+                self.config.keyring = Some(Keyring::new(key)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes an installed key the primary (the one we encrypt with).
+    pub fn use_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
+        self.config
+            .keyring
+            .as_mut()
+            .ok_or(KeyringError::NoKeyring)?
+            .use_key(key)
+    }
+
+    /// Removes an installed key other than the primary.
+    pub fn remove_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
+        self.config
+            .keyring
+            .as_mut()
+            .ok_or(KeyringError::NoKeyring)?
+            .remove_key(key)
+    }
+
+    /// Replaces the whole keyring; `None` turns encryption off. Installing
+    /// one needs a nonce source.
+    pub fn set_keyring(&mut self, keyring: Option<Keyring>) -> Result<(), KeyringError> {
+        if keyring.is_some() && self.nonce_source.is_none() {
+            return Err(KeyringError::NoNonceSource);
+        }
+        self.config.keyring = keyring;
+        Ok(())
+    }
+
+    /// Sets Go's `GossipVerifyIncoming` (see [`Config::gossip_verify_incoming`]).
+    /// Streams already being read keep the setting they started with.
+    pub fn set_gossip_verify_incoming(&mut self, on: bool) {
+        self.config.gossip_verify_incoming = on;
+    }
+
+    /// Sets Go's `GossipVerifyOutgoing` (see [`Config::gossip_verify_outgoing`]).
+    pub fn set_gossip_verify_outgoing(&mut self, on: bool) {
+        self.config.gossip_verify_outgoing = on;
+    }
+
+    /// Whether what we send now is encrypted (a keyring and outgoing
+    /// verification).
+    pub fn encrypts_outgoing(&self) -> bool {
+        self.config.keyring.is_some() && self.config.gossip_verify_outgoing
+    }
+
+    /// A decoder for one stream, set up from our configuration (label,
+    /// label check, limits, keys and incoming verification). `reply`:
+    /// false for a stream a peer dialed to us, true for the reply on a
+    /// stream we dialed (no label header expected; our label is still the
+    /// additional data of its encryption). Drivers should read every
+    /// stream with this.
+    pub fn stream_decoder(&self, reply: bool) -> StreamDecoder {
+        let (label, skip): (&[u8], bool) = if reply {
+            (&[], false)
+        } else {
+            (&self.config.label, self.config.skip_inbound_label_check)
+        };
+        let dec = StreamDecoder::new(label, skip, self.limits);
+        match &self.config.keyring {
+            Some(k) => dec.with_decryption(StreamDecryption {
+                keyring: k.clone(),
+                verify_incoming: self.config.gossip_verify_incoming,
+                label: if reply {
+                    self.config.label.clone()
+                } else {
+                    Vec::new()
+                },
+            }),
+            None => dec,
+        }
+    }
+
+    /// Bytes encryption adds to a packet we send (0 when not encrypting).
+    pub(super) fn encryption_overhead(&self) -> usize {
+        if self.encrypts_outgoing() {
+            EncryptionVersion::for_protocol(self.config.protocol_version).overhead()
+        } else {
+            0
+        }
+    }
+
+    /// Version and fresh nonce for one outgoing message, when encrypting.
+    pub(super) fn seal_params(&mut self) -> Option<(EncryptionVersion, [u8; NONCE_SIZE])> {
+        if !self.encrypts_outgoing() {
+            return None;
+        }
+        let nonce = self
+            .nonce_source
+            .as_mut()
+            .expect("a keyring is only ever installed together with a nonce source")
+            .nonce();
+        Some((
+            EncryptionVersion::for_protocol(self.config.protocol_version),
+            nonce,
+        ))
+    }
+
+    /// The encryption of one outgoing message, from [`Node::seal_params`].
+    pub(super) fn encryption(
+        &self,
+        seal: Option<(EncryptionVersion, [u8; NONCE_SIZE])>,
+    ) -> Option<Encryption<'_>> {
+        let (version, nonce) = seal?;
+        Some(Encryption {
+            keyring: self.config.keyring.as_ref()?,
+            version,
+            nonce,
+        })
+    }
+
+    /// How incoming packets are decrypted.
+    pub(super) fn decryption(&self) -> Option<Decryption<'_>> {
+        Some(Decryption {
+            keyring: self.config.keyring.as_ref()?,
+            verify_incoming: self.config.gossip_verify_incoming,
+        })
+    }
+
+    /// A whole outgoing stream: with our label header when we dial, none in
+    /// a reply; encrypted (our label as additional data) when configured.
+    pub(super) fn encode_stream_out(&mut self, msg: &StreamMessage, dial: bool) -> Vec<u8> {
+        let seal = self.seal_params();
+        let label = &self.config.label;
+        let header: &[u8] = if dial { label } else { &[] };
+        let mut out = Vec::new();
+        // Only an over-long label (ruled out by config validation) or a
+        // payload over 4 GiB (ruled out by the limits) fails.
+        let _ = wire::encode_stream_with(
+            msg,
+            header,
+            label,
+            self.config.enable_compression,
+            self.encryption(seal),
+            &mut out,
+        );
+        out
+    }
+}
