@@ -16,6 +16,9 @@
 //	leave                        graceful Leave(timeout); the process keeps running
 //	quit                         Shutdown WITHOUT leaving (peers see a failure), exit 0
 //
+// To join a Serf cluster pass -delegate-versions 2,5,5 (Serf rejects nodes
+// whose delegate version range does not overlap its own [2,5]).
+//
 // SIGINT/SIGTERM and EOF on stdin (unless -stdin=false) do Leave(timeout) +
 // Shutdown and exit 0. Logs go to stderr.
 package main
@@ -206,6 +209,8 @@ func run() int {
 	meta := flag.String("meta", "", "node metadata (NodeMeta)")
 	protocol := flag.Int("protocol", 0, "memberlist ProtocolVersion to speak (0 = library default, 2)")
 	compress := flag.String("compression", "default", "EnableCompression: default|on|off")
+	dvsn := flag.String("delegate-versions", "", "DelegateProtocolMin,Max,Version advertised (default 0,0,0; use 2,5,5 to join Serf, which requires an overlap with [2,5])")
+	joinTimeout := flag.Duration("join-timeout", 5*time.Second, "keep retrying -join until one peer answers or this passes (0 = one attempt)")
 	leaveTimeout := flag.Duration("leave-timeout", 2*time.Second, "timeout for graceful Leave")
 	useStdin := flag.Bool("stdin", true, "read commands from stdin; EOF means leave+exit. Use -stdin=false when stdin is /dev/null")
 	flag.Var(&joins, "join", "address to join, IP:PORT (repeatable or comma separated)")
@@ -261,6 +266,24 @@ func run() int {
 		return 2
 	}
 
+	if *dvsn != "" {
+		var v [3]uint8
+		parts := strings.Split(*dvsn, ",")
+		if len(parts) != 3 {
+			fmt.Fprintf(os.Stderr, "mlnode: bad -delegate-versions %q (want MIN,MAX,CUR)\n", *dvsn)
+			return 2
+		}
+		for i, p := range parts {
+			x, err := strconv.ParseUint(strings.TrimSpace(p), 10, 8)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "mlnode: bad -delegate-versions %q: %v\n", *dvsn, err)
+				return 2
+			}
+			v[i] = uint8(x)
+		}
+		conf.DelegateProtocolMin, conf.DelegateProtocolMax, conf.DelegateProtocolVersion = v[0], v[1], v[2]
+	}
+
 	tr := &tracker{gone: map[string]memberJSON{}}
 	conf.Events = tr
 	conf.Delegate = &delegate{meta: []byte(*meta)}
@@ -274,16 +297,6 @@ func run() int {
 	}
 	self := ml.LocalNode()
 	logger.Printf("[INFO] mlnode: started %s profile=%s compression=%v state-offset=%d", describe(self), *profile, conf.EnableCompression, stateOffset)
-
-	if len(joins) > 0 {
-		n, err := ml.Join(joins)
-		if err != nil {
-			// Not fatal: partial joins are fine and the test may retry via a peer.
-			logger.Printf("[WARN] mlnode: join %v: contacted %d, error: %v", []string(joins), n, err)
-		} else {
-			logger.Printf("[INFO] mlnode: joined %d of %v", n, []string(joins))
-		}
-	}
 
 	done := make(chan int, 1)
 	var once sync.Once
@@ -311,6 +324,27 @@ func run() int {
 		logger.Printf("[WARN] mlnode: second signal, exiting now")
 		os.Exit(1)
 	}()
+
+	if len(joins) > 0 {
+		go func() {
+			// Retry until at least one peer answered (peers may still be
+			// starting up) or -join-timeout passes; failure is not fatal.
+			deadline := time.Now().Add(*joinTimeout)
+			for {
+				n, err := ml.Join(joins)
+				if n > 0 {
+					logger.Printf("[INFO] mlnode: joined %d of %v (err: %v)", n, []string(joins), err)
+					break
+				}
+				if time.Now().After(deadline) {
+					logger.Printf("[WARN] mlnode: join %v failed, giving up: %v", []string(joins), err)
+					break
+				}
+				logger.Printf("[WARN] mlnode: join %v failed, retrying: %v", []string(joins), err)
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+	}
 
 	if *useStdin {
 		go commands(ml, tr, os.Stdin, *leaveTimeout, finish)
