@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, loopback-cluster and Go interop tests.
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# The interop tests run real Go peers: Debian's serf, golang-go and
+# golang-github-hashicorp-memberlist-dev. When one is missing and we are root
+# on Debian, this installs it with apt-get; otherwise it says what to install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+command -v serf >/dev/null 2>&1 || need+=(serf)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -f /usr/share/gocode/src/github.com/hashicorp/memberlist/memberlist.go ] ||
+    need+=(golang-github-hashicorp-memberlist-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null
+    else
+        echo "scripts/test.sh: the interop tests need Debian packages: ${need[*]}" >&2
+        echo "  install them with: sudo apt-get install ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "==> building the Go memberlist helper"
+interop/build-go.sh target/interop/mlnode
+
+echo "==> cargo test --workspace"
+exec cargo test --workspace "$@"
