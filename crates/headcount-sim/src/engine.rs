@@ -501,8 +501,14 @@ impl Sim {
             addr: addr_of(i),
             meta: Vec::new(),
         };
-        let node = Node::new(self.config.clone(), local, Box::new(NoHooks), self.now, seed)
-            .expect("valid config");
+        let node = Node::new(
+            self.config.clone(),
+            local,
+            Box::new(NoHooks),
+            self.now,
+            seed,
+        )
+        .expect("valid config");
         let slot = &mut self.slots[i];
         slot.gen = gen;
         slot.node = Some(node);
@@ -837,11 +843,12 @@ impl Sim {
         let result = match leg {
             StreamLeg::Written => Ok(None),
             StreamLeg::Failed(e) => Err(e),
-            StreamLeg::Reply(bytes) => match wire::decode_stream(&bytes, &[], false, &self.limits)
-            {
-                Ok(StreamDecode::Complete { msg, .. }) => Ok(Some(msg)),
-                other => Err(StreamFailure::Decode(format!("{other:?}"))),
-            },
+            StreamLeg::Reply(bytes) => {
+                match wire::decode_stream(&bytes, &[], false, &self.limits) {
+                    Ok(StreamDecode::Complete { msg, .. }) => Ok(Some(msg)),
+                    other => Err(StreamFailure::Decode(format!("{other:?}"))),
+                }
+            }
         };
         let now = self.now;
         let node = self.slots[to].node.as_mut().expect("running");
@@ -997,8 +1004,7 @@ impl Sim {
                 return;
             }
             Event::BroadcastFinished(t) => {
-                if self.slots[i].leave_token == Some(t) && self.slots[i].status == Status::Leaving
-                {
+                if self.slots[i].leave_token == Some(t) && self.slots[i].status == Status::Leaving {
                     let gen = self.slots[i].gen;
                     self.push(
                         self.now,
