@@ -166,6 +166,14 @@ pub enum Action {
     Heal(u64),
     /// Change the loss rate.
     Loss(f64),
+    /// A running node joins `peer` again (what Serf's reconnect loop does
+    /// for failed members; memberlist alone never does it).
+    Rejoin {
+        /// The node that joins.
+        node: usize,
+        /// Whom it joins.
+        peer: usize,
+    },
 }
 
 enum Ev {
@@ -201,6 +209,7 @@ enum Ev {
         gen: u32,
     },
     Action(Action),
+    Reconnect,
 }
 
 /// The answer leg of a stream, as bytes on the wire (decoded on delivery).
@@ -277,6 +286,7 @@ struct Slot {
     known: i64,
     leave_token: Option<BroadcastId>,
     ever_started: bool,
+    left: bool,
 }
 
 /// A simulation. See the module documentation.
@@ -300,6 +310,7 @@ pub struct Sim {
     pub check_invariants: bool,
     /// Most inputs a starved node buffers.
     pub backlog_cap: usize,
+    reconnect: Option<Duration>,
     stats: SimStats,
 }
 
@@ -324,6 +335,7 @@ impl Sim {
             recording: false,
             check_invariants: cfg!(debug_assertions),
             backlog_cap: DEFAULT_BACKLOG_CAP,
+            reconnect: None,
             stats: SimStats::default(),
         }
     }
@@ -482,6 +494,7 @@ impl Sim {
                 known: 0,
                 leave_token: None,
                 ever_started: false,
+                left: false,
             });
         }
     }
@@ -520,6 +533,7 @@ impl Sim {
         slot.known = 0;
         slot.leave_token = None;
         slot.ever_started = true;
+        slot.left = false;
         self.running += 1;
         if let Some(j) = join {
             let now = self.now;
@@ -557,6 +571,7 @@ impl Sim {
                 let slot = &mut self.slots[i];
                 let token = slot.node.as_mut().expect("running").leave(now);
                 slot.status = Status::Leaving;
+                slot.left = true;
                 self.running -= 1;
                 let gen = slot.gen;
                 match token {
@@ -596,6 +611,14 @@ impl Sim {
                 self.net.heal(id);
             }
             Action::Loss(p) => self.net.set_loss(p),
+            Action::Rejoin { node, peer } => {
+                if self.status(node) == Status::Running {
+                    let now = self.now;
+                    let n = self.slots[node].node.as_mut().expect("running");
+                    let _ = n.join(now, &[addr_of(peer)]);
+                    self.after_input(node);
+                }
+            }
         }
     }
 
@@ -709,8 +732,47 @@ impl Sim {
                 }
             }
             Ev::Action(a) => self.apply(a),
+            Ev::Reconnect => self.reconnect_tick(),
         }
         true
+    }
+
+    /// Turns on a Serf-style reconnect loop: every `interval`, each running
+    /// node that holds some started, not-left node dead (or has forgotten
+    /// it) joins one of them, picked at random. memberlist alone never
+    /// rejoins a member it declared dead, so without this a full partition
+    /// that outlasts the suspicion timeout splits the cluster for good.
+    /// O(n²) per tick: for tests and small experiments.
+    pub fn enable_reconnect(&mut self, interval: Duration) {
+        if self.reconnect.is_none() {
+            self.push(self.now + interval, Ev::Reconnect);
+        }
+        self.reconnect = Some(interval);
+    }
+
+    fn reconnect_tick(&mut self) {
+        let Some(interval) = self.reconnect else {
+            return;
+        };
+        for i in 0..self.slots.len() {
+            if self.status(i) != Status::Running || self.is_starved(i) {
+                continue;
+            }
+            let lost: Vec<usize> = (0..self.slots.len())
+                .filter(|&j| {
+                    j != i
+                        && self.slots[j].ever_started
+                        && !self.slots[j].left
+                        && self.state_seen(i, j).is_none_or(|st| st.is_dead_or_left())
+                })
+                .collect();
+            if lost.is_empty() {
+                continue;
+            }
+            let peer = lost[(self.rng.next_u64() % lost.len() as u64) as usize];
+            self.apply(Action::Rejoin { node: i, peer });
+        }
+        self.push(self.now + interval, Ev::Reconnect);
     }
 
     /// Runs every entry due up to `t`, then sets the clock to `t`.
