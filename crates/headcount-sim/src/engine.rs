@@ -160,6 +160,11 @@ pub enum Action {
     Leave(usize),
     /// Stop processing for this long, then handle the backlog late.
     Starve(usize, Duration),
+    /// Keep running (timers fire on time) but handle every inbound packet
+    /// and stream leg this much later than it arrives, for the given
+    /// stretch: an overloaded process whose receive path lags, as in the
+    /// Lifeguard paper's experiments.
+    Slow(usize, Duration, Duration),
     /// Start a partition.
     Partition(Partition),
     /// Heal the partition with this id.
@@ -210,6 +215,8 @@ enum Ev {
     },
     Action(Action),
     Reconnect,
+    /// An inbound entry whose handling a slow node put off.
+    Lagged(Box<Ev>),
 }
 
 /// The answer leg of a stream, as bytes on the wire (decoded on delivery).
@@ -287,6 +294,8 @@ struct Slot {
     leave_token: Option<BroadcastId>,
     ever_started: bool,
     left: bool,
+    /// Inbound processing lag and until when it applies.
+    lag: Option<(Duration, Instant)>,
 }
 
 /// A simulation. See the module documentation.
@@ -495,6 +504,7 @@ impl Sim {
                 leave_token: None,
                 ever_started: false,
                 left: false,
+                lag: None,
             });
         }
     }
@@ -534,6 +544,7 @@ impl Sim {
         slot.leave_token = None;
         slot.ever_started = true;
         slot.left = false;
+        slot.lag = None;
         self.running += 1;
         if let Some(j) = join {
             let now = self.now;
@@ -606,6 +617,11 @@ impl Sim {
                     },
                 );
             }
+            Action::Slow(i, lag, d) => {
+                if self.slots.get(i).is_some_and(|s| s.node.is_some()) {
+                    self.slots[i].lag = Some((lag, self.now + d));
+                }
+            }
             Action::Partition(p) => self.net.add_partition(p),
             Action::Heal(id) => {
                 self.net.heal(id);
@@ -633,6 +649,17 @@ impl Sim {
         debug_assert!(at >= self.now, "time went backwards");
         self.now = at;
         self.stats.steps += 1;
+        let ev = match ev {
+            Ev::Lagged(inner) => *inner,
+            Ev::Packet { to, .. } | Ev::StreamRequest { to, .. } | Ev::StreamResult { to, .. }
+                if self.lag_of(to as usize).is_some() =>
+            {
+                let lag = self.lag_of(to as usize).expect("checked");
+                self.push(at + lag, Ev::Lagged(Box::new(ev)));
+                return true;
+            }
+            ev => ev,
+        };
         match ev {
             Ev::Packet { from, to, data } => {
                 let to = to as usize;
@@ -733,8 +760,21 @@ impl Sim {
             }
             Ev::Action(a) => self.apply(a),
             Ev::Reconnect => self.reconnect_tick(),
+            Ev::Lagged(_) => unreachable!("unwrapped above"),
         }
         true
+    }
+
+    fn lag_of(&mut self, i: usize) -> Option<Duration> {
+        let slot = self.slots.get_mut(i)?;
+        match slot.lag {
+            Some((lag, until)) if until > self.now => Some(lag),
+            Some(_) => {
+                slot.lag = None;
+                None
+            }
+            None => None,
+        }
     }
 
     /// Turns on a Serf-style reconnect loop: every `interval`, each running

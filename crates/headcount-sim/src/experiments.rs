@@ -480,26 +480,46 @@ pub fn plain_swim(mut c: Config) -> Config {
 /// Whether [`plain_swim`] can turn off every Lifeguard mechanism yet.
 pub const PLAIN_SWIM_COMPLETE: bool = false;
 
-/// How distressed nodes are starved.
+/// How distressed nodes suffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stress {
+    /// Stop processing entirely (timers and input), then catch up late.
+    Starve,
+    /// Keep timers on time but handle every inbound message `lag` late.
+    Slow,
+}
+
+/// How distressed nodes are stressed, in cycles: a stressed stretch, then
+/// a healthy one, lengths uniform in the given ranges.
 #[derive(Clone, Debug, Serialize)]
 pub struct StarveCycle {
-    /// Shortest starvation, ms.
+    /// Kind of stress.
+    pub stress: Stress,
+    /// Shortest stressed stretch, ms.
     pub starve_min_ms: u64,
-    /// Longest starvation, ms.
+    /// Longest stressed stretch, ms.
     pub starve_max_ms: u64,
-    /// Shortest healthy stretch between starvations, ms.
+    /// Shortest healthy stretch between, ms.
     pub run_min_ms: u64,
     /// Longest healthy stretch, ms.
     pub run_max_ms: u64,
+    /// Smallest inbound lag of a slow stretch, ms (`slow` only).
+    pub lag_min_ms: u64,
+    /// Largest inbound lag, ms (`slow` only).
+    pub lag_max_ms: u64,
 }
 
 impl Default for StarveCycle {
     fn default() -> Self {
         StarveCycle {
-            starve_min_ms: 1_000,
-            starve_max_ms: 10_000,
-            run_min_ms: 200,
-            run_max_ms: 2_000,
+            stress: Stress::Slow,
+            starve_min_ms: 10_000,
+            starve_max_ms: 60_000,
+            run_min_ms: 5_000,
+            run_max_ms: 30_000,
+            lag_min_ms: 500,
+            lag_max_ms: 5_000,
         }
     }
 }
@@ -577,7 +597,7 @@ fn measure_false_positives(
     profile: Profile,
     loss: f64,
     distressed: &[usize],
-    schedule: &[(Duration, usize, Duration)],
+    schedule: &[(Duration, Action)],
     duration: Duration,
 ) -> FalsePositives {
     let mut sim = converged_cluster(seed, config, profile, loss, n);
@@ -585,8 +605,8 @@ fn measure_false_positives(
     sim.recording = true;
     let t0 = sim.now();
     let p0 = sim.stats().packets_sent;
-    for &(at, node, d) in schedule {
-        sim.schedule(t0 + at, Action::Starve(node, d));
+    for (at, action) in schedule {
+        sim.schedule(t0 + *at, action.clone());
     }
     sim.run_for(duration);
     let bad: BTreeSet<u32> = distressed.iter().map(|&i| i as u32).collect();
@@ -655,7 +675,14 @@ pub fn lifeguard(
             let mut t = uni(&mut rng, 0, cycle.run_max_ms);
             while t < duration {
                 let s = uni(&mut rng, cycle.starve_min_ms, cycle.starve_max_ms);
-                schedule.push((t, node, s));
+                let action = match cycle.stress {
+                    Stress::Starve => Action::Starve(node, s),
+                    Stress::Slow => {
+                        let lag = uni(&mut rng, cycle.lag_min_ms, cycle.lag_max_ms);
+                        Action::Slow(node, lag, s)
+                    }
+                };
+                schedule.push((t, action));
                 t += s + uni(&mut rng, cycle.run_min_ms, cycle.run_max_ms);
             }
         }

@@ -7,7 +7,7 @@ use core::time::Duration;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use headcount_sim::experiments::{self, StarveCycle};
+use headcount_sim::experiments::{self, StarveCycle, Stress};
 use headcount_sim::net::Profile;
 use headcount_sim::report;
 use serde_json::{json, Value};
@@ -79,12 +79,19 @@ enum Cmd {
         /// Measured stretch, virtual seconds.
         #[arg(long, default_value_t = 300)]
         duration: u64,
-        /// Starvation length range in ms, "min,max".
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        /// Kind of stress: slow (inbound handled late, timers on time) or
+        /// starve (everything stops, then the backlog is handled late).
+        #[arg(long, default_value = "slow")]
+        stress: String,
+        /// Stressed stretch range in ms, "min,max".
+        #[arg(long, value_delimiter = ',', default_value = "10000,60000")]
         starve_ms: Vec<u64>,
         /// Healthy stretch range in ms, "min,max".
-        #[arg(long, value_delimiter = ',', default_value = "200,2000")]
+        #[arg(long, value_delimiter = ',', default_value = "5000,30000")]
         run_ms: Vec<u64>,
+        /// Inbound lag range in ms for `--stress slow`, "min,max".
+        #[arg(long, value_delimiter = ',', default_value = "500,5000")]
+        lag_ms: Vec<u64>,
     },
     /// Simulated node-seconds per wall-clock second, by cluster size.
     Scale {
@@ -163,15 +170,26 @@ fn run(cli: Cli) -> Result<(), String> {
             distressed,
             loss,
             duration,
+            stress,
             starve_ms,
             run_ms,
+            lag_ms,
         } => {
+            let stress = match stress.as_str() {
+                "slow" => Stress::Slow,
+                "starve" => Stress::Starve,
+                other => return Err(format!("unknown stress {other:?} (slow, starve)")),
+            };
+            let (lmin, lmax) = range(&lag_ms, "lag-ms")?;
             let (smin, smax) = range(&starve_ms, "starve-ms")?;
             let (rmin, rmax) = range(&run_ms, "run-ms")?;
             if distressed.is_empty() {
                 return Err("--distressed needs at least one value".into());
             }
             let cycle = StarveCycle {
+                stress,
+                lag_min_ms: lmin,
+                lag_max_ms: lmax,
                 starve_min_ms: smin,
                 starve_max_ms: smax,
                 run_min_ms: rmin,
