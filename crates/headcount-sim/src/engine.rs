@@ -439,7 +439,7 @@ impl Sim {
                 let ok = if t.status == Status::Running {
                     state == Some(MemberState::Alive)
                 } else {
-                    state.is_none_or(|st| st.is_dead_or_left())
+                    state.map_or(true, |st| st.is_dead_or_left())
                 };
                 if !ok {
                     return false;
@@ -601,7 +601,7 @@ impl Sim {
                 }
             }
             Action::Starve(i, d) => {
-                if self.slots.get(i).is_none_or(|s| s.node.is_none()) {
+                if self.slots.get(i).map_or(true, |s| s.node.is_none()) {
                     return;
                 }
                 let until = self.now + d;
@@ -803,7 +803,9 @@ impl Sim {
                     j != i
                         && self.slots[j].ever_started
                         && !self.slots[j].left
-                        && self.state_seen(i, j).is_none_or(|st| st.is_dead_or_left())
+                        && self
+                            .state_seen(i, j)
+                            .map_or(true, |st| st.is_dead_or_left())
                 })
                 .collect();
             if lost.is_empty() {
@@ -990,7 +992,7 @@ impl Sim {
             return;
         };
         let d = d.max(self.now);
-        if slot.wake_at.is_none_or(|w| d < w) {
+        if slot.wake_at.map_or(true, |w| d < w) {
             slot.wake_at = Some(d);
             let gen = slot.gen;
             self.push(

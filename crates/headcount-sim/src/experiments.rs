@@ -178,7 +178,7 @@ pub fn detection(
         let all = sim.run_while_not(bound * 3, Duration::from_millis(50), |s| {
             (0..s.len()).filter(|&i| s.is_running(i)).all(|i| {
                 s.state_seen(i, victim)
-                    .is_none_or(|st| st.is_dead_or_left())
+                    .map_or(true, |st| st.is_dead_or_left())
             })
         });
         let first = |k: Kind, log: &[Record]| {
@@ -365,7 +365,7 @@ pub fn dissemination_run(n: usize, seed: u64, profile: Profile, loss: f64) -> Di
             .iter()
             .filter(|r| r.kind == Kind::Join && r.subject as usize == newcomer)
             .count()
-            >= target + 1
+            > target
     });
     let mut seen = BTreeSet::new();
     let mut times: Vec<f64> = sim.log[from..]
@@ -392,7 +392,7 @@ pub fn dissemination_run(n: usize, seed: u64, profile: Profile, loss: f64) -> Di
     sim.run_while_not(bound + limit, Duration::from_millis(100), |s| {
         (0..s.len()).filter(|&i| s.is_running(i)).all(|i| {
             s.state_seen(i, victim)
-                .is_none_or(|st| st.is_dead_or_left())
+                .map_or(true, |st| st.is_dead_or_left())
         })
     });
     let first_dead = sim.log[from..]
@@ -590,6 +590,7 @@ pub struct LifeguardReport {
     pub reduction: Option<f64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure_false_positives(
     n: usize,
     seed: u64,

@@ -69,14 +69,12 @@ fn curve(
     out
 }
 
-/// First round at which `curve` reaches `q` (a fraction), if it does.
-/// A quantile of "all nodes" is read as `n − 0.5` nodes informed.
+/// First round at which `curve` reaches a share `q` of `n` nodes, if it
+/// does. As in the measurements, `q` means `ceil(q × n)` nodes; the
+/// expected count must come within half a node of it.
 pub fn rounds_to(curve: &[f64], q: f64, n: usize) -> Option<usize> {
-    let target = if q >= 1.0 {
-        (n as f64 - 0.5) / n as f64
-    } else {
-        q
-    };
+    let need = (q * n as f64).ceil().clamp(1.0, n as f64);
+    let target = (need - 0.5) / n as f64;
     curve.iter().position(|&f| f >= target)
 }
 
