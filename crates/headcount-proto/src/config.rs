@@ -65,6 +65,12 @@ pub struct Config {
     pub label: Vec<u8>,
     /// Accept traffic whatever its label.
     pub skip_inbound_label_check: bool,
+    /// Lifeguard: when probing a suspect node, send it the accusation with
+    /// the ping so it can refute at once. Off only to study plain SWIM.
+    pub lifeguard_suspect_piggyback: bool,
+    /// Lifeguard: ask indirect-probe helpers for nacks, which feed the
+    /// health score. Off only to study plain SWIM.
+    pub lifeguard_nacks: bool,
     /// Encryption keys; `None` (the default) for no encryption. A node
     /// with a keyring needs a nonce source: create it with
     /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)
@@ -113,6 +119,8 @@ impl Config {
             dead_node_reclaim_time: Duration::ZERO,
             label: Vec::new(),
             skip_inbound_label_check: false,
+            lifeguard_suspect_piggyback: true,
+            lifeguard_nacks: true,
             keyring: None,
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,

@@ -720,7 +720,7 @@ impl Node {
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
         let seq = self.next_seq();
         let ping = self.make_ping(seq, target);
-        if state == MemberState::Alive {
+        if state == MemberState::Alive || !self.config.lifeguard_suspect_piggyback {
             self.send_msg(addr, Some(pmax), &Message::Ping(ping));
         } else {
             // Tell a suspect node it is suspected, so it can refute at once.
@@ -769,7 +769,7 @@ impl Node {
         });
         let mut expected_nacks = 0;
         for (peer_addr, peer_pmax) in helpers {
-            let nack = peer_pmax >= 4;
+            let nack = self.config.lifeguard_nacks && peer_pmax >= 4;
             if nack {
                 expected_nacks += 1;
             }

@@ -458,27 +458,22 @@ pub enum Detector {
     Lifeguard,
 }
 
-/// ADAPTER — the one place that turns Lifeguard off. Today it can only
-/// use knobs that exist in `headcount_proto::Config`:
+/// The one place that turns Lifeguard off, giving plain SWIM:
 ///
 /// - `awareness_max_multiplier = 1` pins the health score at 0 (no local
-///   health multiplier). Since nacks only feed the health score, this also
-///   makes nacks inert, though helpers still send them.
+///   health multiplier);
 /// - `suspicion_max_timeout_mult = 1` makes the suspicion timeout fixed at
-///   its minimum (no dynamic suspicion: confirmations change nothing).
-///
-/// Still missing in the proto (see the report): a switch for the suspect
-/// piggyback on probes of suspect nodes ("buddy system"), and one for
-/// requesting nacks. When they exist, set them here, e.g.
-/// `c.lifeguard_suspect_piggyback = false; c.lifeguard_nacks = false;`.
+///   its minimum (no dynamic suspicion: confirmations change nothing);
+/// - `lifeguard_suspect_piggyback = false`: probes of a suspect node carry
+///   no accusation (no "buddy system");
+/// - `lifeguard_nacks = false`: indirect probes ask for no nacks.
 pub fn plain_swim(mut c: Config) -> Config {
     c.awareness_max_multiplier = 1;
     c.suspicion_max_timeout_mult = 1;
+    c.lifeguard_suspect_piggyback = false;
+    c.lifeguard_nacks = false;
     c
 }
-
-/// Whether [`plain_swim`] can turn off every Lifeguard mechanism yet.
-pub const PLAIN_SWIM_COMPLETE: bool = false;
 
 /// How distressed nodes suffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -577,9 +572,6 @@ pub struct LifeguardReport {
     pub duration_s: u64,
     /// Starvation pattern.
     pub cycle: StarveCycle,
-    /// Whether the SWIM side has every Lifeguard mechanism off; `false`
-    /// while the proto lacks switches for nacks and the suspect piggyback.
-    pub swim_is_complete: bool,
     /// One run per D (the first is the headline one).
     pub runs: Vec<LifeguardRun>,
     /// Of the first run, for convenience: SWIM's counts.
@@ -726,7 +718,6 @@ pub fn lifeguard(
         loss,
         duration_s: duration.as_secs(),
         cycle,
-        swim_is_complete: PLAIN_SWIM_COMPLETE,
         swim: first
             .as_ref()
             .map(|r| r.swim.clone())

@@ -48,8 +48,8 @@ pub fn dissemination_text(v: &Value) -> String {
 /// Text summary of a `lifeguard` report.
 pub fn lifeguard_text(v: &Value) -> String {
     let mut s = format!(
-        "lifeguard: {} nodes, {} s, seed {} (swim side complete: {})\n     D   swim(all/healthy)   lifeguard(all/healthy)   reduction\n",
-        v["nodes"], v["duration_s"], v["seed"], v["swim_is_complete"]
+        "lifeguard: {} nodes, {} s, seed {}\n     D   swim(all/healthy)   lifeguard(all/healthy)   reduction\n",
+        v["nodes"], v["duration_s"], v["seed"]
     );
     for r in v["runs"].as_array().into_iter().flatten() {
         s += &format!(
@@ -301,7 +301,7 @@ pub fn generate(seed: u64, out: &str, quick: bool) -> std::io::Result<()> {
         Duration::from_secs(lg_secs),
         cycle.clone(),
     );
-    let _ = writeln!(md, "\n## Lifeguard: false positives against distressed members\n\n`{cmd}`\n\nD members are distressed in cycles: {}–{} s during which every message they receive is handled {}–{} s late (their timers still fire on time, so their own probes time out), then {}–{} s healthy. Nothing ever crashes, so every death declaration is a false positive. *SWIM* is memberlist with `awareness_max_multiplier = 1` (no health score, which also makes nacks inert) and `suspicion_max_timeout_mult = 1` (fixed suspicion timeout); the suspect piggyback on probes cannot be switched off yet, so SWIM here still has it (`swim_is_complete: false`). Counts are distinct (member, incarnation) declarations; *healthy* ones are about members that were never distressed.\n",
+    let _ = writeln!(md, "\n## Lifeguard: false positives against distressed members\n\n`{cmd}`\n\nD members are distressed in cycles: {}–{} s during which every message they receive is handled {}–{} s late (their timers still fire on time, so their own probes time out), then {}–{} s healthy. Nothing ever crashes, so every death declaration is a false positive. *SWIM* is memberlist with every Lifeguard mechanism off: `awareness_max_multiplier = 1` (no health score), `suspicion_max_timeout_mult = 1` (fixed suspicion timeout), `lifeguard_suspect_piggyback = false` and `lifeguard_nacks = false`. Counts are distinct (member, incarnation) declarations; *healthy* ones are about members that were never distressed.\n",
         cycle.starve_min_ms / 1000, cycle.starve_max_ms / 1000, cycle.lag_min_ms as f64 / 1000.0, cycle.lag_max_ms as f64 / 1000.0, cycle.run_min_ms / 1000, cycle.run_max_ms / 1000);
     let _ = writeln!(md, "| D | SWIM: all | SWIM: healthy | Lifeguard: all | Lifeguard: healthy | reduction (all) | reduction (healthy) | death events SWIM / Lifeguard |\n|---|---|---|---|---|---|---|---|");
     for r in &l.runs {
