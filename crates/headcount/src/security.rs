@@ -117,7 +117,7 @@ pub(crate) fn reply_failure(e: ReadError, secured: bool) -> StreamFailure {
         return StreamFailure::Io(if secured {
             "closed the connection without answering: wrong encryption key or label?".to_string()
         } else {
-            "closed the connection without answering (does the cluster need an encryption key or a label?)"
+            "closed the connection without answering (does it need an encryption key or a label, or refuse our address?)"
                 .to_string()
         });
     }
