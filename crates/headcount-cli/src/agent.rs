@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use clap::{Args, ValueEnum};
 use headcount::{
-    Cidr, Config, Error, EventDelegate, Keyring, MemberInfo, Memberlist, MessageDelegate, Options,
+    Cidr, Config, EventDelegate, Keyring, MemberInfo, Memberlist, MessageDelegate, Options,
 };
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
@@ -260,7 +260,8 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         match ml.join(&args.join).await {
             Ok(n) => tracing::info!("joined the cluster through {n} of the given addresses"),
             Err(e) => {
-                eprintln!("headcount: {}", join_error(&e));
+                // One line, with why each address failed.
+                eprintln!("headcount: {e}");
                 ml.shutdown().await;
                 return ExitCode::FAILURE;
             }
@@ -281,21 +282,6 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         t.abort();
     }
     ExitCode::SUCCESS
-}
-
-/// A failed join in one line: "join failed: ADDR: why; ADDR: why".
-fn join_error(e: &Error) -> String {
-    match e {
-        Error::JoinFailed { failures } if !failures.is_empty() => format!(
-            "join failed: {}",
-            failures
-                .iter()
-                .map(|(a, why)| format!("{a}: {why}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        other => other.to_string(),
-    }
 }
 
 async fn wait_for_signal() {

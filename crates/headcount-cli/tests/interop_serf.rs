@@ -190,7 +190,7 @@ fn headcount_with_another_key_or_none_is_refused_by_an_encrypted_serf() {
         &["--encrypt", OTHER_KEY, "--join", "127.67.0.1:7946"],
     );
     assert!(
-        err.contains("join failed: 127.67.0.1:7946:")
+        err.contains("join failed: no address answered (127.67.0.1:7946: ")
             && err.contains("wrong encryption key or label?"),
         "{err}"
     );
