@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use clap::{Args, ValueEnum};
-use headcount::{Config, EventDelegate, MemberInfo, Memberlist, MessageDelegate, Options};
+use headcount::{
+    Cidr, Config, EventDelegate, Keyring, MemberInfo, Memberlist, MessageDelegate, Options,
+};
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -28,8 +31,13 @@ STDIN (read only when it is not a terminal; EOF does not stop the agent):
   send-best-effort NODE TEXT   send TEXT to NODE in one UDP packet
   members                      print the member list
 
-JOIN: with --join, the agent exits with status 1 if no address answered;
-if at least one did, it keeps running (failures are logged on stderr).
+JOIN: with --join, the agent exits with status 1 if no address answered
+(one line on stderr says why, e.g. a wrong encryption key or label); if at
+least one did, it keeps running (failures are logged on stderr).
+
+ENCRYPTION: --encrypt takes a base64 key of 16, 24 or 32 bytes (as Serf's
+-encrypt; `headcount keygen` makes one). Repeat it to install several keys:
+the first encrypts, all decrypt.
 
 SIGINT/SIGTERM: leave gracefully (up to 3 s), then exit 0.
 Logs go to stderr; set RUST_LOG (default: info).")]
@@ -56,6 +64,32 @@ pub struct AgentArgs {
     /// Delegate protocol versions to advertise; Serf agents need e.g. 2,5,4.
     #[arg(long, value_name = "MIN,MAX,CUR", value_parser = parse_versions, default_value = "0,0,0")]
     delegate_versions: (u8, u8, u8),
+    /// Encryption key, base64 (16, 24 or 32 bytes); repeatable, the first
+    /// is the primary.
+    #[arg(long, value_name = "BASE64KEY", value_parser = parse_key)]
+    encrypt: Vec<Vec<u8>>,
+    /// Cluster label: traffic with another label is dropped (at most 255
+    /// bytes; separates clusters, not a secret).
+    #[arg(long, value_name = "TEXT")]
+    label: Option<String>,
+    /// Accept traffic and members only from this address block, e.g.
+    /// 10.0.0.0/8 (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<Cidr>,
+}
+
+/// Decodes a base64 encryption key and checks its length.
+pub fn parse_key(s: &str) -> Result<Vec<u8>, String> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| format!("not valid base64 ({e})"))?;
+    Keyring::validate_key(&key).map_err(|_| {
+        format!(
+            "the key is {} bytes; AES needs 16, 24 or 32 (e.g. from `headcount keygen`)",
+            key.len()
+        )
+    })?;
+    Ok(key)
 }
 
 /// A configuration preset.
@@ -192,6 +226,22 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
     if let Some(m) = &args.meta {
         opts = opts.with_meta(m.as_bytes().to_vec());
     }
+    if let Some((primary, others)) = args.encrypt.split_first() {
+        // Lengths were checked while parsing the arguments.
+        match Keyring::with_keys(primary, others) {
+            Ok(k) => opts = opts.with_keyring(k),
+            Err(e) => {
+                eprintln!("headcount: --encrypt: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(l) = &args.label {
+        opts = opts.with_label(l.as_bytes().to_vec());
+    }
+    if !args.allow.is_empty() {
+        opts = opts.with_cidrs_allowed(args.allow.iter().copied());
+    }
     let ml = match Memberlist::create(opts).await {
         Ok(ml) => ml,
         Err(e) => {
@@ -210,6 +260,7 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         match ml.join(&args.join).await {
             Ok(n) => tracing::info!("joined the cluster through {n} of the given addresses"),
             Err(e) => {
+                // One line, with why each address failed.
                 eprintln!("headcount: {e}");
                 ml.shutdown().await;
                 return ExitCode::FAILURE;

@@ -1,6 +1,7 @@
 //! The headcount command: `headcount agent` runs one cluster member and
 //! reports events as JSON lines; `headcount demo` runs a five-node cluster
-//! on loopback and narrates failure detection and recovery.
+//! on loopback and narrates failure detection and recovery; `headcount
+//! keygen` prints a new encryption key.
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,9 @@ enum Command {
     /// Run a five-node cluster on 127.0.0.1, kill a node, bring it back,
     /// and narrate what the others see.
     Demo(demo::DemoArgs),
+    /// Print a new random 32-byte encryption key, base64-encoded, for
+    /// `agent --encrypt` (and Serf's -encrypt).
+    Keygen,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let default_filter = match cli.command {
         Command::Agent(_) => "info",
         Command::Demo(_) => "warn",
+        Command::Keygen => return keygen(),
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -63,8 +68,21 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Demo(args) => rt.block_on(demo::run(args)),
+        Command::Keygen => unreachable!("handled before the runtime starts"),
     };
     // A blocking read of stdin may still be pending: do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// `headcount keygen`: 32 random bytes from the OS, base64 (standard).
+fn keygen() -> ExitCode {
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    if let Err(e) = getrandom::getrandom(&mut key) {
+        eprintln!("headcount: the OS random generator failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+    ExitCode::SUCCESS
 }

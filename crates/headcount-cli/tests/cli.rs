@@ -196,3 +196,44 @@ fn agent_exits_non_zero_when_no_join_address_answers() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("join failed: no address answered"), "{err}");
 }
+
+#[test]
+fn keygen_prints_fresh_32_byte_keys_and_agent_refuses_bad_ones() {
+    let key = |_| {
+        let out = Command::new(BIN)
+            .arg("keygen")
+            .output()
+            .expect("run keygen");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (a, b) = (key(0), key(1));
+    assert_ne!(a, b);
+    // 32 bytes are 44 base64 characters with one '=' of padding.
+    assert_eq!(a.len(), 44, "{a}");
+    assert!(a.ends_with('=') && !a.ends_with("=="), "{a}");
+    // A bad key is refused before anything starts, saying why.
+    for (bad, why) in [
+        ("not base64!", "not valid base64"),
+        (
+            "AAAAAAAAAAAAAA==",
+            "the key is 10 bytes; AES needs 16, 24 or 32",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "agent",
+                "--name",
+                "x",
+                "--bind",
+                "127.0.0.1:0",
+                "--encrypt",
+                bad,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+}

@@ -129,3 +129,90 @@ fn graceful_leave_of_headcount_removes_it_from_serf() {
             .any(|(n, _, s)| n == "hc" && (s == "left" || s == "failed"))
     });
 }
+
+/// A fixed 32-byte key, base64 (as `serf keygen` prints).
+const SERF_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+/// Another one.
+const OTHER_KEY: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+/// Runs `headcount agent` that must fail to join, and returns its stderr.
+fn failed_join(name: &str, bind: &str, extra: &[&str]) -> String {
+    let out = std::process::Command::new(common::headcount_bin())
+        .args(["agent", "--name", name, "--bind", bind])
+        .args(["--delegate-versions", SERF_DELEGATE_VERSIONS])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run headcount agent");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+    assert_eq!(err.lines().count(), 1, "{name}: one line on stderr: {err}");
+    err
+}
+
+#[test]
+fn headcount_with_the_key_joins_an_encrypted_serf_cluster() {
+    let s1 = Serf::start("s1", "127.66.0.1", &["-encrypt", SERF_KEY]);
+    let mut hc = headcount_agent(
+        "hc",
+        "127.66.0.2:7946",
+        &[
+            "--encrypt",
+            SERF_KEY,
+            "--join",
+            "127.66.0.1:7946",
+            "--delegate-versions",
+            SERF_DELEGATE_VERSIONS,
+        ],
+    );
+    hc.wait_event(T, "join", "s1", "alive");
+    s1.wait_status(T, "hc", "alive");
+    // A second encrypted Serf agent that only knows the headcount node.
+    let s2 = Serf::start(
+        "s2",
+        "127.66.0.3",
+        &["-encrypt", SERF_KEY, "-join", "127.66.0.2:7946"],
+    );
+    hc.wait_event(T, "join", "s2", "alive");
+    s2.wait_status(T, "s1", "alive");
+    s1.wait_status(T, "s2", "alive");
+}
+
+#[test]
+fn headcount_with_another_key_or_none_is_refused_by_an_encrypted_serf() {
+    let s1 = Serf::start("s1", "127.67.0.1", &["-encrypt", SERF_KEY]);
+    // Serf answers a stream it cannot decrypt with an error encrypted under
+    // its own key, which we cannot read either.
+    let err = failed_join(
+        "hc-wrong",
+        "127.67.0.2:7946",
+        &["--encrypt", OTHER_KEY, "--join", "127.67.0.1:7946"],
+    );
+    assert!(
+        err.contains("join failed: no address answered (127.67.0.1:7946: ")
+            && err.contains("wrong encryption key or label?"),
+        "{err}"
+    );
+    // Without a key, Serf's (encrypted) error says it wants encryption.
+    let err = failed_join(
+        "hc-plain",
+        "127.67.0.3:7946",
+        &["--join", "127.67.0.1:7946"],
+    );
+    assert!(
+        err.contains("it is encrypted and we have no encryption key"),
+        "{err}"
+    );
+    // The refused nodes never show up in Serf, nor does a gossip packet of
+    // theirs make them: poll for a bounded while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let members = s1.members().unwrap_or_default();
+        assert!(
+            members.iter().all(|(n, _, _)| !n.starts_with("hc")),
+            "{members:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -4,6 +4,9 @@
 use core::fmt;
 use core::time::Duration;
 
+use std::net::IpAddr;
+
+use crate::cidr::{self, Cidr};
 use crate::wire::Keyring;
 
 /// Newest protocol version we speak.
@@ -90,6 +93,14 @@ pub struct Config {
     /// every node turn both flags off and install the key; (2) turn
     /// outgoing on everywhere; (3) turn incoming on everywhere.
     pub gossip_verify_outgoing: bool,
+    /// Allow-list of source and advertised addresses (Go `CIDRsAllowed`);
+    /// `None` (the default) allows every address. With a list, packets and
+    /// streams from other addresses are dropped, and `alive` messages that
+    /// announce a new node or a new address outside the list are ignored.
+    /// UDP source addresses can be spoofed: this filters, it does not
+    /// authenticate. An empty list is refused by [`Config::validate`]
+    /// (Go would read it as "allow all").
+    pub cidrs_allowed: Option<Vec<Cidr>>,
 }
 
 impl Config {
@@ -124,6 +135,7 @@ impl Config {
             keyring: None,
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
+            cidrs_allowed: None,
         }
     }
 
@@ -168,6 +180,11 @@ impl Config {
             self.delegate_protocol_max,
             self.delegate_protocol_version,
         ]
+    }
+
+    /// Whether `ip` passes [`Config::cidrs_allowed`] (Go `IPAllowed`).
+    pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        cidr::ip_allowed(self.cidrs_allowed.as_deref(), ip)
     }
 
     /// Checks that the settings make sense together.
@@ -221,6 +238,9 @@ impl Config {
         if self.label.len() > 255 {
             return Err(LabelTooLong(self.label.len()));
         }
+        if self.cidrs_allowed.as_ref().is_some_and(Vec::is_empty) {
+            return Err(EmptyAllowList);
+        }
         Ok(())
     }
 }
@@ -261,6 +281,9 @@ pub enum ConfigError {
     /// A keyring is configured but no nonce source was given (use
     /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)).
     NonceSourceRequired,
+    /// `cidrs_allowed` is an empty list, which would refuse everyone; use
+    /// `None` to allow every address.
+    EmptyAllowList,
 }
 
 impl fmt::Display for ConfigError {
@@ -289,6 +312,10 @@ impl fmt::Display for ConfigError {
             ConfigError::NonceSourceRequired => write!(
                 f,
                 "encryption needs a secure nonce source: create the node with Node::with_nonce_source"
+            ),
+            ConfigError::EmptyAllowList => write!(
+                f,
+                "cidrs_allowed is empty, which would refuse every node (use None to allow all)"
             ),
         }
     }

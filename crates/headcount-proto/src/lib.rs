@@ -15,6 +15,7 @@
 
 pub mod awareness;
 pub mod broadcast;
+pub mod cidr;
 pub mod config;
 pub mod delegate;
 pub mod event;
@@ -26,6 +27,7 @@ pub mod timer;
 pub mod wire;
 
 pub use broadcast::TransmitLimitedQueue;
+pub use cidr::Cidr;
 pub use config::{Config, ConfigError};
 pub use delegate::{Hooks, NoHooks};
 pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};

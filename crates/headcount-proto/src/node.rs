@@ -127,6 +127,12 @@ pub struct Stats {
     pub probes: u64,
     /// Probes that ended without any ack.
     pub probes_failed: u64,
+    /// Packets and inbound stream messages dropped because their source
+    /// address is not in [`Config::cidrs_allowed`].
+    pub sources_denied: u64,
+    /// `alive` messages ignored because they announce a new node or a new
+    /// address outside [`Config::cidrs_allowed`].
+    pub alives_denied: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -429,6 +435,10 @@ impl Node {
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.packets_received += 1;
         self.stats.bytes_received += data.len() as u64;
+        if !self.config.ip_allowed(from.ip()) {
+            self.stats.sources_denied += 1;
+            return;
+        }
         let mut messages = core::mem::take(&mut self.scratch);
         messages.clear();
         match wire::decode_packet_with(
@@ -464,6 +474,10 @@ impl Node {
         from: SocketAddr,
         msg: StreamMessage,
     ) -> Option<Vec<u8>> {
+        if !self.config.ip_allowed(from.ip()) {
+            self.stats.sources_denied += 1;
+            return None;
+        }
         self.stats.streams_handled += 1;
         match msg {
             StreamMessage::Ping(p) => {
@@ -984,6 +998,13 @@ impl Node {
             self.stats.messages_ignored += 1;
             return;
         };
+        // Go `IPAllowed` on new nodes and address changes. A known node
+        // keeps an address that passed this check (the list is fixed), so
+        // checking every alive is the same.
+        if !is_local && !self.config.ip_allowed(addr.ip()) {
+            self.stats.alives_denied += 1;
+            return;
+        }
         let info = MemberInfo {
             name: a.node.clone(),
             addr,

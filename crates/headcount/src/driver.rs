@@ -15,7 +15,7 @@ use headcount_proto::event::{
     BroadcastId, Dial, Event as CoreEvent, JoinId, Output, PingId, StreamFailure, StreamId,
 };
 use headcount_proto::node::{Node, Stats as CoreStats};
-use headcount_proto::wire::{Limits, StreamMessage};
+use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use headcount_proto::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::delegate::Delegates;
 use crate::net::{describe_io, read_message};
+use crate::security::{reply_failure, Key, SecurityOp};
 use crate::{Error, Event, MemberInfo};
 
 /// Most inbound stream handlers running at once (Go's limit on concurrent
@@ -107,6 +108,12 @@ pub(crate) enum Command {
         addr: SocketAddr,
         done: oneshot::Sender<Result<Duration, Error>>,
     },
+    /// A keyring or verification-flag change (or just a look), answered
+    /// with the keys installed afterwards.
+    Security {
+        op: SecurityOp,
+        done: oneshot::Sender<Result<Vec<Key>, Error>>,
+    },
 }
 
 /// A message an inbound stream task read, with where to put the reply.
@@ -123,6 +130,7 @@ pub(crate) struct ShellCounters {
     pub udp_recv_errors: AtomicU64,
     pub inbound_streams: AtomicU64,
     pub inbound_streams_rejected: AtomicU64,
+    pub inbound_streams_denied: AtomicU64,
     pub inbound_stream_errors: AtomicU64,
     pub dial_failures: AtomicU64,
 }
@@ -134,10 +142,8 @@ pub(crate) struct Status {
     pub health: u32,
 }
 
-/// What inbound stream tasks need to read messages.
+/// What inbound stream tasks need besides their decoder.
 struct StreamCtx {
-    label: Vec<u8>,
-    skip_label_check: bool,
     limits: Limits,
     tcp_timeout: Duration,
 }
@@ -211,8 +217,6 @@ impl Driver {
         let (dial_tx, dial_rx) = mpsc::unbounded_channel();
         let cfg = p.node.config();
         let stream_ctx = Arc::new(StreamCtx {
-            label: cfg.label.clone(),
-            skip_label_check: cfg.skip_inbound_label_check,
             limits: Limits::default(),
             tcp_timeout: cfg.tcp_timeout,
         });
@@ -357,6 +361,14 @@ impl Driver {
     }
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
+        // Go's handleConn checks the allow-list before reading anything.
+        if !self.node.config().ip_allowed(from.ip()) {
+            self.counters
+                .inbound_streams_denied
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, "closing a connection from an address outside the allow-list");
+            return;
+        }
         let Ok(permit) = self.inbound_permits.clone().try_acquire_owned() else {
             self.counters
                 .inbound_streams_rejected
@@ -368,11 +380,13 @@ impl Driver {
             .inbound_streams
             .fetch_add(1, Ordering::Relaxed);
         let ctx = self.stream_ctx.clone();
+        // Made now, so it has the keys and flags in force at accept time.
+        let decoder = self.node.stream_decoder(false);
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_inbound(stream, from, &ctx, tx).await {
+            if let Err(e) = serve_inbound(stream, from, decoder, &ctx, tx).await {
                 counters
                     .inbound_stream_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -451,7 +465,42 @@ impl Driver {
                 };
                 self.pings.insert(id, (who, done));
             }
+            Command::Security { op, done } => {
+                let _ = done.send(self.on_security(op));
+            }
         }
+    }
+
+    fn on_security(&mut self, op: SecurityOp) -> Result<Vec<Key>, Error> {
+        let r = match op {
+            SecurityOp::AddKey(k) => self.node.add_key(&k),
+            SecurityOp::UseKey(k) => self.node.use_key(&k),
+            SecurityOp::RemoveKey(k) => self.node.remove_key(&k),
+            SecurityOp::ListKeys => Ok(()),
+            SecurityOp::VerifyIncoming(on) => {
+                self.node.set_gossip_verify_incoming(on);
+                Ok(())
+            }
+            SecurityOp::VerifyOutgoing(on) => {
+                self.node.set_gossip_verify_outgoing(on);
+                Ok(())
+            }
+        };
+        r.map_err(Error::Keyring)?;
+        let keys: Vec<Key> = self
+            .node
+            .keyring()
+            .map(|k| k.keys().map(Key::new).collect())
+            .unwrap_or_default();
+        if let Some(primary) = self.node.keyring().map(|k| k.primary_key()) {
+            tracing::debug!(
+                node = self.node.name(),
+                keys = keys.len(),
+                primary = %crate::security::fingerprint(primary),
+                "keyring"
+            );
+        }
+        Ok(keys)
     }
 
     fn resolve_target(&self, to: &Target) -> Result<SocketAddr, Error> {
@@ -507,20 +556,28 @@ impl Driver {
 
     fn spawn_dial(&mut self, dial: Dial) {
         let tx = self.dial_tx.clone();
+        let decoder = dial.expect_reply.then(|| self.node.stream_decoder(true));
+        let cfg = self.node.config();
+        let secured = cfg.keyring.is_some() || !cfg.label.is_empty();
+        let max_bytes = self.stream_ctx.limits.max_stream_bytes;
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
             let Dial {
                 id,
                 to,
                 data,
-                expect_reply,
+                expect_reply: _,
                 timeout,
             } = dial;
-            let res =
-                match tokio::time::timeout(timeout, dial_stream(to, &data, expect_reply)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(StreamFailure::Timeout),
-                };
+            let res = match tokio::time::timeout(
+                timeout,
+                dial_stream(to, &data, decoder, max_bytes, secured),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(StreamFailure::Timeout),
+            };
             if res.is_err() {
                 counters.dial_failures.fetch_add(1, Ordering::Relaxed);
             }
@@ -614,11 +671,12 @@ impl Driver {
 async fn serve_inbound(
     mut stream: TcpStream,
     from: SocketAddr,
+    decoder: StreamDecoder,
     ctx: &StreamCtx,
     tx: mpsc::Sender<Inbound>,
 ) -> Result<(), String> {
     let work = async {
-        let msg = read_message(&mut stream, &ctx.label, ctx.skip_label_check, &ctx.limits)
+        let msg = read_message(&mut stream, decoder, ctx.limits.max_stream_bytes)
             .await
             .map_err(|e| e.to_string())?;
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -646,28 +704,27 @@ async fn serve_inbound(
     }
 }
 
-/// Connects, writes `data` and reads one reply when asked to.
+/// Connects, writes `data` and reads one reply with `reply` when given.
+/// `secured`: we have a keyring or a label (for the hint of a refusal).
 async fn dial_stream(
     to: SocketAddr,
     data: &[u8],
-    expect_reply: bool,
+    reply: Option<StreamDecoder>,
+    max_bytes: usize,
+    secured: bool,
 ) -> Result<Option<StreamMessage>, StreamFailure> {
     let io = |e: std::io::Error| StreamFailure::Io(describe_io(&e));
     let mut stream = TcpStream::connect(to).await.map_err(io)?;
     let _ = stream.set_nodelay(true);
     stream.write_all(data).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
-    if !expect_reply {
+    let Some(decoder) = reply else {
         let _ = stream.shutdown().await;
         return Ok(None);
-    }
-    // Replies carry no label.
-    let msg = read_message(&mut stream, &[], false, &Limits::default())
+    };
+    let msg = read_message(&mut stream, decoder, max_bytes)
         .await
-        .map_err(|e| match e {
-            crate::net::ReadError::Decode(s) => StreamFailure::Decode(s),
-            other => StreamFailure::Io(other.to_string()),
-        })?;
+        .map_err(|e| reply_failure(e, secured))?;
     let _ = stream.shutdown().await;
     Ok(Some(msg))
 }

@@ -62,6 +62,10 @@ pub enum Error {
     /// The node was shut down.
     #[error("the memberlist is shut down")]
     Shutdown,
+    /// A keyring operation was refused (bad key length, key not installed,
+    /// removing the primary key, no keyring).
+    #[error("keyring: {0}")]
+    Keyring(headcount_proto::KeyringError),
 }
 
 fn format_failures(f: &[(String, String)]) -> String {

@@ -31,6 +31,7 @@ mod memberlist;
 mod net;
 mod options;
 mod resolve;
+mod security;
 
 pub use delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
@@ -42,6 +43,7 @@ pub use event::Event;
 pub use memberlist::{Memberlist, Stats};
 pub use options::Options;
 pub use resolve::DEFAULT_PORT;
+pub use security::Key;
 
 /// The protocol core, for those who need it directly.
 pub use headcount_proto;
@@ -50,6 +52,8 @@ pub use headcount_proto::broadcast::Broadcast;
 /// A retransmit-limited queue for user broadcasts, with memberlist's
 /// semantics; serve it from a [`BroadcastDelegate`].
 pub use headcount_proto::broadcast::TransmitLimitedQueue;
+/// Why a [`Cidr`] could not be parsed.
+pub use headcount_proto::cidr::CidrError;
 /// Largest node metadata, in bytes.
 pub use headcount_proto::config::META_MAX_SIZE;
 /// The protocol core's counters (part of [`Stats`]).
@@ -58,8 +62,14 @@ pub use headcount_proto::node::Stats as CoreStats;
 pub use headcount_proto::state::MemberInfo;
 /// The state of a member.
 pub use headcount_proto::state::MemberState;
+/// A block of addresses for [`Config::cidrs_allowed`].
+pub use headcount_proto::Cidr;
 /// The protocol configuration (Go memberlist's `Config`), with the presets
 /// [`Config::lan`], [`Config::wan`] and [`Config::local`].
 pub use headcount_proto::Config;
 /// Why a [`Config`] is invalid.
 pub use headcount_proto::ConfigError;
+/// Encryption keys for [`Config::keyring`] (the first is the primary).
+pub use headcount_proto::Keyring;
+/// Why a keyring operation was refused.
+pub use headcount_proto::KeyringError;

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::delegate::HooksAdapter;
 use crate::driver::{Clock, Command, Driver, DriverParts, ShellCounters, Status, Target};
 use crate::resolve::Resolver;
+use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
 
 /// Capacity of the command channel from handles to the driver.
@@ -31,7 +32,12 @@ pub struct Stats {
     pub inbound_streams: u64,
     /// Inbound TCP connections closed at once because too many were open.
     pub inbound_streams_rejected: u64,
-    /// Inbound TCP connections that failed (bad data, timeout, closed early).
+    /// Inbound TCP connections closed at once because their source address
+    /// is outside [`Config::cidrs_allowed`] (packets so refused are counted
+    /// in `core.sources_denied`).
+    pub inbound_streams_denied: u64,
+    /// Inbound TCP connections that failed (bad data, timeout, closed early,
+    /// a wrong label or key).
     pub inbound_stream_errors: u64,
     /// Outbound streams that failed to connect, write or read.
     pub dial_failures: u64,
@@ -117,8 +123,18 @@ impl Memberlist {
             addr: advertise,
             meta,
         };
-        let node = Node::new(config.clone(), local, hooks, clock.now(), seed)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        // Every node gets the OS generator for nonces, so keys can be added
+        // at run time even when it starts in plaintext. Check it once here.
+        os_random(&mut [0u8; 12])?;
+        let node = Node::with_nonce_source(
+            config.clone(),
+            local,
+            hooks,
+            clock.now(),
+            seed,
+            os_nonce_source(),
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -205,9 +221,6 @@ impl Memberlist {
                 done,
             })
             .await?;
-        for (addr, e) in &errors {
-            tracing::warn!(node = %self.inner.name, "join: {addr} failed: {e}");
-        }
         if succeeded == 0 {
             // "i/o error: connection refused" reads better without the prefix.
             failures.extend(errors.into_iter().map(|(a, e)| {
@@ -218,6 +231,10 @@ impl Memberlist {
                 (a.to_string(), e)
             }));
             return Err(Error::JoinFailed { failures });
+        }
+        // The error above says why; here only a partial failure needs a log.
+        for (addr, e) in &errors {
+            tracing::warn!(node = %self.inner.name, "join: {addr} failed: {e}");
         }
         Ok(succeeded)
     }
@@ -335,7 +352,8 @@ impl Memberlist {
         self.inner.advertise_addr
     }
 
-    /// The configuration the node runs with.
+    /// The configuration the node was created with. Keys and verification
+    /// flags may have changed since ([`Memberlist::keys`]).
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -393,9 +411,62 @@ impl Memberlist {
             udp_recv_errors: c.udp_recv_errors.load(Ordering::Relaxed),
             inbound_streams: c.inbound_streams.load(Ordering::Relaxed),
             inbound_streams_rejected: c.inbound_streams_rejected.load(Ordering::Relaxed),
+            inbound_streams_denied: c.inbound_streams_denied.load(Ordering::Relaxed),
             inbound_stream_errors: c.inbound_stream_errors.load(Ordering::Relaxed),
             dial_failures: c.dial_failures.load(Ordering::Relaxed),
         }
+    }
+
+    async fn security(&self, op: SecurityOp) -> Result<Vec<Key>, Error> {
+        self.call(|done| Command::Security { op, done }).await?
+    }
+
+    /// Installs an encryption key (16, 24 or 32 bytes; Go `AddKey`) and
+    /// returns the installed keys, primary first. A key already installed
+    /// is a no-op. On a node without keys the key becomes the primary and
+    /// encryption starts at once, as far as the verification flags say: to
+    /// move a running plaintext cluster to encryption, first turn both
+    /// flags off on every node ([`Memberlist::set_gossip_verify_incoming`],
+    /// [`Memberlist::set_gossip_verify_outgoing`]), then install the key
+    /// everywhere, then turn outgoing on everywhere, then incoming.
+    pub async fn add_key(&self, key: &[u8]) -> Result<Vec<Key>, Error> {
+        self.security(SecurityOp::AddKey(key.to_vec())).await
+    }
+
+    /// Makes an installed key the primary, the one we encrypt with (Go
+    /// `UseKey`). Rotation: add the new key on every node, then use it on
+    /// every node, then remove the old one.
+    pub async fn use_key(&self, key: &[u8]) -> Result<Vec<Key>, Error> {
+        self.security(SecurityOp::UseKey(key.to_vec())).await
+    }
+
+    /// Removes an installed key (Go `RemoveKey`); the primary cannot be
+    /// removed ([`KeyringError::RemovePrimaryKey`](crate::KeyringError)).
+    pub async fn remove_key(&self, key: &[u8]) -> Result<Vec<Key>, Error> {
+        self.security(SecurityOp::RemoveKey(key.to_vec())).await
+    }
+
+    /// The installed keys, primary first; empty when encryption is off.
+    /// [`Key`]'s `Debug` shows a fingerprint, never the key.
+    pub async fn keys(&self) -> Result<Vec<Key>, Error> {
+        self.security(SecurityOp::ListKeys).await
+    }
+
+    /// Sets Go's `GossipVerifyIncoming` while running: with keys, drop
+    /// packets and streams that are not encrypted with one of them. Off,
+    /// plaintext is accepted too (for migrations).
+    pub async fn set_gossip_verify_incoming(&self, on: bool) -> Result<(), Error> {
+        self.security(SecurityOp::VerifyIncoming(on))
+            .await
+            .map(drop)
+    }
+
+    /// Sets Go's `GossipVerifyOutgoing` while running: with keys, encrypt
+    /// what we send. Off, we send plaintext (for migrations).
+    pub async fn set_gossip_verify_outgoing(&self, on: bool) -> Result<(), Error> {
+        self.security(SecurityOp::VerifyOutgoing(on))
+            .await
+            .map(drop)
     }
 
     /// A receiver of [`Event`]s from now on. A receiver that falls more

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use headcount_proto::wire::{Limits, StreamDecode, StreamDecoder, StreamMessage};
+use headcount_proto::wire::{StreamDecode, StreamDecoder, StreamError, StreamMessage};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -62,7 +62,7 @@ pub(crate) fn describe_io(e: &io::Error) -> String {
 pub(crate) enum ReadError {
     Io(io::Error),
     Closed(usize),
-    Decode(String),
+    Decode(StreamError),
     TooLarge,
 }
 
@@ -75,24 +75,24 @@ impl core::fmt::Display for ReadError {
                 f,
                 "connection closed after {n} bytes of an incomplete message"
             ),
-            ReadError::Decode(e) => f.write_str(e),
+            ReadError::Decode(e) => write!(f, "{e}"),
             ReadError::TooLarge => write!(f, "message larger than {MAX_STREAM_BYTES} bytes"),
         }
     }
 }
 
-/// Reads exactly one stream message with the incremental decoder. The peer
+/// Reads exactly one stream message with the incremental decoder (made by
+/// `Node::stream_decoder`, which knows our label, keys and limits),
+/// buffering at most `max_bytes` (further capped at 64 MiB). The peer
 /// may keep its write half open, so we never read to EOF: we read until the
 /// decoder has a complete message, fetching at least as many bytes as its
 /// `at_least` hint asks for before calling it again.
 pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
-    label: &[u8],
-    skip_label_check: bool,
-    limits: &Limits,
+    mut decoder: StreamDecoder,
+    max_bytes: usize,
 ) -> Result<StreamMessage, ReadError> {
-    let max = limits.max_stream_bytes.min(MAX_STREAM_BYTES);
-    let mut decoder = StreamDecoder::new(label, skip_label_check, *limits);
+    let max = max_bytes.min(MAX_STREAM_BYTES);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut need = 1usize;
     loop {
@@ -114,7 +114,7 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
             // Always ask for one more byte than we have, so that a wrong
             // hint cannot make us spin.
             Ok(StreamDecode::NeedMore { at_least }) => need = at_least.max(buf.len() + 1),
-            Err(e) => return Err(ReadError::Decode(e.to_string())),
+            Err(e) => return Err(ReadError::Decode(e)),
         }
     }
 }

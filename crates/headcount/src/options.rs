@@ -7,7 +7,7 @@ use crate::delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
     MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
 };
-use crate::Config;
+use crate::{Cidr, Config, Keyring};
 
 /// Options of [`crate::Memberlist::create`]. Build with [`Options::new`]
 /// and the `with_*` methods, or set the public fields.
@@ -74,6 +74,32 @@ impl Options {
     /// Sets the random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Encrypts gossip with `keyring` (its first key is the primary, the
+    /// one we encrypt with; all are tried to decrypt). Sets
+    /// [`Config::keyring`]; see [`Config::gossip_verify_incoming`] and
+    /// [`Config::gossip_verify_outgoing`] to migrate a running cluster.
+    /// Keys can also be added later with [`crate::Memberlist::add_key`].
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.config.keyring = Some(keyring);
+        self
+    }
+
+    /// Sets the cluster label ([`Config::label`], at most 255 bytes): it
+    /// prefixes every packet and dialed stream, and traffic with another
+    /// label is dropped. It separates clusters that share a network; it is
+    /// not a secret.
+    pub fn with_label(mut self, label: impl Into<Vec<u8>>) -> Self {
+        self.config.label = label.into();
+        self
+    }
+
+    /// Accepts traffic, and new members, only from these address blocks
+    /// ([`Config::cidrs_allowed`]).
+    pub fn with_cidrs_allowed(mut self, cidrs: impl IntoIterator<Item = Cidr>) -> Self {
+        self.config.cidrs_allowed = Some(cidrs.into_iter().collect());
         self
     }
 
