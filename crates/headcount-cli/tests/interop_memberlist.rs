@@ -25,9 +25,12 @@ fn mlnode(name: &str, bind: &str, join: &[&str], extra: &[&str]) -> JsonAgent {
 /// (probe interval 1 s, SuspicionMult 3, SuspicionMaxTimeoutMult 6) with n
 /// nodes ≤ 10: the first failed probe comes within n probe rounds plus the
 /// probe itself, then the suspicion timer runs at most
-/// 6 × 3 × max(1, log10 n) × 1 s = 18 s; gossip adds well under a second.
+/// 6 × 3 × max(1, log10 n) × 1 s = 18 s (a lone survivor gets no
+/// confirmations, so it waits the maximum); gossip adds well under a
+/// second. The last 8 s are slack for a loaded machine: this checks the
+/// protocol's bound, not speed.
 fn death_bound(n: u32) -> Duration {
-    Duration::from_secs(u64::from(n) + 1 + 18 + 2)
+    Duration::from_secs(u64::from(n) + 1 + 18 + 8)
 }
 
 #[test]
