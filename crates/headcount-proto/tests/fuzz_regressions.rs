@@ -81,11 +81,15 @@ fn write_seeds() {
     for i in 0..24u8 {
         let noise: Vec<u8> = std::iter::once(i)
             .chain((0..64).map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 56) as u8
             }))
             .collect();
-        msgs.push(fuzz_harness::pick_message(&mut fuzz_harness::Bytes::new(&noise)));
+        msgs.push(fuzz_harness::pick_message(&mut fuzz_harness::Bytes::new(
+            &noise,
+        )));
     }
     let keyring = Keyring::new(&fuzz_harness::KEY).unwrap();
     for (i, m) in msgs.iter().enumerate() {
@@ -123,7 +127,9 @@ fn write_seeds() {
     for i in 0..8u8 {
         let noise: Vec<u8> = (0..200)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 56) as u8
             })
             .collect();
@@ -150,7 +156,9 @@ fn write_seeds() {
     for i in 0..6u8 {
         let script: Vec<u8> = std::iter::once(i % 2)
             .chain((0..600).map(|k| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 // Bias towards well-formed packets and time.
                 if k % 40 == 0 {
                     [1u8, 4, 6, 8][(x >> 60) as usize % 4]

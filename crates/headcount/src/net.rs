@@ -3,9 +3,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use headcount_proto::wire::{Limits, StreamDecode, StreamDecoder, StreamMessage};
+use headcount_proto::wire::{Limits, StreamDecode, StreamDecoder, StreamError, StreamMessage};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::Error;
 
@@ -62,8 +63,25 @@ pub(crate) fn describe_io(e: &io::Error) -> String {
 pub(crate) enum ReadError {
     Io(io::Error),
     Closed(usize),
-    Decode(String),
+    Decode(StreamError),
     TooLarge,
+    /// The shared budget of inbound stream buffers is used up.
+    Busy,
+}
+
+impl ReadError {
+    /// Whether the peer should be told why with an `errResp` before the
+    /// connection is closed. Go answers every `readStream` failure but
+    /// EOF; we answer malformed and oversized messages, but not a label
+    /// mismatch (Go closes those silently) nor I/O failures and early
+    /// closes (nobody is listening).
+    pub(crate) fn wants_reply(&self) -> bool {
+        match self {
+            ReadError::Decode(StreamError::LabelEmpty | StreamError::LabelMismatch { .. }) => false,
+            ReadError::Decode(_) | ReadError::TooLarge | ReadError::Busy => true,
+            ReadError::Io(_) | ReadError::Closed(_) => false,
+        }
+    }
 }
 
 impl core::fmt::Display for ReadError {
@@ -75,8 +93,11 @@ impl core::fmt::Display for ReadError {
                 f,
                 "connection closed after {n} bytes of an incomplete message"
             ),
-            ReadError::Decode(e) => f.write_str(e),
+            ReadError::Decode(e) => write!(f, "{e}"),
             ReadError::TooLarge => write!(f, "message larger than {MAX_STREAM_BYTES} bytes"),
+            ReadError::Busy => {
+                f.write_str("too much inbound stream data buffered; try again later")
+            }
         }
     }
 }
@@ -85,15 +106,21 @@ impl core::fmt::Display for ReadError {
 /// may keep its write half open, so we never read to EOF: we read until the
 /// decoder has a complete message, fetching at least as many bytes as its
 /// `at_least` hint asks for before calling it again.
+///
+/// With a `budget`, every byte the buffer grows by is first taken from it
+/// (one permit a byte) and given back when this returns, so that all the
+/// connections read at once cannot buffer more than the budget together.
 pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     label: &[u8],
     skip_label_check: bool,
     limits: &Limits,
+    budget: Option<&Semaphore>,
 ) -> Result<StreamMessage, ReadError> {
     let max = limits.max_stream_bytes.min(MAX_STREAM_BYTES);
     let mut decoder = StreamDecoder::new(label, skip_label_check, *limits);
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut held: Option<SemaphorePermit<'_>> = None;
     let mut need = 1usize;
     loop {
         while buf.len() < need {
@@ -101,6 +128,18 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
                 return Err(ReadError::TooLarge);
             }
             let want = (need - buf.len()).clamp(4096, 1 << 20);
+            if let Some(sem) = budget {
+                if buf.len() + want > buf.capacity() {
+                    let grow = u32::try_from(buf.len() + want - buf.capacity())
+                        .map_err(|_| ReadError::TooLarge)?;
+                    let p = sem.try_acquire_many(grow).map_err(|_| ReadError::Busy)?;
+                    match &mut held {
+                        Some(h) => h.merge(p),
+                        None => held = Some(p),
+                    }
+                    buf.reserve_exact(buf.len() + want - buf.capacity());
+                }
+            }
             let start = buf.len();
             buf.resize(start + want, 0);
             let n = r.read(&mut buf[start..]).await.map_err(ReadError::Io)?;
@@ -114,7 +153,7 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
             // Always ask for one more byte than we have, so that a wrong
             // hint cannot make us spin.
             Ok(StreamDecode::NeedMore { at_least }) => need = at_least.max(buf.len() + 1),
-            Err(e) => return Err(ReadError::Decode(e.to_string())),
+            Err(e) => return Err(ReadError::Decode(e)),
         }
     }
 }

@@ -16,7 +16,7 @@ use headcount_proto::wire::{
     PushNodeState, PushPull, StreamDecode, StreamDecoder, StreamDecryption, Suspect, WireState,
 };
 use headcount_proto::{
-    Config, Instant, LocalNode, MemberState, NoHooks, NonceSource, Node, Output, StreamFailure,
+    Config, Instant, LocalNode, MemberState, NoHooks, Node, NonceSource, Output, StreamFailure,
     StreamId, StreamMessage,
 };
 
