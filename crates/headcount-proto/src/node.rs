@@ -753,11 +753,12 @@ impl Node {
 
     fn reset_members(&mut self, now: Instant) {
         let mut rng = self.rng.clone();
-        let reaped = self
-            .members
-            .reap_and_shuffle(now, self.config.gossip_to_the_dead_time, |s| {
-                shuffle(&mut rng, s)
-            });
+        let reaped = self.members.reap_and_shuffle(
+            now,
+            self.config.gossip_to_the_dead_time,
+            &self.name,
+            |s| shuffle(&mut rng, s),
+        );
         self.rng = rng;
         for m in reaped {
             self.suspicions.remove(&m.name);

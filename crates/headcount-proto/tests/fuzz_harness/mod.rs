@@ -95,7 +95,7 @@ pub fn packet_decode(data: &[u8]) {
     let label: &[u8] = if flags & 1 != 0 { b"fz" } else { b"" };
     let skip = flags & 2 != 0;
     let keyring = Keyring::new(&KEY).expect("valid key");
-    let decryption = (flags & 4 != 0).then(|| Decryption {
+    let decryption = (flags & 4 != 0).then_some(Decryption {
         keyring: &keyring,
         verify_incoming: flags & 8 != 0,
     });
@@ -404,7 +404,7 @@ impl Harness {
 
     /// Moves the clock on and fires the timers.
     pub fn advance(&mut self, by: Duration) {
-        self.now = self.now + by;
+        self.now += by;
         self.node.handle_timeout(self.now);
         self.drain();
         self.check();
