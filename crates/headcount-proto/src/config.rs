@@ -59,7 +59,9 @@ pub struct Config {
     pub enable_compression: bool,
     /// Largest UDP packet we build.
     pub udp_buffer_size: usize,
-    /// Depth of the inbound message queue of the shell.
+    /// Most alive messages, and most other gossip messages, held at once
+    /// while a burst of packets is handled (Go `HandoffQueueDepth`; see
+    /// [`crate::inbound`]).
     pub handoff_queue_depth: usize,
     /// After this long dead, a node's name may be taken by a new address;
     /// zero means never.

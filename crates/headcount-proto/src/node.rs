@@ -27,6 +27,7 @@ use crate::broadcast::{Broadcast, TransmitLimitedQueue};
 use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
+use crate::inbound::InboundQueue;
 use crate::state::{
     socket_addr_from_wire, wire_addr, Member, MemberInfo, MemberState, MemberTable,
 };
@@ -123,6 +124,9 @@ pub struct Stats {
     pub streams_dialed: u64,
     /// Inbound stream messages handled.
     pub streams_handled: u64,
+    /// Inbound streams the driver could not read (malformed, over a limit)
+    /// and answered with an error ([`Node::handle_stream_error`]).
+    pub streams_rejected: u64,
     /// Probes started.
     pub probes: u64,
     /// Probes that ended without any ack.
@@ -133,6 +137,9 @@ pub struct Stats {
     /// `alive` messages ignored because they announce a new node or a new
     /// address outside [`Config::cidrs_allowed`].
     pub alives_denied: u64,
+    /// Alive, suspect, dead and user messages dropped because the inbound
+    /// queue was full during a burst (Go's "handler queue full").
+    pub messages_queue_dropped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -431,39 +438,69 @@ impl Node {
         }
     }
 
-    /// Handles one UDP datagram from `from`.
+    /// Handles one UDP datagram from `from`
+    /// ([`Node::handle_packets`] with one packet).
     pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.stats.packets_received += 1;
-        self.stats.bytes_received += data.len() as u64;
-        if !self.config.ip_allowed(from.ip()) {
-            self.stats.sources_denied += 1;
-            return;
-        }
+        self.handle_packets(now, core::iter::once((from, data)));
+    }
+
+    /// Handles a burst of UDP datagrams as Go's handoff queue would (see
+    /// [`crate::inbound`]): pings, indirect pings, acks and nacks at once,
+    /// in arrival order; alive, suspect, dead and user messages afterwards,
+    /// alive messages first and newest first, at most
+    /// [`Config::handoff_queue_depth`] of each kind, the rest dropped and
+    /// counted in [`Stats::messages_queue_dropped`].
+    pub fn handle_packets<'a>(
+        &mut self,
+        now: Instant,
+        packets: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+    ) {
+        let mut queue = InboundQueue::new(self.config.handoff_queue_depth);
         let mut messages = core::mem::take(&mut self.scratch);
-        messages.clear();
-        match wire::decode_packet_with(
-            data,
-            &self.config.label,
-            self.config.skip_inbound_label_check,
-            self.decryption(),
-            &self.limits,
-            &mut messages,
-        ) {
-            Ok(summary) => {
-                self.stats.messages_unknown += summary.unknown as u64;
-                self.stats.messages_malformed += (summary.malformed + summary.truncated) as u64;
+        for (from, data) in packets {
+            self.stats.packets_received += 1;
+            self.stats.bytes_received += data.len() as u64;
+            if !self.config.ip_allowed(from.ip()) {
+                self.stats.sources_denied += 1;
+                continue;
             }
-            Err(e) => {
-                self.stats.packets_dropped += 1;
-                if matches!(e, wire::PacketError::Decrypt(_)) {
-                    self.stats.packets_undecryptable += 1;
+            messages.clear();
+            match wire::decode_packet_with(
+                data,
+                &self.config.label,
+                self.config.skip_inbound_label_check,
+                self.decryption(),
+                &self.limits,
+                &mut messages,
+            ) {
+                Ok(summary) => {
+                    self.stats.messages_unknown += summary.unknown as u64;
+                    self.stats.messages_malformed += (summary.malformed + summary.truncated) as u64;
+                }
+                Err(e) => {
+                    self.stats.packets_dropped += 1;
+                    if matches!(e, wire::PacketError::Decrypt(_)) {
+                        self.stats.packets_undecryptable += 1;
+                    }
+                }
+            }
+            for msg in messages.drain(..) {
+                match msg {
+                    Message::Alive(_) => {
+                        queue.push(true, (from, msg));
+                    }
+                    Message::Suspect(_) | Message::Dead(_) | Message::User(_) => {
+                        queue.push(false, (from, msg));
+                    }
+                    _ => self.handle_message(now, from, msg),
                 }
             }
         }
-        for msg in messages.drain(..) {
+        self.scratch = messages;
+        self.stats.messages_queue_dropped += queue.dropped();
+        while let Some((from, msg)) = queue.pop() {
             self.handle_message(now, from, msg);
         }
-        self.scratch = messages;
     }
 
     /// Handles a message that arrived on an inbound stream from `from`, and
@@ -508,6 +545,24 @@ impl Node {
                 None
             }
         }
+    }
+
+    /// Reports that an inbound stream from `from` could not be read
+    /// (malformed, or over one of the [`Limits`]), and returns the reply
+    /// to write before closing it: `[13] errResp{error}`, framed like any
+    /// reply (compressed, encrypted), as Go's `handleConn` answers a failed
+    /// `readStream`.
+    pub fn handle_stream_error(
+        &mut self,
+        _now: Instant,
+        _from: SocketAddr,
+        error: &str,
+    ) -> Option<Vec<u8>> {
+        self.stats.streams_rejected += 1;
+        let msg = StreamMessage::Err(wire::ErrResp {
+            error: error.to_string(),
+        });
+        Some(self.encode_stream_reply(&msg))
     }
 
     /// Reports how a stream requested by [`Output::Dial`] ended: `Ok(Some)`
@@ -712,11 +767,12 @@ impl Node {
 
     fn reset_members(&mut self, now: Instant) {
         let mut rng = self.rng.clone();
-        let reaped = self
-            .members
-            .reap_and_shuffle(now, self.config.gossip_to_the_dead_time, |s| {
-                shuffle(&mut rng, s)
-            });
+        let reaped = self.members.reap_and_shuffle(
+            now,
+            self.config.gossip_to_the_dead_time,
+            &self.name,
+            |s| shuffle(&mut rng, s),
+        );
         self.rng = rng;
         for m in reaped {
             self.suspicions.remove(&m.name);

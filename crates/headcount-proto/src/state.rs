@@ -204,18 +204,20 @@ impl MemberTable {
     }
 
     /// Removes dead and left members whose state changed more than `older_than`
-    /// ago (relative to `now`), then reorders the rest with `shuffle`, which
-    /// gets the slice to permute. Returns the removed members.
+    /// ago (relative to `now`), except the one called `local` (the local
+    /// node, which must stay in the table even after it left), then
+    /// reorders the rest with `shuffle`, which gets the slice to permute.
+    /// Returns the removed members.
     pub fn reap_and_shuffle(
         &mut self,
         now: Instant,
         older_than: core::time::Duration,
+        local: &str,
         shuffle: impl FnOnce(&mut [Member]),
     ) -> Vec<Member> {
-        let (keep, reaped): (Vec<Member>, Vec<Member>) = self
-            .order
-            .drain(..)
-            .partition(|m| !(m.state.is_dead_or_left() && now - m.state_change > older_than));
+        let (keep, reaped): (Vec<Member>, Vec<Member>) = self.order.drain(..).partition(|m| {
+            m.name == local || !(m.state.is_dead_or_left() && now - m.state_change > older_than)
+        });
         self.order = keep;
         shuffle(&mut self.order);
         self.rebuild_index();
@@ -271,12 +273,18 @@ mod tests {
         t.get_mut("c").unwrap().state = MemberState::Left;
         t.get_mut("c").unwrap().state_change = Instant::from_millis(9_000);
         let now = Instant::from_millis(10_000);
-        let reaped = t.reap_and_shuffle(now, core::time::Duration::from_secs(5), |s| s.reverse());
+        let reaped =
+            t.reap_and_shuffle(now, core::time::Duration::from_secs(5), "", |s| s.reverse());
         assert_eq!(reaped.len(), 1);
         assert_eq!(reaped[0].name, "b");
         assert!(t.get("b").is_none());
         assert_eq!(t.at(0).unwrap().name, "c");
         assert_eq!(t.get("a").unwrap().name, "a");
+        // The local node stays even when it left long ago.
+        t.get_mut("c").unwrap().state_change = Instant::ZERO;
+        let reaped = t.reap_and_shuffle(now, core::time::Duration::from_secs(5), "c", |_| {});
+        assert!(reaped.is_empty());
+        assert!(t.get("c").is_some());
     }
 
     #[test]

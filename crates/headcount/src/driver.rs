@@ -30,11 +30,18 @@ use crate::{Error, Event, MemberInfo};
 /// Most inbound stream handlers running at once (Go's limit on concurrent
 /// inbound push/pulls); connections beyond it are closed at once.
 pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
-/// Most datagrams handled per wakeup before the driver looks at its other
-/// inputs and timers again.
-const MAX_PACKETS_PER_TURN: usize = 64;
+/// Most datagrams read per wakeup and handed to the core as one burst
+/// ([`Node::handle_packets`], which orders their gossip like Go's handoff
+/// queue) before the driver looks at its other inputs and timers again.
+const MAX_PACKETS_PER_TURN: usize = 256;
+/// Most bytes of datagrams buffered for one burst.
+const MAX_BURST_BYTES: usize = 1 << 20;
 /// Most commands, inbound messages or dial results handled per wakeup.
 const MAX_MESSAGES_PER_TURN: usize = 64;
+/// Most bytes all inbound stream tasks together may buffer while reading
+/// (see [`read_message`]); a stream that would need more is answered with
+/// an error.
+const INBOUND_STREAM_BUDGET: usize = 256 << 20;
 /// Largest datagram we can receive.
 const UDP_RECV_BUFFER: usize = 65_536;
 
@@ -116,10 +123,11 @@ pub(crate) enum Command {
     },
 }
 
-/// A message an inbound stream task read, with where to put the reply.
+/// A message an inbound stream task read (or why it could not), with where
+/// to put the reply.
 pub(crate) struct Inbound {
     from: SocketAddr,
-    msg: StreamMessage,
+    msg: Result<StreamMessage, String>,
     reply: oneshot::Sender<Option<Vec<u8>>>,
 }
 
@@ -146,6 +154,8 @@ pub(crate) struct Status {
 struct StreamCtx {
     limits: Limits,
     tcp_timeout: Duration,
+    /// Bytes inbound streams may still buffer, one permit a byte.
+    budget: Semaphore,
 }
 
 /// The clock: core instants are microseconds since `base`.
@@ -209,6 +219,9 @@ pub(crate) struct Driver {
     broadcasts: HashMap<BroadcastId, oneshot::Sender<Result<(), Error>>>,
     reliables: HashMap<StreamId, (SocketAddr, oneshot::Sender<Result<(), Error>>)>,
     pings: HashMap<PingId, (String, oneshot::Sender<Result<Duration, Error>>)>,
+    /// Datagrams of the current burst, back to back, and where each is.
+    burst: Vec<u8>,
+    burst_spans: Vec<(SocketAddr, std::ops::Range<usize>)>,
 }
 
 impl Driver {
@@ -219,6 +232,7 @@ impl Driver {
         let stream_ctx = Arc::new(StreamCtx {
             limits: Limits::default(),
             tcp_timeout: cfg.tcp_timeout,
+            budget: Semaphore::new(INBOUND_STREAM_BUDGET),
         });
         Driver {
             node: p.node,
@@ -244,6 +258,8 @@ impl Driver {
             broadcasts: HashMap::new(),
             reliables: HashMap::new(),
             pings: HashMap::new(),
+            burst: Vec::new(),
+            burst_spans: Vec::new(),
         }
     }
 
@@ -269,14 +285,7 @@ impl Driver {
             let stop = tokio::select! {
                 r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
                 r = self.udp.recv_from(&mut buf) => {
-                    self.on_datagram(r, &buf);
-                    for _ in 1..MAX_PACKETS_PER_TURN {
-                        let r = self.udp.try_recv_from(&mut buf);
-                        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
-                            break;
-                        }
-                        self.on_datagram(r, &buf);
-                    }
+                    self.on_datagrams(r, &mut buf);
                     false
                 }
                 r = self.listener.accept() => {
@@ -342,22 +351,51 @@ impl Driver {
         // Dropping self closes the sockets and aborts every stream task.
     }
 
-    fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
-        match r {
-            Ok((n, from)) => {
-                let now = self.clock.now();
-                self.node.handle_packet(now, from, &buf[..n]);
-                self.drain();
+    /// Reads the burst that starts with `first`: whatever else the socket
+    /// has ready, up to [`MAX_PACKETS_PER_TURN`] datagrams or
+    /// [`MAX_BURST_BYTES`], then hands it to the core in one call. The rest
+    /// of a flood waits in the socket buffer, where the kernel drops what
+    /// does not fit.
+    fn on_datagrams(&mut self, first: std::io::Result<(usize, SocketAddr)>, buf: &mut [u8]) {
+        let mut burst = std::mem::take(&mut self.burst);
+        let mut spans = std::mem::take(&mut self.burst_spans);
+        burst.clear();
+        spans.clear();
+        let mut r = first;
+        for _ in 0..MAX_PACKETS_PER_TURN {
+            match r {
+                Ok((n, from)) => {
+                    let start = burst.len();
+                    burst.extend_from_slice(&buf[..n]);
+                    spans.push((from, start..burst.len()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // On some platforms an ICMP port unreachable from an
+                    // earlier send surfaces here; it is not fatal.
+                    self.counters
+                        .udp_recv_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("UDP receive error: {}", describe_io(&e));
+                }
             }
-            Err(e) => {
-                // On some platforms an ICMP port unreachable from an
-                // earlier send surfaces here; it is not fatal.
-                self.counters
-                    .udp_recv_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("UDP receive error: {}", describe_io(&e));
+            if burst.len() >= MAX_BURST_BYTES {
+                break;
             }
+            r = self.udp.try_recv_from(buf);
         }
+        if !spans.is_empty() {
+            let now = self.clock.now();
+            self.node.handle_packets(
+                now,
+                spans
+                    .iter()
+                    .map(|(from, range)| (*from, &burst[range.clone()])),
+            );
+        }
+        self.burst = burst;
+        self.burst_spans = spans;
+        self.drain();
     }
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
@@ -397,7 +435,10 @@ impl Driver {
 
     fn on_inbound(&mut self, inb: Inbound) {
         let now = self.clock.now();
-        let reply = self.node.handle_stream(now, inb.from, inb.msg);
+        let reply = match inb.msg {
+            Ok(msg) => self.node.handle_stream(now, inb.from, msg),
+            Err(error) => self.node.handle_stream_error(now, inb.from, &error),
+        };
         let _ = inb.reply.send(reply);
     }
 
@@ -676,9 +717,20 @@ async fn serve_inbound(
     tx: mpsc::Sender<Inbound>,
 ) -> Result<(), String> {
     let work = async {
-        let msg = read_message(&mut stream, decoder, ctx.limits.max_stream_bytes)
-            .await
-            .map_err(|e| e.to_string())?;
+        // A malformed or oversized message is answered with an errResp
+        // (which the core frames), then reported as a failure.
+        let read = read_message(
+            &mut stream,
+            decoder,
+            ctx.limits.max_stream_bytes,
+            Some(&ctx.budget),
+        )
+        .await;
+        let (msg, failed) = match read {
+            Ok(msg) => (Ok(msg), None),
+            Err(e) if e.wants_reply() => (Err(e.to_string()), Some(e.to_string())),
+            Err(e) => return Err(e.to_string()),
+        };
         let (reply_tx, reply_rx) = oneshot::channel();
         tx.send(Inbound {
             from,
@@ -696,7 +748,10 @@ async fn serve_inbound(
             stream.flush().await.map_err(|e| describe_io(&e))?;
         }
         let _ = stream.shutdown().await;
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     };
     match tokio::time::timeout(ctx.tcp_timeout, work).await {
         Ok(r) => r,
@@ -722,7 +777,7 @@ async fn dial_stream(
         let _ = stream.shutdown().await;
         return Ok(None);
     };
-    let msg = read_message(&mut stream, decoder, max_bytes)
+    let msg = read_message(&mut stream, decoder, max_bytes, None)
         .await
         .map_err(|e| reply_failure(e, secured))?;
     let _ = stream.shutdown().await;

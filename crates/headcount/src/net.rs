@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use headcount_proto::wire::{StreamDecode, StreamDecoder, StreamError, StreamMessage};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::Error;
 
@@ -64,6 +65,23 @@ pub(crate) enum ReadError {
     Closed(usize),
     Decode(StreamError),
     TooLarge,
+    /// The shared budget of inbound stream buffers is used up.
+    Busy,
+}
+
+impl ReadError {
+    /// Whether the peer should be told why with an `errResp` before the
+    /// connection is closed. Go answers every `readStream` failure but
+    /// EOF; we answer malformed and oversized messages, but not a label
+    /// mismatch (Go closes those silently) nor I/O failures and early
+    /// closes (nobody is listening).
+    pub(crate) fn wants_reply(&self) -> bool {
+        match self {
+            ReadError::Decode(StreamError::LabelEmpty | StreamError::LabelMismatch { .. }) => false,
+            ReadError::Decode(_) | ReadError::TooLarge | ReadError::Busy => true,
+            ReadError::Io(_) | ReadError::Closed(_) => false,
+        }
+    }
 }
 
 impl core::fmt::Display for ReadError {
@@ -77,6 +95,9 @@ impl core::fmt::Display for ReadError {
             ),
             ReadError::Decode(e) => write!(f, "{e}"),
             ReadError::TooLarge => write!(f, "message larger than {MAX_STREAM_BYTES} bytes"),
+            ReadError::Busy => {
+                f.write_str("too much inbound stream data buffered; try again later")
+            }
         }
     }
 }
@@ -87,13 +108,19 @@ impl core::fmt::Display for ReadError {
 /// may keep its write half open, so we never read to EOF: we read until the
 /// decoder has a complete message, fetching at least as many bytes as its
 /// `at_least` hint asks for before calling it again.
+///
+/// With a `budget`, every byte the buffer grows by is first taken from it
+/// (one permit a byte) and given back when this returns, so that all the
+/// connections read at once cannot buffer more than the budget together.
 pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     mut decoder: StreamDecoder,
     max_bytes: usize,
+    budget: Option<&Semaphore>,
 ) -> Result<StreamMessage, ReadError> {
     let max = max_bytes.min(MAX_STREAM_BYTES);
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut held: Option<SemaphorePermit<'_>> = None;
     let mut need = 1usize;
     loop {
         while buf.len() < need {
@@ -101,6 +128,18 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
                 return Err(ReadError::TooLarge);
             }
             let want = (need - buf.len()).clamp(4096, 1 << 20);
+            if let Some(sem) = budget {
+                if buf.len() + want > buf.capacity() {
+                    let grow = u32::try_from(buf.len() + want - buf.capacity())
+                        .map_err(|_| ReadError::TooLarge)?;
+                    let p = sem.try_acquire_many(grow).map_err(|_| ReadError::Busy)?;
+                    match &mut held {
+                        Some(h) => h.merge(p),
+                        None => held = Some(p),
+                    }
+                    buf.reserve_exact(buf.len() + want - buf.capacity());
+                }
+            }
             let start = buf.len();
             buf.resize(start + want, 0);
             let n = r.read(&mut buf[start..]).await.map_err(ReadError::Io)?;

@@ -156,7 +156,9 @@ async fn plaintext_cluster_moves_to_encryption_and_rotates_keys_without_losing_a
         "plaintext outsider",
         Options::new("outsider-plain", at("127.0.0.1"), config()),
         seed,
-        "does it need an encryption key or a label",
+        // Like Go, the cluster answers a plaintext stream with an error
+        // reply, encrypted, which the outsider cannot read.
+        "it is encrypted and we have no encryption key",
     )
     .await;
 
