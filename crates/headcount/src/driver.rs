@@ -125,6 +125,7 @@ pub(crate) struct ShellCounters {
     pub inbound_streams_rejected: AtomicU64,
     pub inbound_stream_errors: AtomicU64,
     pub dial_failures: AtomicU64,
+    pub tcp_bytes_sent: AtomicU64,
 }
 
 /// What the driver republishes after every wakeup for lock-free getters.
@@ -372,7 +373,7 @@ impl Driver {
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_inbound(stream, from, &ctx, tx).await {
+            if let Err(e) = serve_inbound(stream, from, &ctx, tx, &counters).await {
                 counters
                     .inbound_stream_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -516,6 +517,9 @@ impl Driver {
                 expect_reply,
                 timeout,
             } = dial;
+            counters
+                .tcp_bytes_sent
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             let res =
                 match tokio::time::timeout(timeout, dial_stream(to, &data, expect_reply)).await {
                     Ok(r) => r,
@@ -616,6 +620,7 @@ async fn serve_inbound(
     from: SocketAddr,
     ctx: &StreamCtx,
     tx: mpsc::Sender<Inbound>,
+    counters: &ShellCounters,
 ) -> Result<(), String> {
     let work = async {
         let msg = read_message(&mut stream, &ctx.label, ctx.skip_label_check, &ctx.limits)
@@ -631,6 +636,9 @@ async fn serve_inbound(
         .map_err(|_| "shutting down".to_string())?;
         let reply = reply_rx.await.map_err(|_| "shutting down".to_string())?;
         if let Some(bytes) = reply {
+            counters
+                .tcp_bytes_sent
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             stream
                 .write_all(&bytes)
                 .await

@@ -35,6 +35,10 @@ pub struct Stats {
     pub inbound_stream_errors: u64,
     /// Outbound streams that failed to connect, write or read.
     pub dial_failures: u64,
+    /// Bytes this node wrote to TCP streams: the messages it dialed out
+    /// with and the replies it wrote to inbound streams (counted when the
+    /// write starts, whether or not it completes).
+    pub tcp_bytes_sent: u64,
 }
 
 struct Inner {
@@ -395,6 +399,7 @@ impl Memberlist {
             inbound_streams_rejected: c.inbound_streams_rejected.load(Ordering::Relaxed),
             inbound_stream_errors: c.inbound_stream_errors.load(Ordering::Relaxed),
             dial_failures: c.dial_failures.load(Ordering::Relaxed),
+            tcp_bytes_sent: c.tcp_bytes_sent.load(Ordering::Relaxed),
         }
     }
 
