@@ -215,6 +215,7 @@ type report struct {
 	Runtime          string   `json:"runtime"`
 	Nodes            int      `json:"nodes"`
 	Killed           int      `json:"killed"`
+	KillAtS          float64  `json:"kill_at_s"`
 	JoinFailures     int      `json:"join_failures"`
 	JoinConvergeS    *float64 `json:"join_converge_s"`
 	DetectAllS       *float64 `json:"detect_all_s"`
@@ -373,9 +374,10 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 	r := report{
 		Implementation:   "go-memberlist",
 		Profile:          profile,
-		Runtime:          fmt.Sprintf("go GOMAXPROCS=default"),
+		Runtime:          "go GOMAXPROCS=default",
 		Nodes:            n,
 		Killed:           k,
+		KillAtS:          killAtS,
 		JoinFailures:     int(joinFailures),
 		JoinConvergeS:    joinConverge,
 		DetectAllS:       detectAll,

@@ -29,6 +29,9 @@ use crate::{Error, Event, MemberInfo};
 /// Most inbound stream handlers running at once (Go's limit on concurrent
 /// inbound push/pulls); connections beyond it are closed at once.
 pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
+/// Most inbound connections waiting for one of those handlers; beyond it
+/// new connections are closed at once.
+const MAX_WAITING_INBOUND_STREAMS: usize = 1024;
 /// Most datagrams handled per wakeup before the driver looks at its other
 /// inputs and timers again.
 const MAX_PACKETS_PER_TURN: usize = 64;
@@ -36,6 +39,14 @@ const MAX_PACKETS_PER_TURN: usize = 64;
 const MAX_MESSAGES_PER_TURN: usize = 64;
 /// Largest datagram we can receive.
 const UDP_RECV_BUFFER: usize = 65_536;
+
+thread_local! {
+    /// One receive buffer per thread, shared by every driver that runs on
+    /// it: a datagram is read and handled to completion, without awaiting,
+    /// before the next read. A buffer per node would cost 64 KiB each.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0u8; UDP_RECV_BUFFER]);
+}
 
 /// Where a user message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +139,31 @@ pub(crate) struct ShellCounters {
     pub tcp_bytes_sent: AtomicU64,
 }
 
+/// The channel behind [`crate::Memberlist::events`], made on first use: its
+/// ring of `capacity` slots is preallocated, which is most of an idle
+/// node's memory when nobody listens.
+#[derive(Debug)]
+pub(crate) struct EventChannel {
+    capacity: usize,
+    tx: std::sync::OnceLock<broadcast::Sender<Event>>,
+}
+
+impl EventChannel {
+    pub(crate) fn new(capacity: usize) -> Self {
+        EventChannel {
+            capacity: capacity.max(1),
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A receiver of the events sent from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx
+            .get_or_init(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}
+
 /// What the driver republishes after every wakeup for lock-free getters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Status {
@@ -176,7 +212,7 @@ pub(crate) struct DriverParts {
     pub shutdown_rx: watch::Receiver<bool>,
     pub members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
     pub status_tx: watch::Sender<Status>,
-    pub events_tx: broadcast::Sender<Event>,
+    pub events: Arc<EventChannel>,
     pub counters: Arc<ShellCounters>,
 }
 
@@ -190,7 +226,7 @@ pub(crate) struct Driver {
     shutdown_rx: watch::Receiver<bool>,
     members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
     status_tx: watch::Sender<Status>,
-    events_tx: broadcast::Sender<Event>,
+    events: Arc<EventChannel>,
     counters: Arc<ShellCounters>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
@@ -198,6 +234,7 @@ pub(crate) struct Driver {
     dial_rx: mpsc::UnboundedReceiver<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
     tasks: JoinSet<()>,
     inbound_permits: Arc<Semaphore>,
+    inbound_waiting: Arc<Semaphore>,
     stream_ctx: Arc<StreamCtx>,
     members_version: Option<u64>,
     joins: HashMap<JoinId, oneshot::Sender<JoinOutcome>>,
@@ -227,7 +264,7 @@ impl Driver {
             shutdown_rx: p.shutdown_rx,
             members_tx: p.members_tx,
             status_tx: p.status_tx,
-            events_tx: p.events_tx,
+            events: p.events,
             counters: p.counters,
             inbound_tx,
             inbound_rx,
@@ -235,6 +272,7 @@ impl Driver {
             dial_rx,
             tasks: JoinSet::new(),
             inbound_permits: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
+            inbound_waiting: Arc::new(Semaphore::new(MAX_WAITING_INBOUND_STREAMS)),
             stream_ctx,
             members_version: None,
             joins: HashMap::new(),
@@ -246,7 +284,6 @@ impl Driver {
 
     /// Runs until shutdown, or until every API handle is dropped.
     pub(crate) async fn run(mut self) {
-        let mut buf = vec![0u8; UDP_RECV_BUFFER];
         self.drain();
         loop {
             // Guard against timer starvation: an elapsed sleep may still be
@@ -265,14 +302,10 @@ impl Driver {
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             let stop = tokio::select! {
                 r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
-                r = self.udp.recv_from(&mut buf) => {
-                    self.on_datagram(r, &buf);
-                    for _ in 1..MAX_PACKETS_PER_TURN {
-                        let r = self.udp.try_recv_from(&mut buf);
-                        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
-                            break;
-                        }
-                        self.on_datagram(r, &buf);
+                r = self.udp.readable() => {
+                    match r {
+                        Ok(()) => self.read_datagrams(),
+                        Err(e) => self.on_datagram(Err(e), &[]),
                     }
                     false
                 }
@@ -339,6 +372,20 @@ impl Driver {
         // Dropping self closes the sockets and aborts every stream task.
     }
 
+    /// Reads and handles the datagrams waiting, at most
+    /// [`MAX_PACKETS_PER_TURN`], into the thread's receive buffer.
+    fn read_datagrams(&mut self) {
+        RECV_BUF.with_borrow_mut(|buf| {
+            for _ in 0..MAX_PACKETS_PER_TURN {
+                let r = self.udp.try_recv_from(buf);
+                if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+                    break;
+                }
+                self.on_datagram(r, buf);
+            }
+        });
+    }
+
     fn on_datagram(&mut self, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
         match r {
             Ok((n, from)) => {
@@ -358,13 +405,14 @@ impl Driver {
     }
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
-        let Ok(permit) = self.inbound_permits.clone().try_acquire_owned() else {
+        let Ok(waiting) = self.inbound_waiting.clone().try_acquire_owned() else {
             self.counters
                 .inbound_streams_rejected
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%from, "too many inbound streams ({MAX_INBOUND_STREAMS}); closing the connection");
+            tracing::warn!(%from, "too many inbound streams ({MAX_WAITING_INBOUND_STREAMS}); closing the connection");
             return;
         };
+        let permits = self.inbound_permits.clone();
         self.counters
             .inbound_streams
             .fetch_add(1, Ordering::Relaxed);
@@ -372,7 +420,17 @@ impl Driver {
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
-            let _permit = permit;
+            // A join storm opens many connections at once: they wait for
+            // their turn (within the TCP timeout) rather than fail.
+            let permit = tokio::time::timeout(ctx.tcp_timeout, permits.acquire_owned()).await;
+            drop(waiting);
+            let Ok(Ok(_permit)) = permit else {
+                counters
+                    .inbound_stream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, "inbound stream timed out waiting for its turn");
+                return;
+            };
             if let Err(e) = serve_inbound(stream, from, &ctx, tx, &counters).await {
                 counters
                     .inbound_stream_errors
@@ -609,7 +667,9 @@ impl Driver {
             }
         };
         // No receivers is fine: events are also given to the delegates.
-        let _ = self.events_tx.send(public);
+        if let Some(tx) = self.events.tx.get() {
+            let _ = tx.send(public);
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use headcount_proto::node::{LocalNode, Node};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::delegate::HooksAdapter;
-use crate::driver::{Clock, Command, Driver, DriverParts, ShellCounters, Status, Target};
+use crate::driver::{
+    Clock, Command, Driver, DriverParts, EventChannel, ShellCounters, Status, Target,
+};
 use crate::resolve::Resolver;
 use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
 
@@ -29,7 +31,8 @@ pub struct Stats {
     pub udp_recv_errors: u64,
     /// Inbound TCP connections served.
     pub inbound_streams: u64,
-    /// Inbound TCP connections closed at once because too many were open.
+    /// Inbound TCP connections closed at once because too many were open
+    /// or waiting.
     pub inbound_streams_rejected: u64,
     /// Inbound TCP connections that failed (bad data, timeout, closed early).
     pub inbound_stream_errors: u64,
@@ -49,7 +52,7 @@ struct Inner {
     cmd_tx: mpsc::Sender<Command>,
     members_rx: watch::Receiver<Arc<Vec<MemberInfo>>>,
     status_rx: watch::Receiver<Status>,
-    events_tx: broadcast::Sender<Event>,
+    events: Arc<EventChannel>,
     shutdown_tx: watch::Sender<bool>,
     done_rx: watch::Receiver<bool>,
     counters: Arc<ShellCounters>,
@@ -130,7 +133,7 @@ impl Memberlist {
         let members: Vec<MemberInfo> = node.members().map(|m| m.info()).collect();
         let (members_tx, members_rx) = watch::channel(Arc::new(members));
         let (status_tx, status_rx) = watch::channel(Status::default());
-        let (events_tx, _) = broadcast::channel(event_capacity.max(1));
+        let events = Arc::new(EventChannel::new(event_capacity));
         let counters = Arc::new(ShellCounters::default());
         let driver = Driver::new(DriverParts {
             node,
@@ -142,7 +145,7 @@ impl Memberlist {
             shutdown_rx,
             members_tx,
             status_tx,
-            events_tx: events_tx.clone(),
+            events: events.clone(),
             counters: counters.clone(),
         });
         tokio::spawn(async move {
@@ -159,7 +162,7 @@ impl Memberlist {
                 cmd_tx,
                 members_rx,
                 status_rx,
-                events_tx,
+                events,
                 shutdown_tx,
                 done_rx,
                 counters,
@@ -408,7 +411,7 @@ impl Memberlist {
     /// is told so (`RecvError::Lagged`); use an [`crate::EventDelegate`] to
     /// miss nothing.
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.inner.events_tx.subscribe()
+        self.inner.events.subscribe()
     }
 }
 
