@@ -2,8 +2,8 @@
 # Runs `headcount bench` and the Go twin `mlbench` side by side and writes
 # docs/benchmarks.md (medians and the headcount/Go ratios).
 #
-#   bench/run.sh                 # N = 16 64 256, 3 repeats, 30 s runs (~20 min)
-#   bench/run.sh --quick         # N = 16 64, 1 repeat, 20 s runs (~2 min)
+#   bench/run.sh                 # N = 16 64 256, 3 repeats, 30 s runs, kill at 12 s (~12 min)
+#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min)
 #   bench/run.sh --nodes "16 64" --repeats 5 --duration 40 --kill-at 20 \
 #                --profile local --out /tmp/b.md
 #
@@ -25,6 +25,7 @@ profile=lan
 runtime=current
 out="$repo/docs/benchmarks.md"
 ports="20000 30000"
+args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) nodes="16 64"; repeats=1; duration=25; kill_at=10; shift ;;
@@ -82,7 +83,7 @@ done
 mkdir -p "$(dirname "$out")"
 python3 "$here/report.py" "$results" \
     --notes "$here/notes.md" \
-    --command "bench/run.sh $*" \
+    --command "bench/run.sh $args" \
     --params "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime" \
     >"$out"
 echo "run.sh: wrote $out" >&2

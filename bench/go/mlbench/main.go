@@ -193,15 +193,16 @@ func cpuSeconds() float64 {
 	return float64(u+k) / 100
 }
 
-// maxRSSKiB is VmHWM from /proc/self/status.
-func maxRSSKiB() uint64 {
+// statusKiB is a field of /proc/self/status in KiB (VmHWM: peak resident
+// set size, VmRSS: current).
+func statusKiB(field string) uint64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			v := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(l[6:]), "kB"))
+		if strings.HasPrefix(l, field) {
+			v := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(l[len(field):]), "kB"))
 			n, _ := strconv.ParseUint(v, 10, 64)
 			return n
 		}
@@ -223,6 +224,7 @@ type report struct {
 	CPUSTotal        float64  `json:"cpu_s_total"`
 	CPUSAfterKill    float64  `json:"cpu_s_after_kill"`
 	MaxRSSKiB        uint64   `json:"maxrss_kib"`
+	BaselineRSSKiB   uint64   `json:"baseline_rss_kib"`
 	UDPBytes         uint64   `json:"udp_bytes"`
 	TCPBytes         uint64   `json:"tcp_bytes"`
 	UDPBytesPerNodeS float64  `json:"udp_bytes_per_node_s"`
@@ -254,6 +256,8 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 	if killAtS < 0 || duration < killAtS {
 		return fmt.Errorf("need 0 <= -kill-at <= -duration")
 	}
+	// The process before any node exists: the runtime and the program.
+	baselineRSS := statusKiB("VmRSS:")
 	name := func(i int) string { return fmt.Sprintf("node-%d", i) }
 	sh := &shared{doomed: map[string]bool{}}
 	for i := 0; i < k; i++ {
@@ -384,7 +388,8 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 		FalseLeaves:      atomic.LoadUint64(&sh.falseLeaves),
 		CPUSTotal:        cpuTotal,
 		CPUSAfterKill:    cpuTotal - cpuAtKill,
-		MaxRSSKiB:        maxRSSKiB(),
+		MaxRSSKiB:        statusKiB("VmHWM:"),
+		BaselineRSSKiB:   baselineRSS,
 		UDPBytes:         udp,
 		TCPBytes:         tcp,
 		UDPBytesPerNodeS: float64(udp) / perNodeS,
@@ -396,9 +401,9 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 		return err
 	}
 	fmt.Println(string(line))
-	for i := k; i < n; i++ {
-		lists[i].Shutdown()
-	}
+	// Exit without shutting the survivors down one by one: an overloaded
+	// memberlist can take long to stop, and exiting closes every socket.
+	os.Exit(0)
 	return nil
 }
 

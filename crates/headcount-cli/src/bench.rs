@@ -90,6 +90,7 @@ struct Report {
     cpu_s_total: f64,
     cpu_s_after_kill: f64,
     maxrss_kib: u64,
+    baseline_rss_kib: u64,
     udp_bytes: u64,
     tcp_bytes: u64,
     udp_bytes_per_node_s: f64,
@@ -178,6 +179,8 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     if usize::from(args.base_port) + n > 65_536 {
         return Err("--base-port + --nodes exceeds 65535".to_string());
     }
+    // The process before any node exists: the runtime and the program.
+    let baseline_rss_kib = proc_status_kib("VmRSS:");
     let name = |i: usize| format!("node-{i}");
     let shared = Arc::new(Shared {
         doomed: (0..k).map(name).collect(),
@@ -260,14 +263,12 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         tokio::time::sleep(POLL.min(end.saturating_duration_since(Instant::now()))).await;
     }
     let elapsed_s = start.elapsed().as_secs_f64();
-    let (udp_bytes, tcp_bytes) = nodes[k..]
-        .iter()
-        .fold((udp_dead, tcp_dead), |(u, t), ml| {
-            let s = ml.stats();
-            (u + s.core.bytes_sent, t + s.tcp_bytes_sent)
-        });
+    let (udp_bytes, tcp_bytes) = nodes[k..].iter().fold((udp_dead, tcp_dead), |(u, t), ml| {
+        let s = ml.stats();
+        (u + s.core.bytes_sent, t + s.tcp_bytes_sent)
+    });
     let cpu_s_total = cpu_seconds();
-    let maxrss_kib = max_rss_kib();
+    let maxrss_kib = proc_status_kib("VmHWM:");
     let per_node_s = n as f64 * elapsed_s;
     let report = Report {
         implementation: "headcount",
@@ -283,6 +284,7 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         cpu_s_total,
         cpu_s_after_kill: cpu_s_total - cpu_at_kill,
         maxrss_kib,
+        baseline_rss_kib,
         udp_bytes,
         tcp_bytes,
         udp_bytes_per_node_s: udp_bytes as f64 / per_node_s,
@@ -308,17 +310,23 @@ fn cpu_seconds() -> f64 {
     // rest: " S ppid ..."; utime and stime are fields 14 and 15 of the
     // line, i.e. the 12th and 13th after the ')'.
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// Peak resident set size in KiB (`VmHWM`), 0 where unavailable.
-fn max_rss_kib() -> u64 {
+/// A field of `/proc/self/status` in KiB (`VmHWM:` is the peak resident
+/// set size, `VmRSS:` the current one), 0 where unavailable.
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
