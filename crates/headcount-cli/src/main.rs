@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod bench;
 mod demo;
 
 use std::io::IsTerminal;
@@ -37,6 +38,9 @@ enum Command {
     /// Print a new random 32-byte encryption key, base64-encoded, for
     /// `agent --encrypt` (and Serf's -encrypt).
     Keygen,
+    /// Run N nodes on 127.0.0.1, kill some, and print one JSON line of
+    /// figures: convergence, detection, CPU, memory and bytes sent.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
     // The demo's story is on stdout; keep its stderr for problems.
     let default_filter = match cli.command {
         Command::Agent(_) => "info",
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Bench(_) => "warn",
         Command::Keygen => return keygen(),
     };
     tracing_subscriber::fmt()
@@ -54,6 +58,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // The benchmark picks its own runtime flavour.
+    let cli = match cli.command {
+        Command::Bench(args) => return bench::main(args),
+        command => Cli { command },
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,6 +78,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::Keygen => unreachable!("handled before the runtime starts"),
+        Command::Bench(_) => unreachable!("handled above"),
     };
     // A blocking read of stdin may still be pending: do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));

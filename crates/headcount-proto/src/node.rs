@@ -308,7 +308,10 @@ impl Node {
             node.timers.schedule(TimerKey::GossipTick, at);
         }
         if !node.config.push_pull_interval.is_zero() {
-            let at = now + node.stagger(node.config.push_pull_interval);
+            // Like Go: a random stagger, then a whole interval (a join
+            // brings the first one forward, see `join_progress`).
+            let interval = node.config.push_pull_interval;
+            let at = now + node.stagger(interval) + interval;
             node.timers.schedule(TimerKey::PushPullTick, at);
         }
         Ok(node)
@@ -604,7 +607,7 @@ impl Node {
                     Err(e) => Err(e.to_string()),
                 };
                 if let Some(jid) = join_id {
-                    self.join_progress(jid, addr, outcome);
+                    self.join_progress(now, jid, addr, outcome);
                 }
             }
         }
@@ -1432,7 +1435,16 @@ impl Node {
         Ok(())
     }
 
-    fn join_progress(&mut self, id: JoinId, addr: SocketAddr, outcome: Result<(), String>) {
+    fn join_progress(
+        &mut self,
+        now: Instant,
+        id: JoinId,
+        addr: SocketAddr,
+        outcome: Result<(), String>,
+    ) {
+        if outcome.is_ok() {
+            self.bring_push_pull_forward(now);
+        }
         let Some(p) = self.joins.get_mut(&id) else {
             return;
         };
@@ -1448,6 +1460,26 @@ impl Node {
                 succeeded: p.succeeded,
                 errors: p.errors,
             });
+        }
+    }
+
+    /// After a join: the next periodic push/pull comes within one to two
+    /// probe intervals, with a random member, instead of up to two
+    /// push/pull intervals later. In a join storm the seed tells each
+    /// joiner only the members it knew at that moment, and gossip of the
+    /// later ones can leave early joiners unaware of some for a long time
+    /// (Go's behaviour); one early push/pull fixes that. It is the normal
+    /// periodic push/pull moved earlier, so the wire sees nothing new and
+    /// the count of push/pulls over time is unchanged.
+    fn bring_push_pull_forward(&mut self, now: Instant) {
+        if self.config.push_pull_interval.is_zero() {
+            return;
+        }
+        let probe = self.config.probe_interval;
+        let at = now + probe + self.stagger(probe);
+        match self.timers.deadline_of(&TimerKey::PushPullTick) {
+            Some(d) if d <= at => {}
+            _ => self.timers.schedule(TimerKey::PushPullTick, at),
         }
     }
 

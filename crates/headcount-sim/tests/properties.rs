@@ -158,7 +158,10 @@ fn full_partition_past_suspicion_splits_for_good() {
         side,
         cut: Cut::Both,
     }));
-    sim.run_for(Duration::from_secs(12));
+    // Longer than the maximum suspicion timeout (18 s for 4 nodes under
+    // the local profile) plus gossip_to_the_dead_time (15 s): both sides
+    // have declared the other dead and reaped it.
+    sim.run_for(Duration::from_secs(40));
     sim.act(Action::Heal(1));
     sim.run_for(Duration::from_secs(120));
     assert!(!sim.agree());

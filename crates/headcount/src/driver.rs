@@ -30,6 +30,9 @@ use crate::{Error, Event, MemberInfo};
 /// Most inbound stream handlers running at once (Go's limit on concurrent
 /// inbound push/pulls); connections beyond it are closed at once.
 pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
+/// Most inbound connections waiting for one of those handlers; beyond it
+/// new connections are closed at once.
+const MAX_WAITING_INBOUND_STREAMS: usize = 1024;
 /// Most datagrams read per wakeup and handed to the core as one burst
 /// ([`Node::handle_packets`], which orders their gossip like Go's handoff
 /// queue) before the driver looks at its other inputs and timers again.
@@ -44,6 +47,28 @@ const MAX_MESSAGES_PER_TURN: usize = 64;
 const INBOUND_STREAM_BUDGET: usize = 256 << 20;
 /// Largest datagram we can receive.
 const UDP_RECV_BUFFER: usize = 65_536;
+
+/// Buffers for reading a burst of datagrams.
+struct RecvBuffers {
+    /// One datagram.
+    buf: Vec<u8>,
+    /// The datagrams of a burst, back to back.
+    burst: Vec<u8>,
+    /// Sender and place in `burst` of each datagram.
+    spans: Vec<(SocketAddr, std::ops::Range<usize>)>,
+}
+
+thread_local! {
+    /// One set of receive buffers per thread, shared by every driver that
+    /// runs on it: a burst is read and handled to completion, without
+    /// awaiting, before the next read. Buffers per node would cost 64 KiB
+    /// and more each.
+    static RECV: std::cell::RefCell<RecvBuffers> = std::cell::RefCell::new(RecvBuffers {
+        buf: vec![0u8; UDP_RECV_BUFFER],
+        burst: Vec::new(),
+        spans: Vec::new(),
+    });
+}
 
 /// Where a user message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +166,32 @@ pub(crate) struct ShellCounters {
     pub inbound_streams_denied: AtomicU64,
     pub inbound_stream_errors: AtomicU64,
     pub dial_failures: AtomicU64,
+    pub tcp_bytes_sent: AtomicU64,
+}
+
+/// The channel behind [`crate::Memberlist::events`], made on first use: its
+/// ring of `capacity` slots is preallocated, which is most of an idle
+/// node's memory when nobody listens.
+#[derive(Debug)]
+pub(crate) struct EventChannel {
+    capacity: usize,
+    tx: std::sync::OnceLock<broadcast::Sender<Event>>,
+}
+
+impl EventChannel {
+    pub(crate) fn new(capacity: usize) -> Self {
+        EventChannel {
+            capacity: capacity.max(1),
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A receiver of the events sent from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx
+            .get_or_init(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
 }
 
 /// What the driver republishes after every wakeup for lock-free getters.
@@ -191,7 +242,7 @@ pub(crate) struct DriverParts {
     pub shutdown_rx: watch::Receiver<bool>,
     pub members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
     pub status_tx: watch::Sender<Status>,
-    pub events_tx: broadcast::Sender<Event>,
+    pub events: Arc<EventChannel>,
     pub counters: Arc<ShellCounters>,
 }
 
@@ -205,7 +256,7 @@ pub(crate) struct Driver {
     shutdown_rx: watch::Receiver<bool>,
     members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
     status_tx: watch::Sender<Status>,
-    events_tx: broadcast::Sender<Event>,
+    events: Arc<EventChannel>,
     counters: Arc<ShellCounters>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
@@ -213,15 +264,13 @@ pub(crate) struct Driver {
     dial_rx: mpsc::UnboundedReceiver<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
     tasks: JoinSet<()>,
     inbound_permits: Arc<Semaphore>,
+    inbound_waiting: Arc<Semaphore>,
     stream_ctx: Arc<StreamCtx>,
     members_version: Option<u64>,
     joins: HashMap<JoinId, oneshot::Sender<JoinOutcome>>,
     broadcasts: HashMap<BroadcastId, oneshot::Sender<Result<(), Error>>>,
     reliables: HashMap<StreamId, (SocketAddr, oneshot::Sender<Result<(), Error>>)>,
     pings: HashMap<PingId, (String, oneshot::Sender<Result<Duration, Error>>)>,
-    /// Datagrams of the current burst, back to back, and where each is.
-    burst: Vec<u8>,
-    burst_spans: Vec<(SocketAddr, std::ops::Range<usize>)>,
 }
 
 impl Driver {
@@ -244,7 +293,7 @@ impl Driver {
             shutdown_rx: p.shutdown_rx,
             members_tx: p.members_tx,
             status_tx: p.status_tx,
-            events_tx: p.events_tx,
+            events: p.events,
             counters: p.counters,
             inbound_tx,
             inbound_rx,
@@ -252,20 +301,18 @@ impl Driver {
             dial_rx,
             tasks: JoinSet::new(),
             inbound_permits: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
+            inbound_waiting: Arc::new(Semaphore::new(MAX_WAITING_INBOUND_STREAMS)),
             stream_ctx,
             members_version: None,
             joins: HashMap::new(),
             broadcasts: HashMap::new(),
             reliables: HashMap::new(),
             pings: HashMap::new(),
-            burst: Vec::new(),
-            burst_spans: Vec::new(),
         }
     }
 
     /// Runs until shutdown, or until every API handle is dropped.
     pub(crate) async fn run(mut self) {
-        let mut buf = vec![0u8; UDP_RECV_BUFFER];
         self.drain();
         loop {
             // Guard against timer starvation: an elapsed sleep may still be
@@ -284,8 +331,11 @@ impl Driver {
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             let stop = tokio::select! {
                 r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
-                r = self.udp.recv_from(&mut buf) => {
-                    self.on_datagrams(r, &mut buf);
+                r = self.udp.readable() => {
+                    match r {
+                        Ok(()) => self.read_datagrams(),
+                        Err(e) => self.count_recv_error(&e),
+                    }
                     false
                 }
                 r = self.listener.accept() => {
@@ -351,51 +401,45 @@ impl Driver {
         // Dropping self closes the sockets and aborts every stream task.
     }
 
-    /// Reads the burst that starts with `first`: whatever else the socket
-    /// has ready, up to [`MAX_PACKETS_PER_TURN`] datagrams or
-    /// [`MAX_BURST_BYTES`], then hands it to the core in one call. The rest
-    /// of a flood waits in the socket buffer, where the kernel drops what
-    /// does not fit.
-    fn on_datagrams(&mut self, first: std::io::Result<(usize, SocketAddr)>, buf: &mut [u8]) {
-        let mut burst = std::mem::take(&mut self.burst);
-        let mut spans = std::mem::take(&mut self.burst_spans);
-        burst.clear();
-        spans.clear();
-        let mut r = first;
-        for _ in 0..MAX_PACKETS_PER_TURN {
-            match r {
-                Ok((n, from)) => {
-                    let start = burst.len();
-                    burst.extend_from_slice(&buf[..n]);
-                    spans.push((from, start..burst.len()));
+    /// Reads the burst waiting in the socket, up to [`MAX_PACKETS_PER_TURN`]
+    /// datagrams or [`MAX_BURST_BYTES`], into the thread's buffers, then
+    /// hands it to the core in one call. The rest of a flood waits in the
+    /// socket buffer, where the kernel drops what does not fit.
+    fn read_datagrams(&mut self) {
+        RECV.with_borrow_mut(|rb| {
+            let RecvBuffers { buf, burst, spans } = rb;
+            burst.clear();
+            spans.clear();
+            for _ in 0..MAX_PACKETS_PER_TURN {
+                match self.udp.try_recv_from(buf) {
+                    Ok((n, from)) => {
+                        let start = burst.len();
+                        burst.extend_from_slice(&buf[..n]);
+                        spans.push((from, start..burst.len()));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => self.count_recv_error(&e),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // On some platforms an ICMP port unreachable from an
-                    // earlier send surfaces here; it is not fatal.
-                    self.counters
-                        .udp_recv_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("UDP receive error: {}", describe_io(&e));
+                if burst.len() >= MAX_BURST_BYTES {
+                    break;
                 }
             }
-            if burst.len() >= MAX_BURST_BYTES {
-                break;
+            if !spans.is_empty() {
+                let now = self.clock.now();
+                let packets = spans.iter().map(|(from, r)| (*from, &burst[r.clone()]));
+                self.node.handle_packets(now, packets);
             }
-            r = self.udp.try_recv_from(buf);
-        }
-        if !spans.is_empty() {
-            let now = self.clock.now();
-            self.node.handle_packets(
-                now,
-                spans
-                    .iter()
-                    .map(|(from, range)| (*from, &burst[range.clone()])),
-            );
-        }
-        self.burst = burst;
-        self.burst_spans = spans;
+        });
         self.drain();
+    }
+
+    fn count_recv_error(&self, e: &std::io::Error) {
+        // On some platforms an ICMP port unreachable from an earlier send
+        // surfaces here; it is not fatal.
+        self.counters
+            .udp_recv_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("UDP receive error: {}", describe_io(e));
     }
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
@@ -407,13 +451,14 @@ impl Driver {
             tracing::debug!(%from, "closing a connection from an address outside the allow-list");
             return;
         }
-        let Ok(permit) = self.inbound_permits.clone().try_acquire_owned() else {
+        let Ok(waiting) = self.inbound_waiting.clone().try_acquire_owned() else {
             self.counters
                 .inbound_streams_rejected
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%from, "too many inbound streams ({MAX_INBOUND_STREAMS}); closing the connection");
+            tracing::warn!(%from, "too many inbound streams ({MAX_WAITING_INBOUND_STREAMS}); closing the connection");
             return;
         };
+        let permits = self.inbound_permits.clone();
         self.counters
             .inbound_streams
             .fetch_add(1, Ordering::Relaxed);
@@ -423,8 +468,18 @@ impl Driver {
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
-            let _permit = permit;
-            if let Err(e) = serve_inbound(stream, from, decoder, &ctx, tx).await {
+            // A join storm opens many connections at once: they wait for
+            // their turn (within the TCP timeout) rather than fail.
+            let permit = tokio::time::timeout(ctx.tcp_timeout, permits.acquire_owned()).await;
+            drop(waiting);
+            let Ok(Ok(_permit)) = permit else {
+                counters
+                    .inbound_stream_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, "inbound stream timed out waiting for its turn");
+                return;
+            };
+            if let Err(e) = serve_inbound(stream, from, decoder, &ctx, tx, &counters).await {
                 counters
                     .inbound_stream_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -610,6 +665,9 @@ impl Driver {
                 expect_reply: _,
                 timeout,
             } = dial;
+            counters
+                .tcp_bytes_sent
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             let res = match tokio::time::timeout(
                 timeout,
                 dial_stream(to, &data, decoder, max_bytes, secured),
@@ -703,7 +761,9 @@ impl Driver {
             }
         };
         // No receivers is fine: events are also given to the delegates.
-        let _ = self.events_tx.send(public);
+        if let Some(tx) = self.events.tx.get() {
+            let _ = tx.send(public);
+        }
     }
 }
 
@@ -715,6 +775,7 @@ async fn serve_inbound(
     decoder: StreamDecoder,
     ctx: &StreamCtx,
     tx: mpsc::Sender<Inbound>,
+    counters: &ShellCounters,
 ) -> Result<(), String> {
     let work = async {
         // A malformed or oversized message is answered with an errResp
@@ -741,6 +802,9 @@ async fn serve_inbound(
         .map_err(|_| "shutting down".to_string())?;
         let reply = reply_rx.await.map_err(|_| "shutting down".to_string())?;
         if let Some(bytes) = reply {
+            counters
+                .tcp_bytes_sent
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             stream
                 .write_all(&bytes)
                 .await

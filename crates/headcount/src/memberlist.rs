@@ -9,7 +9,9 @@ use headcount_proto::node::{LocalNode, Node};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::delegate::HooksAdapter;
-use crate::driver::{Clock, Command, Driver, DriverParts, ShellCounters, Status, Target};
+use crate::driver::{
+    Clock, Command, Driver, DriverParts, EventChannel, ShellCounters, Status, Target,
+};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
@@ -30,7 +32,8 @@ pub struct Stats {
     pub udp_recv_errors: u64,
     /// Inbound TCP connections served.
     pub inbound_streams: u64,
-    /// Inbound TCP connections closed at once because too many were open.
+    /// Inbound TCP connections closed at once because too many were open
+    /// or waiting.
     pub inbound_streams_rejected: u64,
     /// Inbound TCP connections closed at once because their source address
     /// is outside [`Config::cidrs_allowed`] (packets so refused are counted
@@ -41,6 +44,10 @@ pub struct Stats {
     pub inbound_stream_errors: u64,
     /// Outbound streams that failed to connect, write or read.
     pub dial_failures: u64,
+    /// Bytes this node wrote to TCP streams: the messages it dialed out
+    /// with and the replies it wrote to inbound streams (counted when the
+    /// write starts, whether or not it completes).
+    pub tcp_bytes_sent: u64,
 }
 
 struct Inner {
@@ -51,7 +58,7 @@ struct Inner {
     cmd_tx: mpsc::Sender<Command>,
     members_rx: watch::Receiver<Arc<Vec<MemberInfo>>>,
     status_rx: watch::Receiver<Status>,
-    events_tx: broadcast::Sender<Event>,
+    events: Arc<EventChannel>,
     shutdown_tx: watch::Sender<bool>,
     done_rx: watch::Receiver<bool>,
     counters: Arc<ShellCounters>,
@@ -142,7 +149,7 @@ impl Memberlist {
         let members: Vec<MemberInfo> = node.members().map(|m| m.info()).collect();
         let (members_tx, members_rx) = watch::channel(Arc::new(members));
         let (status_tx, status_rx) = watch::channel(Status::default());
-        let (events_tx, _) = broadcast::channel(event_capacity.max(1));
+        let events = Arc::new(EventChannel::new(event_capacity));
         let counters = Arc::new(ShellCounters::default());
         let driver = Driver::new(DriverParts {
             node,
@@ -154,7 +161,7 @@ impl Memberlist {
             shutdown_rx,
             members_tx,
             status_tx,
-            events_tx: events_tx.clone(),
+            events: events.clone(),
             counters: counters.clone(),
         });
         tokio::spawn(async move {
@@ -171,7 +178,7 @@ impl Memberlist {
                 cmd_tx,
                 members_rx,
                 status_rx,
-                events_tx,
+                events,
                 shutdown_tx,
                 done_rx,
                 counters,
@@ -414,6 +421,7 @@ impl Memberlist {
             inbound_streams_denied: c.inbound_streams_denied.load(Ordering::Relaxed),
             inbound_stream_errors: c.inbound_stream_errors.load(Ordering::Relaxed),
             dial_failures: c.dial_failures.load(Ordering::Relaxed),
+            tcp_bytes_sent: c.tcp_bytes_sent.load(Ordering::Relaxed),
         }
     }
 
@@ -474,7 +482,7 @@ impl Memberlist {
     /// is told so (`RecvError::Lagged`); use an [`crate::EventDelegate`] to
     /// miss nothing.
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.inner.events_tx.subscribe()
+        self.inner.events.subscribe()
     }
 }
 

@@ -305,7 +305,9 @@ async fn cluster_survives_a_flood() {
     let core = &stats.core;
     assert!(core.packets_received > 100);
     assert!(core.packets_dropped + core.messages_malformed + core.messages_unknown > 100);
-    assert!(stats.inbound_streams_rejected > 0, "{stats:?}");
+    // Connections beyond the 128 handlers wait for a turn (up to 1024 of
+    // them, within the TCP timeout), so at this scale none is refused
+    // outright; the idle ones time out and count as stream errors.
     assert!(stats.inbound_stream_errors > 0, "{stats:?}");
     assert!(core.streams_rejected > 0, "{stats:?}");
     assert!(err_replies > 10, "only {err_replies} errResp replies");

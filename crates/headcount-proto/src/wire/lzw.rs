@@ -7,6 +7,7 @@
 //! below against vectors produced by Go, including inputs large enough to
 //! fill the code table.
 
+use core::cell::RefCell;
 use core::fmt;
 use weezl::{decode::Decoder, encode::Encoder, BitOrder, LzwStatus};
 
@@ -41,15 +42,58 @@ impl fmt::Display for LzwError {
 
 impl std::error::Error for LzwError {}
 
+thread_local! {
+    // One encoder and one decoder per thread, reset between uses: building
+    // them allocates and grows their code tables, which cost more than
+    // compressing a packet (every packet sent is compressed to see whether
+    // that makes it smaller, as Go does).
+    static ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<Decoder>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with a reset cached coder, or a fresh one when the cache is in
+/// use (re-entrancy) or gone (thread teardown).
+fn with_cached<C, R>(
+    key: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+    make: fn() -> C,
+    reset: fn(&mut C),
+    f: impl FnOnce(&mut C) -> R,
+) -> R {
+    let mut f = Some(f);
+    let cached = key.try_with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let coder = match slot.as_mut() {
+            Some(c) => {
+                reset(c);
+                c
+            }
+            None => slot.insert(make()),
+        };
+        f.take().map(|f| f(coder))
+    });
+    match cached {
+        Ok(Some(r)) => r,
+        _ => match f.take() {
+            Some(f) => f(&mut make()),
+            None => unreachable!("f runs at most once"),
+        },
+    }
+}
+
 /// Compress `input` like Go's `lzw.NewWriter(w, lzw.LSB, 8)`.
 pub fn compress(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() / 2 + 8);
-    let res = Encoder::new(BitOrder::Lsb, 8)
-        .into_vec(&mut out)
-        .encode_all(input);
-    // With a literal width of 8 every byte is a valid literal, so the
-    // encoder cannot report an invalid code.
-    debug_assert!(res.status.is_ok());
+    with_cached(
+        &ENCODER,
+        || Encoder::new(BitOrder::Lsb, 8),
+        Encoder::reset,
+        |enc| {
+            let res = enc.into_vec(&mut out).encode_all(input);
+            // With a literal width of 8 every byte is a valid literal, so
+            // the encoder cannot report an invalid code.
+            debug_assert!(res.status.is_ok());
+        },
+    );
     out
 }
 
@@ -57,7 +101,15 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
 /// `cap` bytes (Go: `maxDecompressedBytes`, 40 MiB). Bytes after the end
 /// code are ignored, as Go does. Output exactly `cap` bytes long is fine.
 pub fn decompress(input: &[u8], cap: usize) -> Result<Vec<u8>, LzwError> {
-    let mut dec = Decoder::new(BitOrder::Lsb, 8);
+    with_cached(
+        &DECODER,
+        || Decoder::new(BitOrder::Lsb, 8),
+        Decoder::reset,
+        |dec| decompress_with(dec, input, cap),
+    )
+}
+
+fn decompress_with(dec: &mut Decoder, input: &[u8], cap: usize) -> Result<Vec<u8>, LzwError> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut inp = input;

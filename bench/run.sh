@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs `headcount bench` and the Go twin `mlbench` side by side and writes
+# docs/benchmarks.md (medians and the headcount/Go ratios).
+#
+#   bench/run.sh                 # N = 16 64 256, 3 repeats, 30 s runs, kill at 12 s (~12 min)
+#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min)
+#   bench/run.sh --nodes "16 64" --repeats 5 --duration 40 --kill-at 20 \
+#                --profile local --out /tmp/b.md
+#
+# Installs what it needs when missing (Debian: golang-go,
+# golang-github-hashicorp-memberlist-dev, python3), builds both programs
+# (offline), runs each configuration `repeats` times alternating the two
+# implementations, keeps the raw JSON lines in target/bench/results.jsonl
+# and renders the report with bench/report.py. Loopback only; headcount
+# uses ports 20000.., Go 30000.. (override with --ports "A B").
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+nodes="16 64 256"
+repeats=3
+duration=30
+kill_at=12
+profile=lan
+runtime=current
+out="$repo/docs/benchmarks.md"
+ports="20000 30000"
+args="$*"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) nodes="16 64"; repeats=1; duration=25; kill_at=10; shift ;;
+        --nodes) nodes="$2"; shift 2 ;;
+        --repeats) repeats="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --kill-at) kill_at="$2"; shift 2 ;;
+        --profile) profile="$2"; shift 2 ;;
+        --runtime) runtime="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --ports) ports="$2"; shift 2 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+read -r rs_port go_port <<<"$ports"
+
+need=()
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+[ -f /usr/share/gocode/src/github.com/hashicorp/memberlist/memberlist.go ] ||
+    need+=(golang-github-hashicorp-memberlist-dev)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "run.sh: installing ${need[*]}" >&2
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "run.sh: building" >&2
+(cd "$repo" && cargo build --release --quiet -p headcount-cli)
+"$here/build-go.sh" "$repo/target/bench/mlbench"
+rs="$repo/target/release/headcount"
+gob="$repo/target/bench/mlbench"
+
+results="$repo/target/bench/results.jsonl"
+mkdir -p "$(dirname "$results")"
+: >"$results"
+for n in $nodes; do
+    kill=$(( n / 16 )); [ "$kill" -ge 1 ] || kill=1
+    for r in $(seq 1 "$repeats"); do
+        common=(--nodes "$n" --duration "$duration" --kill "$kill" --kill-at "$kill_at" --profile "$profile")
+        run_rs() { "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
+        run_go() { "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
+        # Alternate which one goes first, against drift of the machine.
+        if [ $(( r % 2 )) -eq 1 ]; then order="rs go"; else order="go rs"; fi
+        for which in $order; do
+            echo "run.sh: N=$n repeat $r/$repeats $which" >&2
+            if [ "$which" = rs ]; then run_rs; else run_go; fi | tee -a "$results" >&2
+            sleep 1
+        done
+    done
+done
+
+mkdir -p "$(dirname "$out")"
+python3 "$here/report.py" "$results" \
+    --notes "$here/notes.md" \
+    --command "bench/run.sh $args" \
+    --params "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime" \
+    >"$out"
+echo "run.sh: wrote $out" >&2
