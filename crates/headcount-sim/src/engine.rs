@@ -103,6 +103,9 @@ pub enum Kind {
     Update,
     /// The observer's health score changed to `inc`.
     Health,
+    /// The observer raised its own incarnation to `inc` (a refutation, or
+    /// a metadata update); `subject` is the observer.
+    Refute,
 }
 
 /// One membership event seen by one node.
@@ -296,6 +299,11 @@ struct Slot {
     left: bool,
     /// Inbound processing lag and until when it applies.
     lag: Option<(Duration, Instant)>,
+    /// Latest time a lagged inbound entry is due: later arrivals are not
+    /// handled before it (the receive path is one FIFO queue).
+    lag_floor: Instant,
+    /// Own incarnation last recorded in the log.
+    logged_inc: u32,
 }
 
 /// A simulation. See the module documentation.
@@ -505,6 +513,8 @@ impl Sim {
                 ever_started: false,
                 left: false,
                 lag: None,
+                lag_floor: Instant::ZERO,
+                logged_inc: 0,
             });
         }
     }
@@ -545,6 +555,7 @@ impl Sim {
         slot.ever_started = true;
         slot.left = false;
         slot.lag = None;
+        slot.logged_inc = 0;
         self.running += 1;
         if let Some(j) = join {
             let now = self.now;
@@ -652,10 +663,18 @@ impl Sim {
         let ev = match ev {
             Ev::Lagged(inner) => *inner,
             Ev::Packet { to, .. } | Ev::StreamRequest { to, .. } | Ev::StreamResult { to, .. }
-                if self.lag_of(to as usize).is_some() =>
+                if self.lag_of(to as usize).is_some()
+                    || (self.slots[to as usize].lag_floor >= at
+                        && self.slots[to as usize].lag_floor > Instant::ZERO) =>
             {
-                let lag = self.lag_of(to as usize).expect("checked");
-                self.push(at + lag, Ev::Lagged(Box::new(ev)));
+                // One receive queue: an entry is handled `lag` after it
+                // arrives, and never before one that arrived earlier (so
+                // when a slow stretch ends the backlog drains first).
+                let i = to as usize;
+                let due =
+                    (at + self.lag_of(i).unwrap_or(Duration::ZERO)).max(self.slots[i].lag_floor);
+                self.slots[i].lag_floor = due;
+                self.push(due, Ev::Lagged(Box::new(ev)));
                 return true;
             }
             ev => ev,
@@ -968,6 +987,20 @@ impl Sim {
         let now = self.now;
         if let Some(node) = self.slots[i].node.as_mut() {
             drain(node, now, &mut buf);
+            let inc = node.local_member().incarnation;
+            let slot = &mut self.slots[i];
+            if inc > slot.logged_inc {
+                slot.logged_inc = inc;
+                if self.recording {
+                    self.log.push(Record {
+                        t: now,
+                        node: i as u32,
+                        subject: i as u32,
+                        kind: Kind::Refute,
+                        inc,
+                    });
+                }
+            }
         }
         for out in buf.drain(..) {
             match out {

@@ -532,8 +532,26 @@ pub struct FalsePositives {
     pub dead_events: usize,
     /// Those about healthy members.
     pub dead_events_healthy: usize,
+    /// Of `false_positives`, those first declared by a distressed member
+    /// (its own suspicion timer ran out while the refutation sat in its
+    /// slow receive queue).
+    pub declared_by_distressed: usize,
+    /// Of `false_positives`, those that at least one healthy member
+    /// believed: what the healthy part of the cluster saw.
+    pub seen_by_healthy: usize,
+    /// Death events at healthy observers (one declaration believed by k
+    /// healthy members counts k times).
+    pub dead_events_at_healthy: usize,
     /// Suspicion events over all observers.
     pub suspect_events: usize,
+    /// Refutations: incarnation bumps of distressed members.
+    pub refutations_distressed: u64,
+    /// Refutations of healthy members.
+    pub refutations_healthy: u64,
+    /// Highest health score any distressed member reached.
+    pub max_score_distressed: u32,
+    /// Highest health score any healthy member reached.
+    pub max_score_healthy: u32,
     /// Datagrams sent during the measurement.
     pub packets: u64,
 }
@@ -553,6 +571,8 @@ pub struct LifeguardRun {
     pub reduction: Option<f64>,
     /// Same for false positives about healthy members.
     pub reduction_healthy: Option<f64>,
+    /// Same for declarations some healthy member believed.
+    pub reduction_seen_by_healthy: Option<f64>,
 }
 
 /// The `lifeguard` report.
@@ -601,29 +621,67 @@ fn measure_false_positives(
     for (at, action) in schedule {
         sim.schedule(t0 + *at, action.clone());
     }
+    let inc = |sim: &Sim| -> Vec<u32> {
+        (0..n)
+            .map(|i| sim.node(i).map_or(0, |x| x.local_member().incarnation))
+            .collect()
+    };
+    let inc0 = inc(&sim);
     sim.run_for(duration);
+    let inc1 = inc(&sim);
     let bad: BTreeSet<u32> = distressed.iter().map(|&i| i as u32).collect();
     let mut distinct = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     let mut fp = FalsePositives {
         false_positives: 0,
         false_positives_healthy: 0,
         dead_events: 0,
         dead_events_healthy: 0,
+        declared_by_distressed: 0,
+        seen_by_healthy: 0,
+        dead_events_at_healthy: 0,
         suspect_events: 0,
+        refutations_distressed: 0,
+        refutations_healthy: 0,
+        max_score_distressed: 0,
+        max_score_healthy: 0,
         packets: sim.stats().packets_sent - p0,
     };
+    for (i, (a, b)) in inc0.iter().zip(&inc1).enumerate() {
+        let bumps = u64::from(b.saturating_sub(*a));
+        if bad.contains(&(i as u32)) {
+            fp.refutations_distressed += bumps;
+        } else {
+            fp.refutations_healthy += bumps;
+        }
+    }
     for r in &sim.log {
         match r.kind {
             Kind::Dead => {
                 let healthy = !bad.contains(&r.subject);
+                let observer_healthy = !bad.contains(&r.node);
                 fp.dead_events += 1;
                 fp.dead_events_healthy += usize::from(healthy);
+                fp.dead_events_at_healthy += usize::from(observer_healthy);
+                // The first to record a (member, incarnation) death is
+                // the one whose suspicion timer ran out; the rest learnt it.
                 if distinct.insert((r.subject, r.inc)) {
                     fp.false_positives += 1;
                     fp.false_positives_healthy += usize::from(healthy);
+                    fp.declared_by_distressed += usize::from(!observer_healthy);
+                }
+                if observer_healthy && seen.insert((r.subject, r.inc)) {
+                    fp.seen_by_healthy += 1;
                 }
             }
             Kind::Suspect => fp.suspect_events += 1,
+            Kind::Health => {
+                if bad.contains(&r.node) {
+                    fp.max_score_distressed = fp.max_score_distressed.max(r.inc);
+                } else {
+                    fp.max_score_healthy = fp.max_score_healthy.max(r.inc);
+                }
+            }
             _ => {}
         }
     }
@@ -705,6 +763,7 @@ pub fn lifeguard(
             distressed_nodes: distressed,
             reduction: ratio(swim.false_positives, lg.false_positives),
             reduction_healthy: ratio(swim.false_positives_healthy, lg.false_positives_healthy),
+            reduction_seen_by_healthy: ratio(swim.seen_by_healthy, lg.seen_by_healthy),
             swim,
             lifeguard: lg,
         });
