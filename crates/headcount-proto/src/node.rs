@@ -1162,6 +1162,9 @@ impl Node {
             return;
         };
         if s.incarnation < m.incarnation {
+            if s.node == self.name {
+                self.reassert_alive();
+            }
             return;
         }
         if let Some(susp) = self.suspicions.get_mut(&s.node) {
@@ -1227,6 +1230,9 @@ impl Node {
             return;
         };
         if d.incarnation < m.incarnation {
+            if d.node == self.name && !self.leaving {
+                self.reassert_alive();
+            }
             return;
         }
         self.cancel_suspicion(&d.node);
@@ -1270,6 +1276,21 @@ impl Node {
         let meta = me.meta.clone();
         self.membership_version += 1;
         let alive = self.local_alive(inc, meta);
+        self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
+    }
+
+    /// Someone still accuses us at an incarnation we already refuted: our
+    /// refutation missed them (say, a partition ate it). Go ignores such
+    /// stale accusations, and the accuser then declares us dead when its
+    /// timer runs out, a split only a push/pull repairs. We gossip our
+    /// current alive again instead (no new incarnation, nothing new on the
+    /// wire), unless one is already queued.
+    fn reassert_alive(&mut self) {
+        if self.leaving || self.broadcasts.contains_key(&self.name) {
+            return;
+        }
+        let me = self.members.get(&self.name).expect("local node present");
+        let alive = self.local_alive(me.incarnation, me.meta.clone());
         self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
     }
 

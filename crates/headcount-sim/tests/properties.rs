@@ -234,3 +234,38 @@ fn starved_node_handles_backlog_late() {
     sim.run_for(Duration::from_secs(30));
     assert!(sim.agree(), "cluster did not recover from starvation");
 }
+
+/// Found by `partitions_heal`: during a 4 s one-way cut, node 2 suspects
+/// nodes 0 and 1, whose refutations never reach it. After the heal its
+/// probes carry the stale accusation (incarnation 1) to nodes already at
+/// incarnation 2; Go ignores such accusations, so node 2 declared both
+/// dead ~15 s later and the split lasted until a lucky push/pull. The
+/// accused now gossip their current alive again, and everyone agrees.
+#[test]
+fn stale_accusation_after_a_short_one_way_partition_is_answered() {
+    let n = 3;
+    let mut sim = cluster(4_304_175_295_352_186_983, n);
+    sim.recording = true;
+    let side = vec![true, true, false];
+    sim.act(Action::Partition(Partition {
+        id: 1,
+        side,
+        cut: Cut::Outbound,
+    }));
+    sim.run_for(Duration::from_secs(4));
+    sim.act(Action::Heal(1));
+    // Deaths a suspicion timer started during the cut may still land a
+    // moment after the heal; a second later, nobody may die any more.
+    let settled = sim.now() + Duration::from_secs(1);
+    let bound = heal_bound(sim.config(), n);
+    let t = sim.run_while_not(bound, Duration::from_millis(200), |s| s.agree());
+    assert!(t.is_some(), "no agreement within {bound:?}");
+    sim.run_for(Duration::from_secs(30));
+    assert!(sim.agree());
+    let late: Vec<_> = sim
+        .log
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Dead) && r.t > settled)
+        .collect();
+    assert!(late.is_empty(), "deaths after the heal: {late:?}");
+}
