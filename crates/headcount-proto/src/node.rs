@@ -15,7 +15,9 @@
 //! Time never goes backwards; calling `handle_timeout` early does nothing.
 
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -28,9 +30,7 @@ use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
-use crate::state::{
-    socket_addr_from_wire, wire_addr, Member, MemberInfo, MemberState, MemberTable,
-};
+use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, MemberTable, RawAddr};
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
 use crate::timer::TimerQueue;
@@ -200,17 +200,20 @@ struct JoinProgress {
     errors: Vec<(SocketAddr, String)>,
 }
 
+/// Room kept in the output queue once it is drained.
+const OUTPUTS_RETAINED: usize = 64;
+
 /// One memberlist node, without I/O. See the module documentation.
 pub struct Node {
     config: Config,
     limits: Limits,
     name: String,
     advertise: SocketAddr,
-    raw_addr: Vec<u8>,
+    raw_addr: RawAddr,
     vsn: Vsn,
     incarnation: u32,
     members: MemberTable,
-    suspicions: HashMap<String, Suspicion>,
+    suspicions: FxHashMap<String, Suspicion>,
     awareness: Awareness,
     broadcasts: TransmitLimitedQueue,
     timers: TimerQueue<TimerKey>,
@@ -221,9 +224,9 @@ pub struct Node {
     probe_index: usize,
     probe: Option<ProbeInFlight>,
     probe_tick_pending: bool,
-    acks: HashMap<u32, AckHandler>,
-    streams: HashMap<StreamId, PendingStream>,
-    joins: HashMap<JoinId, JoinProgress>,
+    acks: FxHashMap<u32, AckHandler>,
+    streams: FxHashMap<StreamId, PendingStream>,
+    joins: FxHashMap<JoinId, JoinProgress>,
     next_id: u64,
     leaving: bool,
     stats: Stats,
@@ -266,7 +269,7 @@ impl Node {
         if config.keyring.is_some() {
             return Err(ConfigError::NonceSourceRequired);
         }
-        let raw_addr = wire_addr(local.addr.ip());
+        let raw_addr = RawAddr::from_ip(local.addr.ip());
         let mut node = Node {
             vsn: config.vsn(),
             awareness: Awareness::new(config.awareness_max_multiplier),
@@ -277,7 +280,7 @@ impl Node {
             raw_addr,
             incarnation: 0,
             members: MemberTable::new(),
-            suspicions: HashMap::new(),
+            suspicions: FxHashMap::default(),
             broadcasts: TransmitLimitedQueue::new(),
             timers: TimerQueue::new(),
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
@@ -287,9 +290,9 @@ impl Node {
             probe_index: 0,
             probe: None,
             probe_tick_pending: false,
-            acks: HashMap::new(),
-            streams: HashMap::new(),
-            joins: HashMap::new(),
+            acks: FxHashMap::default(),
+            streams: FxHashMap::default(),
+            joins: FxHashMap::default(),
             next_id: 0,
             leaving: false,
             stats: Stats::default(),
@@ -388,7 +391,13 @@ impl Node {
     /// input and command.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() && self.outputs.capacity() > OUTPUTS_RETAINED {
+            // A push/pull merge can queue an event per member; do not keep
+            // that much room for good once drained.
+            self.outputs.shrink_to(OUTPUTS_RETAINED);
+        }
+        out
     }
 
     /// When `handle_timeout` should be called next.
@@ -835,7 +844,7 @@ impl Node {
             return;
         };
         let (t_addr, t_raw, t_port, t_pmax) =
-            (t.addr, t.raw_addr.clone(), t.port, t.protocol_max());
+            (t.addr, t.raw_addr.to_vec(), t.port, t.protocol_max());
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
@@ -852,7 +861,7 @@ impl Node {
                 port: t_port,
                 node: target.clone(),
                 nack,
-                source_addr: self.raw_addr.clone(),
+                source_addr: self.raw_addr.to_vec(),
                 source_port: self.advertise.port(),
                 source_node: self.name.clone(),
             };
@@ -1043,7 +1052,13 @@ impl Node {
 
     // ----- state transitions (Go: aliveNode, suspectNode, deadNode) --------
 
-    fn alive_node(&mut self, now: Instant, a: Alive, notify: Option<BroadcastId>, bootstrap: bool) {
+    fn alive_node(
+        &mut self,
+        now: Instant,
+        mut a: Alive,
+        notify: Option<BroadcastId>,
+        bootstrap: bool,
+    ) {
         let is_local = a.node == self.name;
         if self.leaving && is_local {
             return;
@@ -1053,7 +1068,10 @@ impl Node {
             self.stats.messages_ignored += 1;
             return;
         }
-        let Some(addr) = socket_addr_from_wire(&a.addr, a.port) else {
+        let (Some(addr), Some(raw_addr)) = (
+            socket_addr_from_wire(&a.addr, a.port),
+            RawAddr::new(&a.addr),
+        ) else {
             self.stats.messages_ignored += 1;
             return;
         };
@@ -1064,17 +1082,24 @@ impl Node {
             self.stats.alives_denied += 1;
             return;
         }
-        let info = MemberInfo {
-            name: a.node.clone(),
-            addr,
-            meta: a.meta.clone(),
-            state: MemberState::Alive,
-            incarnation: a.incarnation,
-            vsn: a.vsn,
-        };
-        if !is_local && self.hooks.allow_alive(&info).is_err() {
-            self.stats.messages_ignored += 1;
-            return;
+        if !is_local {
+            // The hook sees every alive, as in Go. Lend it the name and
+            // metadata rather than copying them.
+            let info = MemberInfo {
+                name: core::mem::take(&mut a.node),
+                addr,
+                meta: core::mem::take(&mut a.meta),
+                state: MemberState::Alive,
+                incarnation: a.incarnation,
+                vsn: a.vsn,
+            };
+            let allowed = self.hooks.allow_alive(&info).is_ok();
+            a.node = info.name;
+            a.meta = info.meta;
+            if !allowed {
+                self.stats.messages_ignored += 1;
+                return;
+            }
         }
 
         let mut updates_node = false;
@@ -1088,7 +1113,7 @@ impl Node {
                 };
                 let member = Member {
                     name: a.node.clone(),
-                    raw_addr: a.addr.clone(),
+                    raw_addr,
                     port: a.port,
                     addr,
                     meta: a.meta.clone(),
@@ -1100,17 +1125,22 @@ impl Node {
                 self.members.insert_at(member, offset);
                 self.membership_version += 1;
             }
-            Some(m) if m.raw_addr != a.addr || m.port != a.port => {
+            Some(m) if m.raw_addr != raw_addr || m.port != a.port => {
                 let reclaim = &self.config.dead_node_reclaim_time;
                 let can_reclaim = !reclaim.is_zero() && now - m.state_change > *reclaim;
                 if m.state == MemberState::Left || (m.state == MemberState::Dead && can_reclaim) {
                     updates_node = true;
                 } else {
                     let existing = m.info();
-                    self.emit(Event::Conflict {
-                        existing,
-                        other: info,
-                    });
+                    let other = MemberInfo {
+                        name: a.node,
+                        addr,
+                        meta: a.meta,
+                        state: MemberState::Alive,
+                        incarnation: a.incarnation,
+                        vsn: a.vsn,
+                    };
+                    self.emit(Event::Conflict { existing, other });
                     return;
                 }
             }
@@ -1136,23 +1166,30 @@ impl Node {
             return;
         }
         let key = a.node.clone();
-        self.queue_broadcast(key, &Message::Alive(a.clone()), notify);
-        let m = self.members.get_mut(&a.node).expect("present");
+        let msg = Message::Alive(a);
+        self.queue_broadcast(key, &msg, notify);
+        let Message::Alive(a) = msg else {
+            return; // unreachable: built just above
+        };
+        let Some(m) = self.members.get_mut(&a.node) else {
+            return; // unreachable: present
+        };
         m.vsn = a.vsn;
         m.incarnation = a.incarnation;
         m.meta = a.meta;
-        m.raw_addr = a.addr;
+        m.raw_addr = raw_addr;
         m.port = a.port;
         m.addr = addr;
         if m.state != MemberState::Alive {
             m.state = MemberState::Alive;
             m.state_change = now;
         }
-        let info = m.info();
         self.membership_version += 1;
         if old_state.is_dead_or_left() {
+            let info = m.info();
             self.emit(Event::Join(info));
         } else if old_meta_differs {
+            let info = m.info();
             self.emit(Event::Update(info));
         }
     }
@@ -1315,7 +1352,7 @@ impl Node {
             .iter()
             .map(|m| PushNodeState {
                 name: m.name.clone(),
-                addr: m.raw_addr.clone(),
+                addr: m.raw_addr.to_vec(),
                 port: m.port,
                 meta: m.meta.clone(),
                 incarnation: m.incarnation,
@@ -1666,7 +1703,7 @@ impl Node {
         Ping {
             seq_no: seq,
             node: target.to_string(),
-            source_addr: self.raw_addr.clone(),
+            source_addr: self.raw_addr.to_vec(),
             source_port: self.advertise.port(),
             source_node: self.name.clone(),
         }
@@ -1676,7 +1713,7 @@ impl Node {
         Alive {
             incarnation,
             node: self.name.clone(),
-            addr: self.raw_addr.clone(),
+            addr: self.raw_addr.to_vec(),
             port: self.advertise.port(),
             meta,
             vsn: self.vsn,
