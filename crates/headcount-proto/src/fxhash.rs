@@ -80,8 +80,10 @@ pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
 pub fn hash_str(s: &str) -> u64 {
     let mut h = FxHasher::default();
     h.write(s.as_bytes());
-    // Mix the length in, and spread the high bits down: hashbrown takes
-    // its control bits from the top 7 bits and its bucket from the bottom.
+    // Mix the length in, then fold a wide multiply so that both the top
+    // bits (hashbrown's control bytes) and the bottom bits (its bucket)
+    // depend on every input bit.
     h.write_usize(s.len());
-    h.finish().rotate_left(26)
+    let x = u128::from(h.finish()) * 0x9e37_79b9_7f4a_7c15;
+    (x >> 64) as u64 ^ x as u64
 }

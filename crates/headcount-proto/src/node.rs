@@ -1103,7 +1103,7 @@ impl Node {
         }
 
         let mut updates_node = false;
-        match self.members.get(&a.node) {
+        let pos = match self.members.position(&a.node) {
             None => {
                 let n = self.members.len();
                 let offset = if n == 0 {
@@ -1122,10 +1122,17 @@ impl Node {
                     state_change: now,
                     vsn: a.vsn,
                 };
-                self.members.insert_at(member, offset);
+                self.members.insert_at(member, offset.min(n));
                 self.membership_version += 1;
+                offset.min(n)
             }
-            Some(m) if m.raw_addr != raw_addr || m.port != a.port => {
+            Some(i) => i,
+        };
+        let Some(m) = self.members.at(pos) else {
+            return; // unreachable: present
+        };
+        if m.raw_addr != raw_addr || m.port != a.port {
+            {
                 let reclaim = &self.config.dead_node_reclaim_time;
                 let can_reclaim = !reclaim.is_zero() && now - m.state_change > *reclaim;
                 if m.state == MemberState::Left || (m.state == MemberState::Dead && can_reclaim) {
@@ -1144,10 +1151,8 @@ impl Node {
                     return;
                 }
             }
-            Some(_) => {}
         }
 
-        let m = self.members.get(&a.node).expect("present");
         if a.incarnation <= m.incarnation && !is_local && !updates_node {
             return;
         }
@@ -1171,7 +1176,7 @@ impl Node {
         let Message::Alive(a) = msg else {
             return; // unreachable: built just above
         };
-        let Some(m) = self.members.get_mut(&a.node) else {
+        let Some(m) = self.members.at_mut(pos) else {
             return; // unreachable: present
         };
         m.vsn = a.vsn;

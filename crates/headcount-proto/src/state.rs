@@ -246,7 +246,8 @@ impl MemberTable {
         self.position(name).is_some()
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
+    /// The position in probe order of the member called `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
         let order = &self.order;
         self.index
             .find(hash_str(name), |&i| order[i as usize].name == name)
@@ -265,6 +266,11 @@ impl MemberTable {
     /// The member at position `i` of the probe order.
     pub fn at(&self, i: usize) -> Option<&Member> {
         self.order.get(i)
+    }
+
+    /// The member at position `i` of the probe order, mutably.
+    pub fn at_mut(&mut self, i: usize) -> Option<&mut Member> {
+        self.order.get_mut(i)
     }
 
     /// All members in probe order.
