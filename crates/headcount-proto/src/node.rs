@@ -1528,16 +1528,21 @@ impl Node {
     // ----- gossip --------------------------------------------------------
 
     fn gossip(&mut self, now: Instant) {
-        let name = self.name.clone();
+        let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
-        let targets = self.k_random_members(self.config.gossip_nodes, |m| {
-            m.name == name
-                || match m.state {
-                    MemberState::Alive | MemberState::Suspect => false,
-                    MemberState::Dead => now - m.state_change > dead_time,
-                    MemberState::Left => true,
-                }
-        });
+        let targets = k_random_members(
+            &mut self.rng,
+            &self.members,
+            self.config.gossip_nodes,
+            |m| {
+                m.name == *name
+                    || match m.state {
+                        MemberState::Alive | MemberState::Suspect => false,
+                        MemberState::Dead => now - m.state_change > dead_time,
+                        MemberState::Left => true,
+                    }
+            },
+        );
         let avail = self.config.udp_buffer_size
             - COMPOUND_HEADER_OVERHEAD
             - self.label_overhead()
@@ -1746,42 +1751,52 @@ impl Node {
         k: usize,
         exclude: impl Fn(&Member) -> bool,
     ) -> Vec<(SocketAddr, u8)> {
-        let n = self.members.len();
-        let mut picked: Vec<usize> = Vec::with_capacity(k);
-        if k == 0 || n == 0 {
-            return Vec::new();
-        }
-        if n < k * 3 {
-            let mut idx: Vec<usize> = (0..n).collect();
-            shuffle(&mut self.rng, &mut idx);
-            for i in idx {
-                if picked.len() >= k {
-                    break;
-                }
-                if !exclude(self.members.at(i).expect("in range")) {
-                    picked.push(i);
-                }
+        k_random_members(&mut self.rng, &self.members, k, exclude)
+    }
+}
+
+/// Up to `k` members not excluded, picked at random (Go `kRandomNodes`).
+fn k_random_members(
+    rng: &mut Xoshiro256PlusPlus,
+    members: &MemberTable,
+    k: usize,
+    exclude: impl Fn(&Member) -> bool,
+) -> Vec<(SocketAddr, u8)> {
+    let n = members.len();
+    let mut picked: Vec<usize> = Vec::with_capacity(k);
+    if k == 0 || n == 0 {
+        return Vec::new();
+    }
+    if n < k * 3 {
+        let mut idx: Vec<usize> = (0..n).collect();
+        shuffle(rng, &mut idx);
+        for i in idx {
+            if picked.len() >= k {
+                break;
             }
-        } else {
-            for _ in 0..3 * n {
-                if picked.len() >= k {
-                    break;
-                }
-                let i = (self.rng.next_u64() % n as u64) as usize;
-                if picked.contains(&i) || exclude(self.members.at(i).expect("in range")) {
-                    continue;
-                }
+            if !exclude(members.at(i).expect("in range")) {
                 picked.push(i);
             }
         }
-        picked
-            .into_iter()
-            .map(|i| {
-                let m = self.members.at(i).expect("in range");
-                (m.addr, m.protocol_max())
-            })
-            .collect()
+    } else {
+        for _ in 0..3 * n {
+            if picked.len() >= k {
+                break;
+            }
+            let i = (rng.next_u64() % n as u64) as usize;
+            if picked.contains(&i) || exclude(members.at(i).expect("in range")) {
+                continue;
+            }
+            picked.push(i);
+        }
     }
+    picked
+        .into_iter()
+        .map(|i| {
+            let m = members.at(i).expect("in range");
+            (m.addr, m.protocol_max())
+        })
+        .collect()
 }
 
 fn encode(msg: &Message) -> Vec<u8> {
