@@ -9,10 +9,13 @@
 //! broadcasts that will no longer be sent.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use hashbrown::HashTable;
+
+use crate::fxhash::hash_str;
 use crate::suspicion::retransmit_limit;
 
 /// A message to gossip.
@@ -117,7 +120,10 @@ impl Rank {
 #[derive(Clone, Debug, Default)]
 pub struct TransmitLimitedQueue {
     order: BTreeMap<Rank, Broadcast>,
-    by_key: HashMap<String, Rank>,
+    /// The ranks of keyed broadcasts, hashed by the key stored in the
+    /// broadcast (keys are not duplicated). Ranks are unique, so an entry
+    /// whose rank is known is found by comparing ranks.
+    by_key: HashTable<Rank>,
     /// The last id handed out; 0 when the queue is empty.
     last_id: u64,
     /// Reused buffer for the broadcasts taken in one `get_broadcasts` call.
@@ -142,13 +148,30 @@ impl TransmitLimitedQueue {
 
     /// Whether a broadcast with this key is queued.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.by_key.contains_key(key)
+        self.rank_of(key).is_some()
     }
 
     /// The queued broadcasts with their transmission counts, in the order
     /// they would be sent given an unlimited budget.
     pub fn iter(&self) -> impl Iterator<Item = (&Broadcast, u32)> + '_ {
         self.order.iter().map(|(rank, b)| (b, rank.transmits))
+    }
+
+    /// The rank of the queued broadcast with this key.
+    fn rank_of(&self, key: &str) -> Option<Rank> {
+        let order = &self.order;
+        self.by_key
+            .find(hash_str(key), |r| {
+                order.get(r).and_then(|b| b.key.as_deref()) == Some(key)
+            })
+            .copied()
+    }
+
+    /// Removes the index entry of the broadcast with `key` and `rank`.
+    fn unindex(&mut self, key: &str, rank: Rank) {
+        if let Ok(entry) = self.by_key.find_entry(hash_str(key), |r| *r == rank) {
+            entry.remove();
+        }
     }
 
     /// Queues `b`, first dropping a queued broadcast with the same key.
@@ -163,8 +186,9 @@ impl TransmitLimitedQueue {
         // Take the id after removing the old entry, so that emptying the
         // queue (which resets ids) cannot rank this broadcast as older
         // than later ones.
-        let old = b.key.as_ref().and_then(|key| self.by_key.remove(key));
-        if let Some(old) = old {
+        let old = b.key.as_deref().and_then(|key| self.rank_of(key));
+        if let (Some(old), Some(key)) = (old, b.key.as_deref()) {
+            self.unindex(key, old);
             if let Some(gone) = self.order.remove(&old) {
                 finished.extend(gone.notify);
             }
@@ -177,7 +201,13 @@ impl TransmitLimitedQueue {
             id: Reverse(self.last_id),
         };
         if let Some(key) = &b.key {
-            self.by_key.insert(key.clone(), rank);
+            let order = &self.order;
+            self.by_key.insert_unique(hash_str(key), rank, |r| {
+                order
+                    .get(r)
+                    .and_then(|b| b.key.as_deref())
+                    .map_or(0, hash_str)
+            });
         }
         self.order.insert(rank, b);
         finished
@@ -269,7 +299,7 @@ impl TransmitLimitedQueue {
             used += overhead + b.payload.len();
             if u64::from(rank.transmits) + 1 >= transmit_limit {
                 if let Some(key) = &b.key {
-                    self.by_key.remove(key);
+                    self.unindex(key, rank);
                 }
                 finished.extend(b.notify);
                 msgs.push(b.payload);
@@ -280,15 +310,15 @@ impl TransmitLimitedQueue {
                     transmits: rank.transmits.saturating_add(1),
                     ..rank
                 };
+                if let Some(key) = &b.key {
+                    if let Some(slot) = self.by_key.find_mut(hash_str(key), |r| *r == rank) {
+                        *slot = bumped;
+                    }
+                }
                 reinsert.push((bumped, b));
             }
         }
         for (rank, b) in reinsert.drain(..) {
-            if let Some(key) = &b.key {
-                if let Some(slot) = self.by_key.get_mut(key.as_str()) {
-                    *slot = rank;
-                }
-            }
             self.order.insert(rank, b);
         }
         self.reinsert = reinsert;
@@ -302,11 +332,11 @@ impl TransmitLimitedQueue {
     pub fn prune(&mut self, max_retain: usize) -> Vec<u64> {
         let mut finished = Vec::new();
         while self.order.len() > max_retain {
-            let Some((_, b)) = self.order.pop_last() else {
+            let Some((rank, b)) = self.order.pop_last() else {
                 break;
             };
             if let Some(key) = &b.key {
-                self.by_key.remove(key);
+                self.unindex(key, rank);
             }
             finished.extend(b.notify);
         }

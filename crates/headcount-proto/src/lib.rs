@@ -19,6 +19,7 @@ pub mod cidr;
 pub mod config;
 pub mod delegate;
 pub mod event;
+mod fxhash;
 pub mod inbound;
 pub mod node;
 pub mod state;

@@ -15,7 +15,9 @@
 //! Time never goes backwards; calling `handle_timeout` early does nothing.
 
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fxhash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -28,9 +30,7 @@ use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
-use crate::state::{
-    socket_addr_from_wire, wire_addr, Member, MemberInfo, MemberState, MemberTable,
-};
+use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, MemberTable, RawAddr};
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
 use crate::timer::TimerQueue;
@@ -200,17 +200,20 @@ struct JoinProgress {
     errors: Vec<(SocketAddr, String)>,
 }
 
+/// Room kept in the output queue once it is drained.
+const OUTPUTS_RETAINED: usize = 64;
+
 /// One memberlist node, without I/O. See the module documentation.
 pub struct Node {
     config: Config,
     limits: Limits,
     name: String,
     advertise: SocketAddr,
-    raw_addr: Vec<u8>,
+    raw_addr: RawAddr,
     vsn: Vsn,
     incarnation: u32,
     members: MemberTable,
-    suspicions: HashMap<String, Suspicion>,
+    suspicions: FxHashMap<String, Suspicion>,
     awareness: Awareness,
     broadcasts: TransmitLimitedQueue,
     timers: TimerQueue<TimerKey>,
@@ -221,9 +224,9 @@ pub struct Node {
     probe_index: usize,
     probe: Option<ProbeInFlight>,
     probe_tick_pending: bool,
-    acks: HashMap<u32, AckHandler>,
-    streams: HashMap<StreamId, PendingStream>,
-    joins: HashMap<JoinId, JoinProgress>,
+    acks: FxHashMap<u32, AckHandler>,
+    streams: FxHashMap<StreamId, PendingStream>,
+    joins: FxHashMap<JoinId, JoinProgress>,
     next_id: u64,
     leaving: bool,
     stats: Stats,
@@ -266,7 +269,7 @@ impl Node {
         if config.keyring.is_some() {
             return Err(ConfigError::NonceSourceRequired);
         }
-        let raw_addr = wire_addr(local.addr.ip());
+        let raw_addr = RawAddr::from_ip(local.addr.ip());
         let mut node = Node {
             vsn: config.vsn(),
             awareness: Awareness::new(config.awareness_max_multiplier),
@@ -277,7 +280,7 @@ impl Node {
             raw_addr,
             incarnation: 0,
             members: MemberTable::new(),
-            suspicions: HashMap::new(),
+            suspicions: FxHashMap::default(),
             broadcasts: TransmitLimitedQueue::new(),
             timers: TimerQueue::new(),
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
@@ -287,9 +290,9 @@ impl Node {
             probe_index: 0,
             probe: None,
             probe_tick_pending: false,
-            acks: HashMap::new(),
-            streams: HashMap::new(),
-            joins: HashMap::new(),
+            acks: FxHashMap::default(),
+            streams: FxHashMap::default(),
+            joins: FxHashMap::default(),
             next_id: 0,
             leaving: false,
             stats: Stats::default(),
@@ -388,7 +391,13 @@ impl Node {
     /// input and command.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() && self.outputs.capacity() > OUTPUTS_RETAINED {
+            // A push/pull merge can queue an event per member; do not keep
+            // that much room for good once drained.
+            self.outputs.shrink_to(OUTPUTS_RETAINED);
+        }
+        out
     }
 
     /// When `handle_timeout` should be called next.
@@ -835,7 +844,7 @@ impl Node {
             return;
         };
         let (t_addr, t_raw, t_port, t_pmax) =
-            (t.addr, t.raw_addr.clone(), t.port, t.protocol_max());
+            (t.addr, t.raw_addr.to_vec(), t.port, t.protocol_max());
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
@@ -852,7 +861,7 @@ impl Node {
                 port: t_port,
                 node: target.clone(),
                 nack,
-                source_addr: self.raw_addr.clone(),
+                source_addr: self.raw_addr.to_vec(),
                 source_port: self.advertise.port(),
                 source_node: self.name.clone(),
             };
@@ -1043,7 +1052,13 @@ impl Node {
 
     // ----- state transitions (Go: aliveNode, suspectNode, deadNode) --------
 
-    fn alive_node(&mut self, now: Instant, a: Alive, notify: Option<BroadcastId>, bootstrap: bool) {
+    fn alive_node(
+        &mut self,
+        now: Instant,
+        mut a: Alive,
+        notify: Option<BroadcastId>,
+        bootstrap: bool,
+    ) {
         let is_local = a.node == self.name;
         if self.leaving && is_local {
             return;
@@ -1053,7 +1068,10 @@ impl Node {
             self.stats.messages_ignored += 1;
             return;
         }
-        let Some(addr) = socket_addr_from_wire(&a.addr, a.port) else {
+        let (Some(addr), Some(raw_addr)) = (
+            socket_addr_from_wire(&a.addr, a.port),
+            RawAddr::new(&a.addr),
+        ) else {
             self.stats.messages_ignored += 1;
             return;
         };
@@ -1064,21 +1082,28 @@ impl Node {
             self.stats.alives_denied += 1;
             return;
         }
-        let info = MemberInfo {
-            name: a.node.clone(),
-            addr,
-            meta: a.meta.clone(),
-            state: MemberState::Alive,
-            incarnation: a.incarnation,
-            vsn: a.vsn,
-        };
-        if !is_local && self.hooks.allow_alive(&info).is_err() {
-            self.stats.messages_ignored += 1;
-            return;
+        if !is_local {
+            // The hook sees every alive, as in Go. Lend it the name and
+            // metadata rather than copying them.
+            let info = MemberInfo {
+                name: core::mem::take(&mut a.node),
+                addr,
+                meta: core::mem::take(&mut a.meta),
+                state: MemberState::Alive,
+                incarnation: a.incarnation,
+                vsn: a.vsn,
+            };
+            let allowed = self.hooks.allow_alive(&info).is_ok();
+            a.node = info.name;
+            a.meta = info.meta;
+            if !allowed {
+                self.stats.messages_ignored += 1;
+                return;
+            }
         }
 
         let mut updates_node = false;
-        match self.members.get(&a.node) {
+        let pos = match self.members.position(&a.node) {
             None => {
                 let n = self.members.len();
                 let offset = if n == 0 {
@@ -1088,7 +1113,7 @@ impl Node {
                 };
                 let member = Member {
                     name: a.node.clone(),
-                    raw_addr: a.addr.clone(),
+                    raw_addr,
                     port: a.port,
                     addr,
                     meta: a.meta.clone(),
@@ -1097,27 +1122,37 @@ impl Node {
                     state_change: now,
                     vsn: a.vsn,
                 };
-                self.members.insert_at(member, offset);
+                self.members.insert_at(member, offset.min(n));
                 self.membership_version += 1;
+                offset.min(n)
             }
-            Some(m) if m.raw_addr != a.addr || m.port != a.port => {
+            Some(i) => i,
+        };
+        let Some(m) = self.members.at(pos) else {
+            return; // unreachable: present
+        };
+        if m.raw_addr != raw_addr || m.port != a.port {
+            {
                 let reclaim = &self.config.dead_node_reclaim_time;
                 let can_reclaim = !reclaim.is_zero() && now - m.state_change > *reclaim;
                 if m.state == MemberState::Left || (m.state == MemberState::Dead && can_reclaim) {
                     updates_node = true;
                 } else {
                     let existing = m.info();
-                    self.emit(Event::Conflict {
-                        existing,
-                        other: info,
-                    });
+                    let other = MemberInfo {
+                        name: a.node,
+                        addr,
+                        meta: a.meta,
+                        state: MemberState::Alive,
+                        incarnation: a.incarnation,
+                        vsn: a.vsn,
+                    };
+                    self.emit(Event::Conflict { existing, other });
                     return;
                 }
             }
-            Some(_) => {}
         }
 
-        let m = self.members.get(&a.node).expect("present");
         if a.incarnation <= m.incarnation && !is_local && !updates_node {
             return;
         }
@@ -1136,23 +1171,30 @@ impl Node {
             return;
         }
         let key = a.node.clone();
-        self.queue_broadcast(key, &Message::Alive(a.clone()), notify);
-        let m = self.members.get_mut(&a.node).expect("present");
+        let msg = Message::Alive(a);
+        self.queue_broadcast(key, &msg, notify);
+        let Message::Alive(a) = msg else {
+            return; // unreachable: built just above
+        };
+        let Some(m) = self.members.at_mut(pos) else {
+            return; // unreachable: present
+        };
         m.vsn = a.vsn;
         m.incarnation = a.incarnation;
         m.meta = a.meta;
-        m.raw_addr = a.addr;
+        m.raw_addr = raw_addr;
         m.port = a.port;
         m.addr = addr;
         if m.state != MemberState::Alive {
             m.state = MemberState::Alive;
             m.state_change = now;
         }
-        let info = m.info();
         self.membership_version += 1;
         if old_state.is_dead_or_left() {
+            let info = m.info();
             self.emit(Event::Join(info));
         } else if old_meta_differs {
+            let info = m.info();
             self.emit(Event::Update(info));
         }
     }
@@ -1336,7 +1378,7 @@ impl Node {
             .iter()
             .map(|m| PushNodeState {
                 name: m.name.clone(),
-                addr: m.raw_addr.clone(),
+                addr: m.raw_addr.to_vec(),
                 port: m.port,
                 meta: m.meta.clone(),
                 incarnation: m.incarnation,
@@ -1507,16 +1549,21 @@ impl Node {
     // ----- gossip --------------------------------------------------------
 
     fn gossip(&mut self, now: Instant) {
-        let name = self.name.clone();
+        let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
-        let targets = self.k_random_members(self.config.gossip_nodes, |m| {
-            m.name == name
-                || match m.state {
-                    MemberState::Alive | MemberState::Suspect => false,
-                    MemberState::Dead => now - m.state_change > dead_time,
-                    MemberState::Left => true,
-                }
-        });
+        let targets = k_random_members(
+            &mut self.rng,
+            &self.members,
+            self.config.gossip_nodes,
+            |m| {
+                m.name == *name
+                    || match m.state {
+                        MemberState::Alive | MemberState::Suspect => false,
+                        MemberState::Dead => now - m.state_change > dead_time,
+                        MemberState::Left => true,
+                    }
+            },
+        );
         let avail = self.config.udp_buffer_size
             - COMPOUND_HEADER_OVERHEAD
             - self.label_overhead()
@@ -1687,7 +1734,7 @@ impl Node {
         Ping {
             seq_no: seq,
             node: target.to_string(),
-            source_addr: self.raw_addr.clone(),
+            source_addr: self.raw_addr.to_vec(),
             source_port: self.advertise.port(),
             source_node: self.name.clone(),
         }
@@ -1697,7 +1744,7 @@ impl Node {
         Alive {
             incarnation,
             node: self.name.clone(),
-            addr: self.raw_addr.clone(),
+            addr: self.raw_addr.to_vec(),
             port: self.advertise.port(),
             meta,
             vsn: self.vsn,
@@ -1725,42 +1772,52 @@ impl Node {
         k: usize,
         exclude: impl Fn(&Member) -> bool,
     ) -> Vec<(SocketAddr, u8)> {
-        let n = self.members.len();
-        let mut picked: Vec<usize> = Vec::with_capacity(k);
-        if k == 0 || n == 0 {
-            return Vec::new();
-        }
-        if n < k * 3 {
-            let mut idx: Vec<usize> = (0..n).collect();
-            shuffle(&mut self.rng, &mut idx);
-            for i in idx {
-                if picked.len() >= k {
-                    break;
-                }
-                if !exclude(self.members.at(i).expect("in range")) {
-                    picked.push(i);
-                }
+        k_random_members(&mut self.rng, &self.members, k, exclude)
+    }
+}
+
+/// Up to `k` members not excluded, picked at random (Go `kRandomNodes`).
+fn k_random_members(
+    rng: &mut Xoshiro256PlusPlus,
+    members: &MemberTable,
+    k: usize,
+    exclude: impl Fn(&Member) -> bool,
+) -> Vec<(SocketAddr, u8)> {
+    let n = members.len();
+    let mut picked: Vec<usize> = Vec::with_capacity(k);
+    if k == 0 || n == 0 {
+        return Vec::new();
+    }
+    if n < k * 3 {
+        let mut idx: Vec<usize> = (0..n).collect();
+        shuffle(rng, &mut idx);
+        for i in idx {
+            if picked.len() >= k {
+                break;
             }
-        } else {
-            for _ in 0..3 * n {
-                if picked.len() >= k {
-                    break;
-                }
-                let i = (self.rng.next_u64() % n as u64) as usize;
-                if picked.contains(&i) || exclude(self.members.at(i).expect("in range")) {
-                    continue;
-                }
+            if !exclude(members.at(i).expect("in range")) {
                 picked.push(i);
             }
         }
-        picked
-            .into_iter()
-            .map(|i| {
-                let m = self.members.at(i).expect("in range");
-                (m.addr, m.protocol_max())
-            })
-            .collect()
+    } else {
+        for _ in 0..3 * n {
+            if picked.len() >= k {
+                break;
+            }
+            let i = (rng.next_u64() % n as u64) as usize;
+            if picked.contains(&i) || exclude(members.at(i).expect("in range")) {
+                continue;
+            }
+            picked.push(i);
+        }
     }
+    picked
+        .into_iter()
+        .map(|i| {
+            let m = members.at(i).expect("in range");
+            (m.addr, m.protocol_max())
+        })
+        .collect()
 }
 
 fn encode(msg: &Message) -> Vec<u8> {

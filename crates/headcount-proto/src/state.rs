@@ -1,8 +1,9 @@
 //! The membership table: who we know, in which state, in probe order.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::fxhash::hash_str;
 use crate::time::Instant;
 use crate::wire::{Vsn, WireState, VSN_PROTOCOL_MAX};
 
@@ -97,13 +98,75 @@ pub fn wire_addr(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// Address bytes exactly as a node announced them: 4 bytes for IPv4, 16
+/// for IPv6, stored inline (no heap allocation per member).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawAddr {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl RawAddr {
+    /// The address bytes, or `None` when they are not 4 or 16 bytes long
+    /// (such bytes are not an address; see [`socket_addr_from_wire`]).
+    pub fn new(bytes: &[u8]) -> Option<RawAddr> {
+        if bytes.len() != 4 && bytes.len() != 16 {
+            return None;
+        }
+        let mut b = [0u8; 16];
+        b[..bytes.len()].copy_from_slice(bytes);
+        Some(RawAddr {
+            bytes: b,
+            len: bytes.len() as u8,
+        })
+    }
+
+    /// The wire bytes of `ip` (see [`wire_addr`]).
+    pub fn from_ip(ip: IpAddr) -> RawAddr {
+        let mut b = [0u8; 16];
+        let len = match ip {
+            IpAddr::V4(v4) => {
+                b[..4].copy_from_slice(&v4.octets());
+                4
+            }
+            IpAddr::V6(v6) => {
+                b = v6.octets();
+                16
+            }
+        };
+        RawAddr { bytes: b, len }
+    }
+
+    /// The address bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The address bytes, copied into a vector (for the wire structs).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl core::fmt::Debug for RawAddr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl PartialEq<[u8]> for RawAddr {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
 /// One entry of the membership table.
 #[derive(Clone, Debug)]
 pub struct Member {
     /// Unique node name.
     pub name: String,
     /// Address bytes exactly as the node announced them.
-    pub raw_addr: Vec<u8>,
+    pub raw_addr: RawAddr,
     /// Port.
     pub port: u16,
     /// Socket address derived from `raw_addr` and `port`.
@@ -147,7 +210,9 @@ impl Member {
 #[derive(Clone, Debug, Default)]
 pub struct MemberTable {
     order: Vec<Member>,
-    index: HashMap<String, usize>,
+    /// Positions in `order`, hashed by the name stored there (the names
+    /// are not duplicated).
+    index: HashTable<u32>,
 }
 
 impl MemberTable {
@@ -168,17 +233,44 @@ impl MemberTable {
 
     /// The member called `name`.
     pub fn get(&self, name: &str) -> Option<&Member> {
-        self.index.get(name).map(|&i| &self.order[i])
+        self.position(name).map(|i| &self.order[i])
     }
 
     /// The member called `name`, mutably.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Member> {
-        self.index.get(name).map(|&i| &mut self.order[i])
+        self.position(name).map(|i| &mut self.order[i])
+    }
+
+    /// Whether a member is called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// The position in probe order of the member called `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let order = &self.order;
+        self.index
+            .find(hash_str(name), |&i| order[i as usize].name == name)
+            .map(|&i| i as usize)
+    }
+
+    /// Changes the index entry of `name` from `from` to `to`. Values are
+    /// unique, so matching on the value alone finds the right entry.
+    fn repoint(&mut self, name_at: usize, from: u32, to: u32) {
+        let hash = hash_str(&self.order[name_at].name);
+        if let Some(slot) = self.index.find_mut(hash, |&j| j == from) {
+            *slot = to;
+        }
     }
 
     /// The member at position `i` of the probe order.
     pub fn at(&self, i: usize) -> Option<&Member> {
         self.order.get(i)
+    }
+
+    /// The member at position `i` of the probe order, mutably.
+    pub fn at_mut(&mut self, i: usize) -> Option<&mut Member> {
+        self.order.get_mut(i)
     }
 
     /// All members in probe order.
@@ -189,17 +281,24 @@ impl MemberTable {
     /// Inserts a new member at position `offset` of the probe order (the
     /// member there moves to the end). `offset` is clamped to the length.
     pub fn insert_at(&mut self, member: Member, offset: usize) {
-        debug_assert!(!self.index.contains_key(&member.name));
+        debug_assert!(!self.contains(&member.name));
         let n = self.order.len();
-        self.index.insert(member.name.clone(), n);
+        assert!(n < (u32::MAX - 1) as usize, "member table full");
+        let order = &self.order;
+        self.index
+            .insert_unique(hash_str(&member.name), n as u32, |&i| {
+                hash_str(&order[i as usize].name)
+            });
         self.order.push(member);
         let offset = offset.min(n);
         if offset != n {
+            // Swap the two index values through a sentinel so that every
+            // value stays unique at each step.
+            let (o, e) = (offset as u32, n as u32);
+            self.repoint(n, e, u32::MAX);
+            self.repoint(offset, o, e);
+            self.repoint(n, u32::MAX, o);
             self.order.swap(offset, n);
-            let a = self.order[offset].name.clone();
-            let b = self.order[n].name.clone();
-            self.index.insert(a, offset);
-            self.index.insert(b, n);
         }
     }
 
@@ -226,8 +325,11 @@ impl MemberTable {
 
     fn rebuild_index(&mut self) {
         self.index.clear();
-        for (i, m) in self.order.iter().enumerate() {
-            self.index.insert(m.name.clone(), i);
+        let order = &self.order;
+        for (i, m) in order.iter().enumerate() {
+            self.index.insert_unique(hash_str(&m.name), i as u32, |&j| {
+                hash_str(&order[j as usize].name)
+            });
         }
     }
 }
@@ -239,7 +341,7 @@ mod tests {
     fn member(name: &str) -> Member {
         Member {
             name: name.into(),
-            raw_addr: vec![127, 0, 0, 1],
+            raw_addr: RawAddr::new(&[127, 0, 0, 1]).unwrap(),
             port: 1,
             addr: "127.0.0.1:1".parse().unwrap(),
             meta: vec![],

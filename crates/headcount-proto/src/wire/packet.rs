@@ -144,13 +144,38 @@ pub fn encode_compress(msg: &[u8], out: &mut Vec<u8>) {
     encode_compress_body(out, &buf);
 }
 
+/// Bytes of a `compress` message around a non-empty LZW buffer of under
+/// 256 bytes (type byte, map header, `Algo` key and value, `Buf` key and
+/// length header; checked by a test). Longer buffers have longer headers.
+const COMPRESS_MIN_OVERHEAD: usize = 13;
+
+/// A lower bound on the length of [`encode_compress`]'s output for an
+/// input of `n` bytes.
+///
+/// LZW's `i`-th code stands for at most `i` bytes (each dictionary entry
+/// is an earlier code's string plus one byte), so `n` bytes need at least
+/// the smallest `m` codes with `m(m+1)/2 >= n`, plus the end code, each at
+/// least 9 bits wide with 8-bit literals.
+pub fn compressed_len_lower_bound(n: usize) -> usize {
+    let mut m = 0usize;
+    let mut covered = 0usize;
+    while covered < n {
+        m += 1;
+        covered += m;
+    }
+    COMPRESS_MIN_OVERHEAD + (9 * (m + 1)).div_ceil(8)
+}
+
 /// Compression and CRC framing of an encoded message (a plain message or a
 /// compound), appended to `out`. Encryption, when configured, applies to
 /// this output, before [`add_label`].
 pub fn frame_packet_body(msg: &[u8], compress: bool, crc: bool, out: &mut Vec<u8>) {
     let mut compressed = Vec::new();
     let mut body = msg;
-    if compress {
+    // The compressed form is kept only when strictly smaller; skip the
+    // attempt when it provably cannot be (acks and other tiny messages).
+    // The bytes sent are the same either way.
+    if compress && compressed_len_lower_bound(msg.len()) < msg.len() {
         encode_compress(msg, &mut compressed);
         if compressed.len() < msg.len() {
             body = &compressed;
@@ -468,6 +493,41 @@ fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_len_lower_bound_holds() {
+        let mut one = Vec::new();
+        encode_compress(&[0], &mut one);
+        let lzw_one = lzw::compress(&[0]).len();
+        assert_eq!(one.len() - lzw_one, COMPRESS_MIN_OVERHEAD);
+        // Worst cases for the bound (runs of one byte, which LZW
+        // compresses best) and ordinary text, at every length up to 600.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let random: Vec<u8> = (0..600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 56) as u8
+            })
+            .collect();
+        let text: Vec<u8> = b"alive node-0042 incarnation 7 meta addr "
+            .iter()
+            .copied()
+            .cycle()
+            .take(600)
+            .collect();
+        for n in 0..600 {
+            for input in [vec![b'a'; n], random[..n].to_vec(), text[..n].to_vec()] {
+                let mut out = Vec::new();
+                encode_compress(&input, &mut out);
+                let bound = compressed_len_lower_bound(n);
+                assert!(out.len() >= bound, "n={n}: {} < {bound}", out.len());
+            }
+        }
+        // Tiny messages are never compressed.
+        assert!(compressed_len_lower_bound(20) >= 20);
+    }
     use crate::wire::codec::tests::{
         arb_bytes, arb_message, hx, ping_with_source, suspect, PING_WITH_SOURCE, SUSPECT,
     };
