@@ -2,7 +2,9 @@
 # Build the Go interop helper `mlnode` offline, in GOPATH mode, against
 # Debian's packaged memberlist (golang-github-hashicorp-memberlist-dev).
 #
-#   interop/build-go.sh [OUT]     # OUT defaults to target/interop/mlnode
+#   interop/build-go.sh [OUT [PKGDIR]]
+#       OUT defaults to target/interop/mlnode, PKGDIR (a main package) to
+#       interop/go/mlnode; bench/build-go.sh builds bench/go/mlbench with it.
 #
 # Idempotent: rebuilds only when main.go is newer than OUT. No network use.
 set -euo pipefail
@@ -11,7 +13,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 out="${1:-$repo/target/interop/mlnode}"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
-src="$here/go/mlnode/main.go"
+pkg="${2:-$here/go/mlnode}"
+case "$pkg" in /*) ;; *) pkg="$PWD/$pkg" ;; esac
+src="$pkg/main.go"
 debgo=/usr/share/gocode
 
 if ! command -v go >/dev/null 2>&1; then
@@ -39,7 +43,7 @@ export GOPATH="$work/gopath:$debgo"
 export GOCACHE="${GOCACHE:-$work/cache}"
 export CGO_ENABLED=0
 
-cd "$here/go/mlnode"
+cd "$pkg"
 go build -o "$out.tmp" . 
 mv -f "$out.tmp" "$out"
 echo "build-go.sh: built $out ($(go version))"
