@@ -15,4 +15,3 @@ pub use rustc_hash::FxHashMap;
 pub fn hash_str(s: &str) -> u64 {
     rustc_hash::FxBuildHasher.hash_one(s)
 }
-

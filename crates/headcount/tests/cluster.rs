@@ -1,6 +1,8 @@
 //! Clusters of real nodes on 127.0.0.1 with ephemeral ports. Every wait
 //! awaits a member snapshot or an event with a timeout.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,14 +16,8 @@ use tokio::sync::mpsc;
 const CONVERGE: Duration = Duration::from_secs(20);
 const DETECT: Duration = Duration::from_secs(30);
 
-/// The local profile, sped up.
 fn config() -> Config {
-    let mut c = Config::local();
-    c.probe_interval = Duration::from_millis(300);
-    c.probe_timeout = Duration::from_millis(150);
-    c.gossip_interval = Duration::from_millis(50);
-    c.push_pull_interval = Duration::from_secs(3);
-    c
+    common::fast_config()
 }
 
 fn loopback() -> SocketAddr {

@@ -5,6 +5,8 @@
 //! balloon, the flood must show up in the stats, and unreadable streams
 //! must be answered with an errResp.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,11 +21,7 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const FLOOD: Duration = Duration::from_secs(6);
 
 fn config() -> Config {
-    let mut c = Config::local();
-    c.probe_interval = Duration::from_millis(300);
-    c.probe_timeout = Duration::from_millis(150);
-    c.gossip_interval = Duration::from_millis(50);
-    c.push_pull_interval = Duration::from_secs(3);
+    let mut c = common::fast_config();
     c.tcp_timeout = Duration::from_secs(2);
     c
 }

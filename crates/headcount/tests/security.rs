@@ -1,6 +1,8 @@
 //! Encryption, labels and allow-lists on live loopback clusters. Every wait
 //! awaits a member snapshot, or polls counters within a bound.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,14 +17,8 @@ const CONVERGE: Duration = Duration::from_secs(20);
 const K1: [u8; 32] = [0x11; 32];
 const K2: [u8; 16] = [0x22; 16];
 
-/// The local profile, sped up.
 fn config() -> Config {
-    let mut c = Config::local();
-    c.probe_interval = Duration::from_millis(300);
-    c.probe_timeout = Duration::from_millis(150);
-    c.gossip_interval = Duration::from_millis(50);
-    c.push_pull_interval = Duration::from_secs(3);
-    c
+    common::fast_config()
 }
 
 fn at(ip: &str) -> SocketAddr {
