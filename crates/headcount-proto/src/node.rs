@@ -545,7 +545,6 @@ impl Node {
                 let reply = self.encode_stream_reply(&StreamMessage::PushPull(reply));
                 // Go answers before merging, and a failed merge only logs.
                 let _ = self.merge_remote_state(now, pp.join, &pp.states, &pp.user_state);
-                let _ = from;
                 Some(reply)
             }
             StreamMessage::User(data) => {
@@ -1167,7 +1166,7 @@ impl Node {
             if a.incarnation == old_inc && !old_meta_differs && a.vsn == old_vsn {
                 return;
             }
-            self.refute(now, a.incarnation);
+            self.refute(a.incarnation);
             return;
         }
         let key = a.node.clone();
@@ -1222,7 +1221,7 @@ impl Node {
             return;
         }
         if s.node == self.name {
-            self.refute(now, s.incarnation);
+            self.refute(s.incarnation);
             return;
         }
         self.queue_broadcast(s.node.clone(), &Message::Suspect(s.clone()), None);
@@ -1283,7 +1282,7 @@ impl Node {
             return;
         }
         if d.node == self.name && !self.leaving {
-            self.refute(now, d.incarnation);
+            self.refute(d.incarnation);
             return;
         }
         self.queue_broadcast(d.node.clone(), &Message::Dead(d.clone()), notify);
@@ -1301,7 +1300,7 @@ impl Node {
     }
 
     /// Someone accused us at `accused`: outbid it and say we are alive.
-    fn refute(&mut self, _now: Instant, accused: u32) {
+    fn refute(&mut self, accused: u32) {
         let mut inc = self.next_incarnation();
         if accused >= inc {
             // Saturate instead of wrapping (a Go defect): at u32::MAX we can
