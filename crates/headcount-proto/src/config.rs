@@ -76,6 +76,14 @@ pub struct Config {
     /// Lifeguard: ask indirect-probe helpers for nacks, which feed the
     /// health score. Off only to study plain SWIM.
     pub lifeguard_nacks: bool,
+    /// Lifeguard, extended (headcount only; Go has no such switch): a node
+    /// whose own health score is above zero waits `score + 1` times its
+    /// suspicion timeout before it declares a suspect dead itself. A slow
+    /// node is the likeliest to miss a refutation that sits in its own
+    /// receive backlog; healthy nodes still declare on time and their
+    /// `dead` gossip reaches the slow one. Purely local: nothing on the
+    /// wire changes. Off gives memberlist's exact timing.
+    pub lifeguard_health_scaled_suspicion: bool,
     /// Encryption keys; `None` (the default) for no encryption. A node
     /// with a keyring needs a nonce source: create it with
     /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)
@@ -134,6 +142,7 @@ impl Config {
             skip_inbound_label_check: false,
             lifeguard_suspect_piggyback: true,
             lifeguard_nacks: true,
+            lifeguard_health_scaled_suspicion: true,
             keyring: None,
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,

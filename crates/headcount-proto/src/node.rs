@@ -1249,8 +1249,19 @@ impl Node {
     }
 
     fn suspicion_expired(&mut self, now: Instant, name: String) {
-        if self.suspicions.remove(&name).is_none() {
+        let Some(susp) = self.suspicions.remove(&name) else {
             return;
+        };
+        if self.config.lifeguard_health_scaled_suspicion {
+            // A node that knows itself to be unhealthy gives the suspect's
+            // refutation longer to get through its own backlog.
+            let deadline = susp.start() + self.awareness.scale_timeout(susp.timeout());
+            if now < deadline {
+                self.timers
+                    .schedule(TimerKey::Suspicion(name.clone()), deadline);
+                self.suspicions.insert(name, susp);
+                return;
+            }
         }
         let Some(m) = self.members.get(&name) else {
             return;

@@ -466,12 +466,16 @@ pub enum Detector {
 ///   its minimum (no dynamic suspicion: confirmations change nothing);
 /// - `lifeguard_suspect_piggyback = false`: probes of a suspect node carry
 ///   no accusation (no "buddy system");
-/// - `lifeguard_nacks = false`: indirect probes ask for no nacks.
+/// - `lifeguard_nacks = false`: indirect probes ask for no nacks;
+/// - `lifeguard_health_scaled_suspicion = false`: a node's own health does
+///   not stretch its suspicion timeouts (headcount's extension; with the
+///   score pinned at 0 it would change nothing anyway).
 pub fn plain_swim(mut c: Config) -> Config {
     c.awareness_max_multiplier = 1;
     c.suspicion_max_timeout_mult = 1;
     c.lifeguard_suspect_piggyback = false;
     c.lifeguard_nacks = false;
+    c.lifeguard_health_scaled_suspicion = false;
     c
 }
 
