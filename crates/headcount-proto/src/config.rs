@@ -55,6 +55,13 @@ pub struct Config {
     pub gossip_nodes: usize,
     /// How long dead nodes are still gossiped to (and kept before reaping).
     pub gossip_to_the_dead_time: Duration,
+    /// How often to try reaching a member we declared dead, Serf's
+    /// reconnect (headcount only; memberlist has none): a push/pull with a
+    /// random failed member, so that a partition longer than the suspicion
+    /// timeout heals. Zero turns it off (memberlist's behaviour).
+    pub reconnect_interval: Duration,
+    /// How long a failed member is tried before it is given up.
+    pub reconnect_timeout: Duration,
     /// Compress outgoing messages with LZW.
     pub enable_compression: bool,
     /// Largest UDP packet we build.
@@ -134,6 +141,9 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             gossip_nodes: 3,
             gossip_to_the_dead_time: Duration::from_secs(30),
+            // Serf's defaults.
+            reconnect_interval: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(24 * 3600),
             enable_compression: true,
             udp_buffer_size: 1400,
             handoff_queue_depth: 1024,

@@ -52,7 +52,10 @@ const CRC_OVERHEAD: usize = 5;
 /// Largest reliable user message (wire-protocol.md §4).
 pub const MAX_RELIABLE_MESSAGE: usize = 20 * 1024 * 1024;
 
+mod reconnect;
 mod security;
+
+pub use reconnect::FAILED_MAX;
 
 /// Who this node is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +143,8 @@ pub struct Stats {
     /// Alive, suspect, dead and user messages dropped because the inbound
     /// queue was full during a burst (Go's "handler queue full").
     pub messages_queue_dropped: u64,
+    /// Push/pulls started to reconnect with a failed member.
+    pub reconnect_attempts: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,6 +158,8 @@ enum TimerKey {
     AckDeadline(u32),
     /// A suspected node's time to refute is up.
     Suspicion(String),
+    /// Time to try a failed member again (see `node/reconnect.rs`).
+    ReconnectTick,
 }
 
 #[derive(Debug)]
@@ -234,6 +241,10 @@ pub struct Node {
     scratch: Vec<Message>,
     /// Where encryption nonces come from; set whenever a keyring is.
     nonce_source: Option<NonceSource>,
+    /// Members declared dead, to reconnect to (see `node/reconnect.rs`).
+    failed: Vec<reconnect::FailedMember>,
+    /// Whether the reconnect timer is scheduled.
+    reconnect_armed: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -299,6 +310,8 @@ impl Node {
             membership_version: 0,
             scratch: Vec::new(),
             nonce_source: None,
+            failed: Vec::new(),
+            reconnect_armed: false,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -446,6 +459,7 @@ impl Node {
                 TimerKey::ProbeTimeout(seq) => self.probe_indirect(now, seq),
                 TimerKey::AckDeadline(seq) => self.ack_expired(now, seq),
                 TimerKey::Suspicion(name) => self.suspicion_expired(now, name),
+                TimerKey::ReconnectTick => self.reconnect_tick(now),
             }
         }
     }
@@ -1307,6 +1321,11 @@ impl Node {
         m.state_change = now;
         let info = m.info();
         self.membership_version += 1;
+        if info.state == MemberState::Dead {
+            self.note_failed(now, &info.name, info.addr);
+        } else {
+            self.forget_failed(&info.name);
+        }
         self.emit(Event::Leave(info));
     }
 

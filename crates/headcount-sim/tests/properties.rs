@@ -10,8 +10,12 @@ use headcount_sim::net::{Cut, Partition, Profile};
 use proptest::prelude::*;
 
 fn cluster(seed: u64, n: usize) -> Sim {
+    cluster_with(seed, n, Profile::local().proto_config())
+}
+
+fn cluster_with(seed: u64, n: usize, config: Config) -> Sim {
     let profile = Profile::local();
-    let mut sim = Sim::new(seed, profile.proto_config(), profile, 0.0);
+    let mut sim = Sim::new(seed, config, profile, 0.0);
     sim.check_invariants = true;
     let t = sim.bootstrap_and_converge(n, Duration::from_millis(30), Duration::from_secs(120));
     assert!(t.is_some(), "seed {seed}: {n} nodes did not converge");
@@ -103,18 +107,19 @@ proptest! {
         n in 3usize..8,
         mask in 1u64..255,
         cut in 0u8..3,
-        secs in 1u64..60,
+        secs in 1u64..300,
     ) {
+        // The core's own reconnect (Config::reconnect_interval, on by
+        // default), not the simulator's.
         let mut sim = cluster(seed, n);
-        let reconnect = Duration::from_secs(30);
-        sim.enable_reconnect(reconnect);
+        let reconnect = sim.config().reconnect_interval;
         let side: Vec<bool> = (0..n).map(|i| mask >> i & 1 == 1).collect();
         prop_assume!(side.iter().any(|&b| b) && side.iter().any(|&b| !b));
         let cut = [Cut::Both, Cut::Outbound, Cut::Inbound][cut as usize];
         sim.act(Action::Partition(Partition { id: 1, side, cut }));
         sim.run_for(Duration::from_secs(secs));
         sim.act(Action::Heal(1));
-        let bound = heal_bound(sim.config(), n) + reconnect;
+        let bound = heal_bound(sim.config(), n) + reconnect * 3;
         let t = sim.run_while_not(bound, Duration::from_millis(200), |s| s.agree());
         prop_assert!(t.is_some(), "seed {}: no agreement within {:?} after a {:?} partition of {} s healed", seed, bound, cut, secs);
     }
@@ -150,8 +155,10 @@ fn heal_bound(config: &Config, n: usize) -> Duration {
 /// `gossip_to_the_dead_time`. Serf repairs this with its reconnect loop;
 /// memberlist alone does not. This test pins the behaviour down.
 #[test]
-fn full_partition_past_suspicion_splits_for_good() {
-    let mut sim = cluster(546_000_292_847_365_689, 4);
+fn full_partition_past_suspicion_splits_for_good_without_reconnect() {
+    let mut config = Profile::local().proto_config();
+    config.reconnect_interval = Duration::ZERO;
+    let mut sim = cluster_with(546_000_292_847_365_689, 4, config);
     let side = vec![true, false, false, true];
     sim.act(Action::Partition(Partition {
         id: 1,
@@ -268,4 +275,24 @@ fn stale_accusation_after_a_short_one_way_partition_is_answered() {
         .filter(|r| matches!(r.kind, Kind::Dead) && r.t > settled)
         .collect();
     assert!(late.is_empty(), "deaths after the heal: {late:?}");
+}
+
+/// The same partition heals by itself with the core's reconnect (on by
+/// default): a node that holds members dead push/pulls with one of them
+/// every `reconnect_interval`.
+#[test]
+fn full_partition_past_suspicion_heals_with_core_reconnect() {
+    let mut sim = cluster(546_000_292_847_365_689, 4);
+    let side = vec![true, false, false, true];
+    sim.act(Action::Partition(Partition {
+        id: 1,
+        side,
+        cut: Cut::Both,
+    }));
+    sim.run_for(Duration::from_secs(40));
+    assert!(!sim.agree(), "the cut should have split the cluster");
+    sim.act(Action::Heal(1));
+    let bound = heal_bound(sim.config(), 4) + sim.config().reconnect_interval * 3;
+    let t = sim.run_while_not(bound, Duration::from_millis(200), |s| s.agree());
+    assert!(t.is_some(), "no agreement within {bound:?} after the heal");
 }

@@ -57,6 +57,9 @@ pub struct Cluster {
     pub plaintext_streams: u64,
     /// Streams (dialed or replies).
     pub streams: u64,
+    /// Network side of each node: packets and streams cross only between
+    /// nodes on the same side (all on side 0 unless a test partitions).
+    pub side: Vec<u8>,
 }
 
 impl Cluster {
@@ -81,6 +84,7 @@ impl Cluster {
             packets: 0,
             plaintext_streams: 0,
             streams: 0,
+            side: Vec::new(),
         };
         for i in 0..n {
             c.add_node(
@@ -108,6 +112,7 @@ impl Cluster {
         self.nodes.push(Some(node));
         self.addrs.push(addr);
         self.by_addr.insert(addr, i);
+        self.side.push(0);
         self.drain(i);
         i
     }
@@ -147,6 +152,9 @@ impl Cluster {
                         }
                     }
                     if let Some(&j) = self.by_addr.get(&to) {
+                        if self.side[i] != self.side[j] {
+                            continue;
+                        }
                         let from = self.addrs[i];
                         self.schedule(self.now + LATENCY, Delivery::Packet { from, to: j, data });
                     }
@@ -179,6 +187,9 @@ impl Cluster {
         let Some(&j) = self.by_addr.get(&to) else {
             return Err(StreamFailure::Io("connection refused".into()));
         };
+        if self.side[from] != self.side[j] {
+            return Err(StreamFailure::Timeout);
+        }
         self.count_stream(data);
         // Like a real responder, close the connection on a bad stream.
         let msg = match self.node(j).stream_decoder(false).decode(data) {
