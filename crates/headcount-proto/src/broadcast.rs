@@ -16,6 +16,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::fxhash::hash_str;
+use crate::name::Name;
 use crate::suspicion::retransmit_limit;
 
 /// A message to gossip.
@@ -24,7 +25,7 @@ pub struct Broadcast {
     /// What the message is about. Queueing a broadcast with a key drops a
     /// queued broadcast with the same key (memberlist keys its own messages
     /// by node name). `None` for messages that never invalidate each other.
-    pub key: Option<String>,
+    pub key: Option<Name>,
     /// The encoded message, shared rather than copied on every transmission.
     pub payload: Arc<[u8]>,
     /// A token reported back when the queue is done with this broadcast:
@@ -43,7 +44,7 @@ impl Broadcast {
     }
 
     /// A broadcast that replaces any queued broadcast with the same `key`.
-    pub fn keyed(key: impl Into<String>, payload: impl Into<Arc<[u8]>>) -> Self {
+    pub fn keyed(key: impl Into<Name>, payload: impl Into<Arc<[u8]>>) -> Self {
         Broadcast {
             key: Some(key.into()),
             payload: payload.into(),
@@ -390,7 +391,9 @@ mod tests {
         assert!(q.queue(keyed("bar", "", 3)).is_empty());
         assert_eq!(q.len(), 3);
         let keys = |q: &TransmitLimitedQueue| -> Vec<String> {
-            q.iter().map(|(b, _)| b.key.clone().unwrap()).collect()
+            q.iter()
+                .map(|(b, _)| b.key.clone().unwrap().into())
+                .collect()
         };
         assert_eq!(keys(&q), ["bar", "foo", "test"]);
 
@@ -616,7 +619,7 @@ mod tests {
                     let key = (rand() % 3 != 0).then(|| (rand() % 12) as u8);
                     token += 1;
                     let mut b = Broadcast::unique(vec![0u8; len]).with_notify(token);
-                    b.key = key.map(|k| k.to_string());
+                    b.key = key.map(|k| Name::from(k.to_string()));
                     let got = q.queue(b);
                     let mut want = Vec::new();
                     if key.is_some() {
@@ -684,7 +687,7 @@ mod tests {
             sort(&mut model);
             let got: Vec<(u32, usize, Option<String>)> = q
                 .iter()
-                .map(|(b, t)| (t, b.payload.len(), b.key.clone()))
+                .map(|(b, t)| (t, b.payload.len(), b.key.as_ref().map(|k| k.to_string())))
                 .collect();
             let want: Vec<(u32, usize, Option<String>)> = model
                 .iter()

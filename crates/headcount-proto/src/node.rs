@@ -30,6 +30,7 @@ use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
+use crate::name::Name;
 use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, MemberTable, RawAddr};
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
@@ -786,8 +787,9 @@ impl Node {
         );
         self.rng = rng;
         for m in reaped {
-            self.suspicions.remove(&m.name);
-            self.timers.cancel(&TimerKey::Suspicion(m.name));
+            self.suspicions.remove(m.name.as_str());
+            self.timers
+                .cancel(&TimerKey::Suspicion(m.name.as_str().to_owned()));
             self.membership_version += 1;
         }
     }
@@ -796,7 +798,7 @@ impl Node {
         let Some(m) = self.members.get(target) else {
             return;
         };
-        let (addr, pmax, state, incarnation) = (m.addr, m.protocol_max(), m.state, m.incarnation);
+        let (addr, pmax, state, incarnation) = (m.addr(), m.protocol_max(), m.state, m.incarnation);
         self.stats.probes += 1;
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
         let seq = self.next_seq();
@@ -843,7 +845,7 @@ impl Node {
             return;
         };
         let (t_addr, t_raw, t_port, t_pmax) =
-            (t.addr, t.raw_addr.to_vec(), t.port, t.protocol_max());
+            (t.addr(), t.raw_addr.to_vec(), t.port, t.protocol_max());
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
@@ -1111,11 +1113,10 @@ impl Node {
                     (self.rng.next_u64() % n as u64) as usize
                 };
                 let member = Member {
-                    name: a.node.clone(),
+                    name: Name::new(&a.node),
                     raw_addr,
                     port: a.port,
-                    addr,
-                    meta: a.meta.clone(),
+                    meta: a.meta.as_slice().into(),
                     incarnation: 0,
                     state: MemberState::Dead,
                     state_change: now,
@@ -1159,7 +1160,9 @@ impl Node {
             return;
         }
         let (old_state, old_inc, old_vsn) = (m.state, m.incarnation, m.vsn);
-        let old_meta_differs = m.meta != a.meta;
+        // Share the table's name with the broadcast key.
+        let key = m.name.clone();
+        let old_meta_differs = *m.meta != *a.meta;
         self.cancel_suspicion(&a.node);
 
         if !bootstrap && is_local {
@@ -1169,7 +1172,6 @@ impl Node {
             self.refute(a.incarnation);
             return;
         }
-        let key = a.node.clone();
         let msg = Message::Alive(a);
         self.queue_broadcast(key, &msg, notify);
         let Message::Alive(a) = msg else {
@@ -1180,10 +1182,11 @@ impl Node {
         };
         m.vsn = a.vsn;
         m.incarnation = a.incarnation;
-        m.meta = a.meta;
+        if old_meta_differs {
+            m.meta = a.meta.into_boxed_slice();
+        }
         m.raw_addr = raw_addr;
         m.port = a.port;
-        m.addr = addr;
         if m.state != MemberState::Alive {
             m.state = MemberState::Alive;
             m.state_change = now;
@@ -1213,7 +1216,7 @@ impl Node {
                 let deadline = susp.deadline();
                 self.timers
                     .schedule(TimerKey::Suspicion(s.node.clone()), deadline);
-                self.queue_broadcast(s.node.clone(), &Message::Suspect(s), None);
+                self.queue_broadcast(Name::new(&s.node), &Message::Suspect(s), None);
             }
             return;
         }
@@ -1224,7 +1227,7 @@ impl Node {
             self.refute(s.incarnation);
             return;
         }
-        self.queue_broadcast(s.node.clone(), &Message::Suspect(s.clone()), None);
+        self.queue_broadcast(m.name.clone(), &Message::Suspect(s.clone()), None);
 
         let n = self.members.len();
         let m = self.members.get_mut(&s.node).expect("present");
@@ -1285,7 +1288,7 @@ impl Node {
             self.refute(d.incarnation);
             return;
         }
-        self.queue_broadcast(d.node.clone(), &Message::Dead(d.clone()), notify);
+        self.queue_broadcast(Name::new(&d.node), &Message::Dead(d.clone()), notify);
         let m = self.members.get_mut(&d.node).expect("present");
         m.incarnation = d.incarnation;
         m.state = if d.node == d.from {
@@ -1314,10 +1317,10 @@ impl Node {
             .get_mut(&self.name)
             .expect("local node present");
         me.incarnation = inc;
-        let meta = me.meta.clone();
+        let meta = me.meta.to_vec();
         self.membership_version += 1;
         let alive = self.local_alive(inc, meta);
-        self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
+        self.queue_broadcast(Name::new(&self.name), &Message::Alive(alive), None);
     }
 
     /// Someone still accuses us at an incarnation we already refuted: our
@@ -1331,8 +1334,8 @@ impl Node {
             return;
         }
         let me = self.members.get(&self.name).expect("local node present");
-        let alive = self.local_alive(me.incarnation, me.meta.clone());
-        self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
+        let alive = self.local_alive(me.incarnation, me.meta.to_vec());
+        self.queue_broadcast(Name::new(&self.name), &Message::Alive(alive), None);
     }
 
     fn cancel_suspicion(&mut self, name: &str) {
@@ -1376,10 +1379,10 @@ impl Node {
             .members
             .iter()
             .map(|m| PushNodeState {
-                name: m.name.clone(),
+                name: m.name.to_string(),
                 addr: m.raw_addr.to_vec(),
                 port: m.port,
-                meta: m.meta.clone(),
+                meta: m.meta.to_vec(),
                 incarnation: m.incarnation,
                 state: m.state.to_wire(),
                 vsn: m.vsn,
@@ -1479,8 +1482,8 @@ impl Node {
         }
         let all = remote
             .iter()
-            .map(|r| (&r.name, r.vsn))
-            .chain(self.members.iter().map(|m| (&m.name, m.vsn)));
+            .map(|r| (r.name.as_str(), r.vsn))
+            .chain(self.members.iter().map(|m| (m.name.as_str(), m.vsn)));
         for (name, v) in all {
             let (p, d) = (v[VSN_PROTOCOL_CUR], v[VSN_DELEGATE_CUR]);
             if p < max_pmin || p > min_pmax {
@@ -1605,7 +1608,7 @@ impl Node {
         msgs
     }
 
-    fn queue_broadcast(&mut self, key: String, msg: &Message, notify: Option<BroadcastId>) {
+    fn queue_broadcast(&mut self, key: Name, msg: &Message, notify: Option<BroadcastId>) {
         let b = Broadcast {
             key: Some(key),
             payload: encode(msg).into(),
@@ -1759,7 +1762,7 @@ impl Node {
     fn pmax_by_addr(&self, addr: SocketAddr) -> Option<u8> {
         self.members
             .iter()
-            .find(|m| m.addr == addr)
+            .find(|m| m.addr() == addr)
             .map(|m| m.protocol_max())
     }
 
@@ -1814,7 +1817,7 @@ fn k_random_members(
         .into_iter()
         .map(|i| {
             let m = members.at(i).expect("in range");
-            (m.addr, m.protocol_max())
+            (m.addr(), m.protocol_max())
         })
         .collect()
 }
