@@ -217,6 +217,19 @@ impl TransmitLimitedQueue {
     fn reset_ids_if_empty(&mut self) {
         if self.order.is_empty() {
             self.last_id = 0;
+            self.release_index();
+        }
+    }
+
+    /// Frees the key index of an empty queue when it grew large (a hash
+    /// table keeps its capacity when emptied, and a node that once queued
+    /// news about every member would keep that table for good).
+    fn release_index(&mut self) {
+        if self.by_key.capacity() > 64 {
+            self.by_key = HashTable::new();
+        }
+        if self.reinsert.capacity() > 64 {
+            self.reinsert = Vec::new();
         }
     }
 
@@ -352,6 +365,7 @@ impl TransmitLimitedQueue {
         self.order.clear();
         self.by_key.clear();
         self.last_id = 0;
+        self.release_index();
         finished
     }
 }

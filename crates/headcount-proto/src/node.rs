@@ -352,6 +352,18 @@ impl Node {
             .count()
     }
 
+    /// Drops every queued membership and user broadcast without sending
+    /// it; each one's notify token is reported as
+    /// [`Event::BroadcastFinished`]. memberlist never does this on its
+    /// own: it is for drivers that build a node into an already converged
+    /// cluster, whose old news everyone has (the simulator's seeded
+    /// bootstrap).
+    pub fn reset_broadcasts(&mut self) {
+        for token in self.broadcasts.reset() {
+            self.emit(Event::BroadcastFinished(BroadcastId(token)));
+        }
+    }
+
     /// Our own entry.
     pub fn local_member(&self) -> &Member {
         self.members
@@ -545,7 +557,7 @@ impl Node {
                 let reply = self.local_push_pull(pp.join);
                 let reply = self.encode_stream_reply(&StreamMessage::PushPull(reply));
                 // Go answers before merging, and a failed merge only logs.
-                let _ = self.merge_remote_state(now, pp.join, &pp.states, &pp.user_state);
+                let _ = self.merge_remote_state(now, pp.join, pp.states, &pp.user_state);
                 Some(reply)
             }
             StreamMessage::User(data) => {
@@ -609,7 +621,7 @@ impl Node {
             } => {
                 let outcome = match result {
                     Ok(Some(StreamMessage::PushPull(pp))) => {
-                        self.merge_remote_state(now, join, &pp.states, &pp.user_state)
+                        self.merge_remote_state(now, join, pp.states, &pp.user_state)
                     }
                     Ok(Some(StreamMessage::Err(e))) => Err(format!("remote error: {}", e.error)),
                     Ok(_) => Err("unexpected reply to push/pull".to_string()),
@@ -1400,10 +1412,10 @@ impl Node {
         &mut self,
         now: Instant,
         join: bool,
-        states: &[PushNodeState],
+        states: Vec<PushNodeState>,
         user_state: &[u8],
     ) -> Result<(), String> {
-        self.verify_protocol(states)?;
+        self.verify_protocol(&states)?;
         let infos: Vec<MemberInfo> = states
             .iter()
             .filter_map(|s| {
@@ -1423,15 +1435,23 @@ impl Node {
             })
             .collect();
         self.hooks.allow_merge(&infos)?;
+        drop(infos);
+        // A joining node learns the whole cluster at once: size its table
+        // for it (with a little room for the next joins) rather than
+        // doubling its way there.
+        if states.len() > self.members.len() {
+            let more = states.len() - self.members.len();
+            self.members.reserve(more + states.len() / 32 + 8);
+        }
         for s in states {
             match s.state {
                 WireState::Alive => {
                     let a = Alive {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
-                        addr: s.addr.clone(),
+                        node: s.name,
+                        addr: s.addr,
                         port: s.port,
-                        meta: s.meta.clone(),
+                        meta: s.meta,
                         vsn: s.vsn,
                     };
                     self.alive_node(now, a, None, false);
@@ -1439,15 +1459,15 @@ impl Node {
                 WireState::Left => {
                     let d = Dead {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
                         from: s.name.clone(),
+                        node: s.name,
                     };
                     self.dead_node(now, d, None);
                 }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
+                        node: s.name,
                         from: self.name.clone(),
                     };
                     self.suspect_node(now, sus);

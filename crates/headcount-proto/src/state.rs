@@ -291,6 +291,15 @@ impl MemberTable {
         }
     }
 
+    /// Makes room for `additional` more members without reallocating
+    /// (exactly that many: the table is not grown speculatively).
+    pub fn reserve(&mut self, additional: usize) {
+        self.order.reserve_exact(additional);
+        let order = &self.order;
+        self.index
+            .reserve(additional, |&i| hash_str(&order[i as usize].name));
+    }
+
     /// The member at position `i` of the probe order.
     pub fn at(&self, i: usize) -> Option<&Member> {
         self.order.get(i)
@@ -312,6 +321,13 @@ impl MemberTable {
         debug_assert!(!self.contains(&member.name));
         let n = self.order.len();
         assert!(n < (u32::MAX - 1) as usize, "member table full");
+        if self.order.len() == self.order.capacity() {
+            // Grow by an eighth rather than doubling: every node holds a
+            // table of the whole cluster, and one join into a full table
+            // would otherwise double all of them at once. Still geometric,
+            // so pushes stay amortised O(1).
+            self.order.reserve_exact((n / 8).max(4));
+        }
         let order = &self.order;
         self.index
             .insert_unique(hash_str(&member.name), n as u32, |&i| {
