@@ -269,3 +269,31 @@ fn stale_accusation_after_a_short_one_way_partition_is_answered() {
         .collect();
     assert!(late.is_empty(), "deaths after the heal: {late:?}");
 }
+
+#[test]
+fn seeded_bootstrap_is_converged_and_stays_so() {
+    let mut sim = Sim::new(7, Config::lan(), Profile::lan(), 0.0);
+    assert!(sim.bootstrap_seeded_and_converge(24));
+    sim.check_tables();
+    assert!(sim.agree());
+    sim.run_for(Duration::from_secs(60));
+    sim.check_tables();
+    assert!(sim.converged() && sim.agree(), "seeded cluster drifted");
+}
+
+#[test]
+fn seeded_dissemination_is_deterministic() {
+    let run = || {
+        let r = experiments::dissemination_with(
+            &[30],
+            &[0.0],
+            5,
+            Profile::lan(),
+            Some(experiments::Bootstrap::Seeded),
+        );
+        serde_json::to_string(&r).unwrap()
+    };
+    let a = run();
+    assert_eq!(a, run());
+    assert!(a.contains("\"bootstrap\":\"seeded\""));
+}
