@@ -64,8 +64,15 @@ impl Broadcast {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
     transmits: u32,
-    len: Reverse<usize>,
+    /// Payload length, saturated at `u32::MAX` (16 bytes a rank, not 24:
+    /// a node that just joined holds one per member).
+    len: Reverse<u32>,
     id: Reverse<u64>,
+}
+
+/// A length as stored in a [`Rank`].
+fn rank_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl Rank {
@@ -73,7 +80,7 @@ impl Rank {
     fn first_fitting(transmits: u32, len: usize) -> Rank {
         Rank {
             transmits,
-            len: Reverse(len),
+            len: Reverse(rank_len(len)),
             id: Reverse(u64::MAX),
         }
     }
@@ -198,7 +205,7 @@ impl TransmitLimitedQueue {
         self.last_id = self.last_id.wrapping_add(1).max(1);
         let rank = Rank {
             transmits,
-            len: Reverse(b.payload.len()),
+            len: Reverse(rank_len(b.payload.len())),
             id: Reverse(self.last_id),
         };
         if let Some(key) = &b.key {
