@@ -352,8 +352,9 @@ impl Node {
             .count()
     }
 
-    /// Drops every queued membership and user broadcast without sending
-    /// it; each one's notify token is reported as
+    /// Drops every queued membership broadcast without sending it (user
+    /// broadcasts live in the application's hooks and are untouched); each
+    /// one's notify token is reported as
     /// [`Event::BroadcastFinished`]. memberlist never does this on its
     /// own: it is for drivers that build a node into an already converged
     /// cluster, whose old news everyone has (the simulator's seeded

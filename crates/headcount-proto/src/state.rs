@@ -405,6 +405,21 @@ mod tests {
     }
 
     #[test]
+    fn table_grows_by_an_eighth_not_double() {
+        let mut t = MemberTable::new();
+        t.reserve(100);
+        for i in 0..100 {
+            t.insert_at(member(&format!("m{i}")), i);
+        }
+        assert_eq!(t.order.capacity(), 100);
+        t.insert_at(member("one-more"), 0);
+        assert!(t.order.capacity() <= 100 + 100 / 8 + 1);
+        for m in t.iter() {
+            assert_eq!(t.get(&m.name).unwrap().name, m.name);
+        }
+    }
+
+    #[test]
     fn insert_at_keeps_index_consistent() {
         let mut t = MemberTable::new();
         for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
