@@ -189,7 +189,7 @@ fn opt_u(v: Option<usize>) -> String {
 /// Measured speed and memory (issue 4), kept as text: wall-clock figures
 /// depend on the machine, so the generator cannot recompute them.
 const SCALE_NOTES: &str = "\
-### Scale and memory (measured 2026-11-25, one core of an AMD EPYC shared with other work, load ≈ 1, release build)
+### Scale and memory (measured 2026-11-25, one core of an AMD EPYC shared with another developer's builds, load ≈ 1, release build; wall times vary by about ±20% between runs)
 
 | figure | before | after |
 |---|---|---|
@@ -199,8 +199,8 @@ const SCALE_NOTES: &str = "\
 | peak RSS, `dissemination --nodes 1000 --bootstrap seeded` | — | 158 MB (≈ 158 B per node × member) |
 | peak RSS, `dissemination --nodes 10000` | ≈ 55 GB projected (not runnable) | 10.2 GB (≈ 102 B per node × member; 9.1 GB with glibc malloc) |
 | wall, `dissemination --nodes 10000` | not run (10,000 sequential joins: O(n²) gossip) | 5 min 25 s (297 s user; seeded bootstrap) |
-| wall, `scale --nodes 1000 --seconds 600`: 600 simulated s | 43.7 s (58.8 s in the earlier README measurement) | 17.0 s (≈ 35,000 node-seconds per second) |
-| wall, the same run's bootstrap (43 simulated s) | 37.8 s | 25.4 s |
+| wall, `scale --nodes 1000 --seconds 600`: 600 simulated s | 43.7 s and 59.4 s (two runs; 58.8 s in the earlier README measurement) | 17.0 s, 20.6 s and 19.9 s (three runs, interleaved with those: ≈ 2.6–3× faster; 29,000–35,000 node-seconds per second) |
+| wall, the same run's bootstrap (43 simulated s) | 37.8 s, 42.7 s | 25.4 s, 27.3 s, 29.0 s |
 
 Where the time went: glibc `malloc` (≈ 25% of the 1,000-node run; the simulator binary now uses mimalloc), weezl's LZW encoder on push/pull state (replaced by a transcription of Go's encoder, byte-identical to Go's output even past a code-table fill, where weezl's was not), and cloning every decoded push/pull entry before merging it. At 10,000 nodes the measured phase is dominated by push/pulls of the 10,000-entry state (LZW and msgpack coding), which is the protocol's own cost. `dissemination --nodes 10000 --seed 1`: the newcomer reaches 50/99/99.9/100% of the nodes in 0.52/0.80/0.93/1.07 s (2.6/4.0/4.6/5.3 gossip rounds); the crash is first declared 18.1 s after it and then reaches 50/99/99.9/100% in 0.38/0.57/0.64/0.80 s.";
 
