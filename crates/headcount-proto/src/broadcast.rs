@@ -16,6 +16,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::fxhash::hash_str;
+use crate::name::Name;
 use crate::suspicion::retransmit_limit;
 
 /// A message to gossip.
@@ -24,7 +25,7 @@ pub struct Broadcast {
     /// What the message is about. Queueing a broadcast with a key drops a
     /// queued broadcast with the same key (memberlist keys its own messages
     /// by node name). `None` for messages that never invalidate each other.
-    pub key: Option<String>,
+    pub key: Option<Name>,
     /// The encoded message, shared rather than copied on every transmission.
     pub payload: Arc<[u8]>,
     /// A token reported back when the queue is done with this broadcast:
@@ -43,7 +44,7 @@ impl Broadcast {
     }
 
     /// A broadcast that replaces any queued broadcast with the same `key`.
-    pub fn keyed(key: impl Into<String>, payload: impl Into<Arc<[u8]>>) -> Self {
+    pub fn keyed(key: impl Into<Name>, payload: impl Into<Arc<[u8]>>) -> Self {
         Broadcast {
             key: Some(key.into()),
             payload: payload.into(),
@@ -63,8 +64,15 @@ impl Broadcast {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Rank {
     transmits: u32,
-    len: Reverse<usize>,
+    /// Payload length, saturated at `u32::MAX` (16 bytes a rank, not 24:
+    /// a node that just joined holds one per member).
+    len: Reverse<u32>,
     id: Reverse<u64>,
+}
+
+/// A length as stored in a [`Rank`].
+fn rank_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 impl Rank {
@@ -72,7 +80,7 @@ impl Rank {
     fn first_fitting(transmits: u32, len: usize) -> Rank {
         Rank {
             transmits,
-            len: Reverse(len),
+            len: Reverse(rank_len(len)),
             id: Reverse(u64::MAX),
         }
     }
@@ -197,7 +205,7 @@ impl TransmitLimitedQueue {
         self.last_id = self.last_id.wrapping_add(1).max(1);
         let rank = Rank {
             transmits,
-            len: Reverse(b.payload.len()),
+            len: Reverse(rank_len(b.payload.len())),
             id: Reverse(self.last_id),
         };
         if let Some(key) = &b.key {
@@ -216,6 +224,19 @@ impl TransmitLimitedQueue {
     fn reset_ids_if_empty(&mut self) {
         if self.order.is_empty() {
             self.last_id = 0;
+            self.release_index();
+        }
+    }
+
+    /// Frees the key index of an empty queue when it grew large (a hash
+    /// table keeps its capacity when emptied, and a node that once queued
+    /// news about every member would keep that table for good).
+    fn release_index(&mut self) {
+        if self.by_key.capacity() > 64 {
+            self.by_key = HashTable::new();
+        }
+        if self.reinsert.capacity() > 64 {
+            self.reinsert = Vec::new();
         }
     }
 
@@ -351,6 +372,7 @@ impl TransmitLimitedQueue {
         self.order.clear();
         self.by_key.clear();
         self.last_id = 0;
+        self.release_index();
         finished
     }
 }
@@ -390,7 +412,9 @@ mod tests {
         assert!(q.queue(keyed("bar", "", 3)).is_empty());
         assert_eq!(q.len(), 3);
         let keys = |q: &TransmitLimitedQueue| -> Vec<String> {
-            q.iter().map(|(b, _)| b.key.clone().unwrap()).collect()
+            q.iter()
+                .map(|(b, _)| b.key.clone().unwrap().into())
+                .collect()
         };
         assert_eq!(keys(&q), ["bar", "foo", "test"]);
 
@@ -616,7 +640,7 @@ mod tests {
                     let key = (rand() % 3 != 0).then(|| (rand() % 12) as u8);
                     token += 1;
                     let mut b = Broadcast::unique(vec![0u8; len]).with_notify(token);
-                    b.key = key.map(|k| k.to_string());
+                    b.key = key.map(|k| Name::from(k.to_string()));
                     let got = q.queue(b);
                     let mut want = Vec::new();
                     if key.is_some() {
@@ -684,7 +708,7 @@ mod tests {
             sort(&mut model);
             let got: Vec<(u32, usize, Option<String>)> = q
                 .iter()
-                .map(|(b, t)| (t, b.payload.len(), b.key.clone()))
+                .map(|(b, t)| (t, b.payload.len(), b.key.as_ref().map(|k| k.to_string())))
                 .collect();
             let want: Vec<(u32, usize, Option<String>)> = model
                 .iter()

@@ -30,6 +30,7 @@ use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
+use crate::name::Name;
 use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, MemberTable, RawAddr};
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
@@ -364,6 +365,19 @@ impl Node {
             .count()
     }
 
+    /// Drops every queued membership broadcast without sending it (user
+    /// broadcasts live in the application's hooks and are untouched); each
+    /// one's notify token is reported as
+    /// [`Event::BroadcastFinished`]. memberlist never does this on its
+    /// own: it is for drivers that build a node into an already converged
+    /// cluster, whose old news everyone has (the simulator's seeded
+    /// bootstrap).
+    pub fn reset_broadcasts(&mut self) {
+        for token in self.broadcasts.reset() {
+            self.emit(Event::BroadcastFinished(BroadcastId(token)));
+        }
+    }
+
     /// Our own entry.
     pub fn local_member(&self) -> &Member {
         self.members
@@ -558,7 +572,7 @@ impl Node {
                 let reply = self.local_push_pull(pp.join);
                 let reply = self.encode_stream_reply(&StreamMessage::PushPull(reply));
                 // Go answers before merging, and a failed merge only logs.
-                let _ = self.merge_remote_state(now, pp.join, &pp.states, &pp.user_state);
+                let _ = self.merge_remote_state(now, pp.join, pp.states, &pp.user_state);
                 Some(reply)
             }
             StreamMessage::User(data) => {
@@ -622,7 +636,7 @@ impl Node {
             } => {
                 let outcome = match result {
                     Ok(Some(StreamMessage::PushPull(pp))) => {
-                        self.merge_remote_state(now, join, &pp.states, &pp.user_state)
+                        self.merge_remote_state(now, join, pp.states, &pp.user_state)
                     }
                     Ok(Some(StreamMessage::Err(e))) => Err(format!("remote error: {}", e.error)),
                     Ok(_) => Err("unexpected reply to push/pull".to_string()),
@@ -800,8 +814,9 @@ impl Node {
         );
         self.rng = rng;
         for m in reaped {
-            self.suspicions.remove(&m.name);
-            self.timers.cancel(&TimerKey::Suspicion(m.name));
+            self.suspicions.remove(m.name.as_str());
+            self.timers
+                .cancel(&TimerKey::Suspicion(m.name.as_str().to_owned()));
             self.membership_version += 1;
         }
     }
@@ -810,7 +825,7 @@ impl Node {
         let Some(m) = self.members.get(target) else {
             return;
         };
-        let (addr, pmax, state, incarnation) = (m.addr, m.protocol_max(), m.state, m.incarnation);
+        let (addr, pmax, state, incarnation) = (m.addr(), m.protocol_max(), m.state, m.incarnation);
         self.stats.probes += 1;
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
         let seq = self.next_seq();
@@ -857,7 +872,7 @@ impl Node {
             return;
         };
         let (t_addr, t_raw, t_port, t_pmax) =
-            (t.addr, t.raw_addr.to_vec(), t.port, t.protocol_max());
+            (t.addr(), t.raw_addr.to_vec(), t.port, t.protocol_max());
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
@@ -1125,11 +1140,10 @@ impl Node {
                     (self.rng.next_u64() % n as u64) as usize
                 };
                 let member = Member {
-                    name: a.node.clone(),
+                    name: Name::new(&a.node),
                     raw_addr,
                     port: a.port,
-                    addr,
-                    meta: a.meta.clone(),
+                    meta: a.meta.as_slice().into(),
                     incarnation: 0,
                     state: MemberState::Dead,
                     state_change: now,
@@ -1173,7 +1187,9 @@ impl Node {
             return;
         }
         let (old_state, old_inc, old_vsn) = (m.state, m.incarnation, m.vsn);
-        let old_meta_differs = m.meta != a.meta;
+        // Share the table's name with the broadcast key.
+        let key = m.name.clone();
+        let old_meta_differs = *m.meta != *a.meta;
         self.cancel_suspicion(&a.node);
 
         if !bootstrap && is_local {
@@ -1183,7 +1199,6 @@ impl Node {
             self.refute(a.incarnation);
             return;
         }
-        let key = a.node.clone();
         let msg = Message::Alive(a);
         self.queue_broadcast(key, &msg, notify);
         let Message::Alive(a) = msg else {
@@ -1194,10 +1209,11 @@ impl Node {
         };
         m.vsn = a.vsn;
         m.incarnation = a.incarnation;
-        m.meta = a.meta;
+        if old_meta_differs {
+            m.meta = a.meta.into_boxed_slice();
+        }
         m.raw_addr = raw_addr;
         m.port = a.port;
-        m.addr = addr;
         if m.state != MemberState::Alive {
             m.state = MemberState::Alive;
             m.state_change = now;
@@ -1227,7 +1243,7 @@ impl Node {
                 let deadline = susp.deadline();
                 self.timers
                     .schedule(TimerKey::Suspicion(s.node.clone()), deadline);
-                self.queue_broadcast(s.node.clone(), &Message::Suspect(s), None);
+                self.queue_broadcast(Name::new(&s.node), &Message::Suspect(s), None);
             }
             return;
         }
@@ -1238,7 +1254,7 @@ impl Node {
             self.refute(s.incarnation);
             return;
         }
-        self.queue_broadcast(s.node.clone(), &Message::Suspect(s.clone()), None);
+        self.queue_broadcast(m.name.clone(), &Message::Suspect(s.clone()), None);
 
         let n = self.members.len();
         let m = self.members.get_mut(&s.node).expect("present");
@@ -1310,7 +1326,7 @@ impl Node {
             self.refute(d.incarnation);
             return;
         }
-        self.queue_broadcast(d.node.clone(), &Message::Dead(d.clone()), notify);
+        self.queue_broadcast(Name::new(&d.node), &Message::Dead(d.clone()), notify);
         let m = self.members.get_mut(&d.node).expect("present");
         m.incarnation = d.incarnation;
         m.state = if d.node == d.from {
@@ -1344,10 +1360,10 @@ impl Node {
             .get_mut(&self.name)
             .expect("local node present");
         me.incarnation = inc;
-        let meta = me.meta.clone();
+        let meta = me.meta.to_vec();
         self.membership_version += 1;
         let alive = self.local_alive(inc, meta);
-        self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
+        self.queue_broadcast(Name::new(&self.name), &Message::Alive(alive), None);
     }
 
     /// Someone still accuses us at an incarnation we already refuted: our
@@ -1361,8 +1377,8 @@ impl Node {
             return;
         }
         let me = self.members.get(&self.name).expect("local node present");
-        let alive = self.local_alive(me.incarnation, me.meta.clone());
-        self.queue_broadcast(self.name.clone(), &Message::Alive(alive), None);
+        let alive = self.local_alive(me.incarnation, me.meta.to_vec());
+        self.queue_broadcast(Name::new(&self.name), &Message::Alive(alive), None);
     }
 
     fn cancel_suspicion(&mut self, name: &str) {
@@ -1406,10 +1422,10 @@ impl Node {
             .members
             .iter()
             .map(|m| PushNodeState {
-                name: m.name.clone(),
+                name: m.name.to_string(),
                 addr: m.raw_addr.to_vec(),
                 port: m.port,
-                meta: m.meta.clone(),
+                meta: m.meta.to_vec(),
                 incarnation: m.incarnation,
                 state: m.state.to_wire(),
                 vsn: m.vsn,
@@ -1427,10 +1443,10 @@ impl Node {
         &mut self,
         now: Instant,
         join: bool,
-        states: &[PushNodeState],
+        states: Vec<PushNodeState>,
         user_state: &[u8],
     ) -> Result<(), String> {
-        self.verify_protocol(states)?;
+        self.verify_protocol(&states)?;
         let infos: Vec<MemberInfo> = states
             .iter()
             .filter_map(|s| {
@@ -1450,15 +1466,23 @@ impl Node {
             })
             .collect();
         self.hooks.allow_merge(&infos)?;
+        drop(infos);
+        // A joining node learns the whole cluster at once: size its table
+        // for it (with a little room for the next joins) rather than
+        // doubling its way there.
+        if states.len() > self.members.len() {
+            let more = states.len() - self.members.len();
+            self.members.reserve(more + states.len() / 32 + 8);
+        }
         for s in states {
             match s.state {
                 WireState::Alive => {
                     let a = Alive {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
-                        addr: s.addr.clone(),
+                        node: s.name,
+                        addr: s.addr,
                         port: s.port,
-                        meta: s.meta.clone(),
+                        meta: s.meta,
                         vsn: s.vsn,
                     };
                     self.alive_node(now, a, None, false);
@@ -1466,15 +1490,15 @@ impl Node {
                 WireState::Left => {
                     let d = Dead {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
                         from: s.name.clone(),
+                        node: s.name,
                     };
                     self.dead_node(now, d, None);
                 }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
                         incarnation: s.incarnation,
-                        node: s.name.clone(),
+                        node: s.name,
                         from: self.name.clone(),
                     };
                     self.suspect_node(now, sus);
@@ -1509,8 +1533,8 @@ impl Node {
         }
         let all = remote
             .iter()
-            .map(|r| (&r.name, r.vsn))
-            .chain(self.members.iter().map(|m| (&m.name, m.vsn)));
+            .map(|r| (r.name.as_str(), r.vsn))
+            .chain(self.members.iter().map(|m| (m.name.as_str(), m.vsn)));
         for (name, v) in all {
             let (p, d) = (v[VSN_PROTOCOL_CUR], v[VSN_DELEGATE_CUR]);
             if p < max_pmin || p > min_pmax {
@@ -1635,7 +1659,7 @@ impl Node {
         msgs
     }
 
-    fn queue_broadcast(&mut self, key: String, msg: &Message, notify: Option<BroadcastId>) {
+    fn queue_broadcast(&mut self, key: Name, msg: &Message, notify: Option<BroadcastId>) {
         let b = Broadcast {
             key: Some(key),
             payload: encode(msg).into(),
@@ -1789,7 +1813,7 @@ impl Node {
     fn pmax_by_addr(&self, addr: SocketAddr) -> Option<u8> {
         self.members
             .iter()
-            .find(|m| m.addr == addr)
+            .find(|m| m.addr() == addr)
             .map(|m| m.protocol_max())
     }
 
@@ -1844,7 +1868,7 @@ fn k_random_members(
         .into_iter()
         .map(|i| {
             let m = members.at(i).expect("in range");
-            (m.addr, m.protocol_max())
+            (m.addr(), m.protocol_max())
         })
         .collect()
 }

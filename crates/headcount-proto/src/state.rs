@@ -4,6 +4,7 @@ use hashbrown::HashTable;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::fxhash::hash_str;
+use crate::name::Name;
 use crate::time::Instant;
 use crate::wire::{Vsn, WireState, VSN_PROTOCOL_MAX};
 
@@ -142,6 +143,23 @@ impl RawAddr {
         &self.bytes[..usize::from(self.len)]
     }
 
+    /// The socket address of these bytes and `port` (see
+    /// [`socket_addr_from_wire`]; a `RawAddr` always has a valid length).
+    #[inline]
+    pub fn socket_addr(&self, port: u16) -> SocketAddr {
+        let ip = if self.len == 4 {
+            let b = &self.bytes;
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        } else {
+            let v6 = Ipv6Addr::from(self.bytes);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            }
+        };
+        SocketAddr::new(ip, port)
+    }
+
     /// The address bytes, copied into a vector (for the wire structs).
     pub fn to_vec(&self) -> Vec<u8> {
         self.as_slice().to_vec()
@@ -161,18 +179,21 @@ impl PartialEq<[u8]> for RawAddr {
 }
 
 /// One entry of the membership table.
+///
+/// Every node holds one per member, so the entry is kept small (80 bytes
+/// on 64-bit targets): the name is stored inline when short, the socket
+/// address is derived from `raw_addr` and `port` rather than stored, and
+/// the metadata is a boxed slice.
 #[derive(Clone, Debug)]
 pub struct Member {
     /// Unique node name.
-    pub name: String,
+    pub name: Name,
     /// Address bytes exactly as the node announced them.
     pub raw_addr: RawAddr,
     /// Port.
     pub port: u16,
-    /// Socket address derived from `raw_addr` and `port`.
-    pub addr: SocketAddr,
     /// Metadata.
-    pub meta: Vec<u8>,
+    pub meta: Box<[u8]>,
     /// Incarnation.
     pub incarnation: u32,
     /// State.
@@ -184,12 +205,19 @@ pub struct Member {
 }
 
 impl Member {
+    /// The socket address, derived from `raw_addr` and `port` (see
+    /// [`socket_addr_from_wire`]).
+    #[inline]
+    pub fn addr(&self) -> SocketAddr {
+        self.raw_addr.socket_addr(self.port)
+    }
+
     /// The snapshot handed to the application.
     pub fn info(&self) -> MemberInfo {
         MemberInfo {
-            name: self.name.clone(),
-            addr: self.addr,
-            meta: self.meta.clone(),
+            name: self.name.to_string(),
+            addr: self.addr(),
+            meta: self.meta.to_vec(),
             state: self.state,
             incarnation: self.incarnation,
             vsn: self.vsn,
@@ -250,7 +278,7 @@ impl MemberTable {
     pub fn position(&self, name: &str) -> Option<usize> {
         let order = &self.order;
         self.index
-            .find(hash_str(name), |&i| order[i as usize].name == name)
+            .find(hash_str(name), |&i| order[i as usize].name == *name)
             .map(|&i| i as usize)
     }
 
@@ -261,6 +289,15 @@ impl MemberTable {
         if let Some(slot) = self.index.find_mut(hash, |&j| j == from) {
             *slot = to;
         }
+    }
+
+    /// Makes room for `additional` more members without reallocating
+    /// (exactly that many: the table is not grown speculatively).
+    pub fn reserve(&mut self, additional: usize) {
+        self.order.reserve_exact(additional);
+        let order = &self.order;
+        self.index
+            .reserve(additional, |&i| hash_str(&order[i as usize].name));
     }
 
     /// The member at position `i` of the probe order.
@@ -284,6 +321,13 @@ impl MemberTable {
         debug_assert!(!self.contains(&member.name));
         let n = self.order.len();
         assert!(n < (u32::MAX - 1) as usize, "member table full");
+        if self.order.len() == self.order.capacity() {
+            // Grow by an eighth rather than doubling: every node holds a
+            // table of the whole cluster, and one join into a full table
+            // would otherwise double all of them at once. Still geometric,
+            // so pushes stay amortised O(1).
+            self.order.reserve_exact((n / 8).max(4));
+        }
         let order = &self.order;
         self.index
             .insert_unique(hash_str(&member.name), n as u32, |&i| {
@@ -343,12 +387,35 @@ mod tests {
             name: name.into(),
             raw_addr: RawAddr::new(&[127, 0, 0, 1]).unwrap(),
             port: 1,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            meta: vec![],
+            meta: Box::default(),
             incarnation: 1,
             state: MemberState::Alive,
             state_change: Instant::ZERO,
             vsn: [1, 5, 2, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn member_is_compact() {
+        // One per node × member: a regression here costs memory quadratically.
+        assert!(core::mem::size_of::<Member>() <= 80);
+        assert_eq!(member("a").addr(), "127.0.0.1:1".parse().unwrap());
+        let mapped = RawAddr::from_ip("::ffff:10.0.0.1".parse().unwrap());
+        assert_eq!(mapped.socket_addr(7), "10.0.0.1:7".parse().unwrap());
+    }
+
+    #[test]
+    fn table_grows_by_an_eighth_not_double() {
+        let mut t = MemberTable::new();
+        t.reserve(100);
+        for i in 0..100 {
+            t.insert_at(member(&format!("m{i}")), i);
+        }
+        assert_eq!(t.order.capacity(), 100);
+        t.insert_at(member("one-more"), 0);
+        assert!(t.order.capacity() <= 100 + 100 / 8 + 1);
+        for m in t.iter() {
+            assert_eq!(t.get(&m.name).unwrap().name, m.name);
         }
     }
 

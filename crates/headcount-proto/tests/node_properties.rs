@@ -284,7 +284,7 @@ proptest! {
                     | Input::Advance(_)));
             if all_clean {
                 for m in h.node.members() {
-                    prop_assert!(names.contains(&m.name), "unknown member {:?}", m.name);
+                    prop_assert!(names.contains(m.name.as_str()), "unknown member {:?}", m.name);
                 }
                 prop_assert!(h.node.members().count() <= names.len());
             }

@@ -92,7 +92,7 @@ fn meta_update_propagates() {
         c.nodes
             .iter()
             .flatten()
-            .all(|n| n.member("node-2").unwrap().meta == b"role=db")
+            .all(|n| n.member("node-2").unwrap().meta[..] == b"role=db"[..])
     });
     assert!(t.is_some(), "meta did not propagate");
     let updates = c

@@ -52,6 +52,57 @@ pub fn converged_cluster(seed: u64, config: Config, profile: Profile, loss: f64,
     sim
 }
 
+/// How an experiment builds its converged cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bootstrap {
+    /// One node after the other joins a random earlier one by a real
+    /// push/pull, gossip spreads the rest ([`Sim::bootstrap_and_converge`]).
+    /// O(n²) gossip traffic: fine up to a few thousand nodes.
+    Joins,
+    /// Every node merges one encoded push/pull state listing everyone
+    /// ([`Sim::bootstrap_seeded`]); the cluster is converged at once.
+    Seeded,
+}
+
+impl Bootstrap {
+    /// Sizes above this use [`Bootstrap::Seeded`] by default.
+    pub const SEEDED_ABOVE: usize = 2000;
+
+    /// The default for `n` nodes: joins up to [`Self::SEEDED_ABOVE`],
+    /// seeded above.
+    pub fn auto(n: usize) -> Bootstrap {
+        if n > Self::SEEDED_ABOVE {
+            Bootstrap::Seeded
+        } else {
+            Bootstrap::Joins
+        }
+    }
+}
+
+/// [`converged_cluster`], built the way `bootstrap` says.
+pub fn converged_cluster_with(
+    seed: u64,
+    config: Config,
+    profile: Profile,
+    loss: f64,
+    n: usize,
+    bootstrap: Bootstrap,
+) -> Sim {
+    if bootstrap == Bootstrap::Joins {
+        return converged_cluster(seed, config, profile, loss, n);
+    }
+    let mut sim = Sim::new(seed, config, profile, 0.0);
+    assert!(
+        sim.bootstrap_seeded_and_converge(n),
+        "seed {seed}: {n} seeded nodes are not converged"
+    );
+    if loss > 0.0 {
+        sim.act(Action::Loss(loss));
+    }
+    sim
+}
+
 /// Picks a running node uniformly with the simulation's generator.
 fn random_running(sim: &mut Sim, exclude: &BTreeSet<usize>) -> usize {
     let candidates: Vec<usize> = (0..sim.len())
@@ -263,7 +314,9 @@ pub struct DisseminationRun {
     pub nodes: usize,
     /// Packet loss.
     pub loss: f64,
-    /// Time to bootstrap and converge, seconds (virtual).
+    /// How the cluster was built.
+    pub bootstrap: Bootstrap,
+    /// Time to bootstrap and converge, seconds (virtual; 0 when seeded).
     pub bootstrap_s: f64,
     /// A node joins: timed from its join call, "know" = hold it alive.
     pub join: Spread,
@@ -340,10 +393,22 @@ fn spread(
     }
 }
 
-/// One dissemination run: `n` nodes, loss `loss`.
+/// One dissemination run: `n` nodes, loss `loss`, bootstrapped the
+/// default way for the size ([`Bootstrap::auto`]).
 pub fn dissemination_run(n: usize, seed: u64, profile: Profile, loss: f64) -> DisseminationRun {
+    dissemination_run_with(n, seed, profile, loss, Bootstrap::auto(n))
+}
+
+/// [`dissemination_run`] with the given bootstrap.
+pub fn dissemination_run_with(
+    n: usize,
+    seed: u64,
+    profile: Profile,
+    loss: f64,
+    bootstrap: Bootstrap,
+) -> DisseminationRun {
     let config = profile.proto_config();
-    let mut sim = converged_cluster(seed, config.clone(), profile, loss, n);
+    let mut sim = converged_cluster_with(seed, config.clone(), profile, loss, n, bootstrap);
     let bootstrap_s = since(sim.now(), Instant::ZERO);
     sim.run_for(Duration::from_secs(3));
     sim.recording = true;
@@ -412,6 +477,7 @@ pub fn dissemination_run(n: usize, seed: u64, profile: Profile, loss: f64) -> Di
     DisseminationRun {
         nodes: n,
         loss,
+        bootstrap,
         bootstrap_s,
         join,
         failure,
@@ -428,12 +494,25 @@ pub fn dissemination(
     seed: u64,
     profile: Profile,
 ) -> DisseminationReport {
+    dissemination_with(sizes, losses, seed, profile, None)
+}
+
+/// [`dissemination`], every run bootstrapped as `bootstrap` says (`None`:
+/// [`Bootstrap::auto`] for each size).
+pub fn dissemination_with(
+    sizes: &[usize],
+    losses: &[f64],
+    seed: u64,
+    profile: Profile,
+    bootstrap: Option<Bootstrap>,
+) -> DisseminationReport {
     let config = profile.proto_config();
     let mut runs = Vec::new();
     for &n in sizes {
         for &loss in losses {
             let s = splitmix64(seed ^ (n as u64) << 16 ^ (loss * 1e6) as u64);
-            runs.push(dissemination_run(n, s, profile.clone(), loss));
+            let b = bootstrap.unwrap_or(Bootstrap::auto(n));
+            runs.push(dissemination_run_with(n, s, profile.clone(), loss, b));
         }
     }
     DisseminationReport {

@@ -296,3 +296,33 @@ fn full_partition_past_suspicion_heals_with_core_reconnect() {
     let t = sim.run_while_not(bound, Duration::from_millis(200), |s| s.agree());
     assert!(t.is_some(), "no agreement within {bound:?} after the heal");
 }
+
+#[test]
+fn seeded_bootstrap_is_converged_and_stays_so() {
+    let mut sim = Sim::new(7, Config::lan(), Profile::lan(), 0.0);
+    assert!(sim.bootstrap_seeded_and_converge(24));
+    sim.check_tables();
+    assert!(sim.agree());
+    // The merges' gossip was dropped: nothing is left to send.
+    assert!((0..24).all(|i| sim.node(i).unwrap().queued_broadcasts() == 0));
+    sim.run_for(Duration::from_secs(60));
+    sim.check_tables();
+    assert!(sim.converged() && sim.agree(), "seeded cluster drifted");
+}
+
+#[test]
+fn seeded_dissemination_is_deterministic() {
+    let run = || {
+        let r = experiments::dissemination_with(
+            &[30],
+            &[0.0],
+            5,
+            Profile::lan(),
+            Some(experiments::Bootstrap::Seeded),
+        );
+        serde_json::to_string(&r).unwrap()
+    };
+    let a = run();
+    assert_eq!(a, run());
+    assert!(a.contains("\"bootstrap\":\"seeded\""));
+}

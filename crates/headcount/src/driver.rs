@@ -516,7 +516,7 @@ impl Driver {
                 let meta = match (meta, &self.delegates.node_meta) {
                     (Some(m), _) => m,
                     (None, Some(d)) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
-                    (None, None) => self.node.local_member().meta.clone(),
+                    (None, None) => self.node.local_member().meta.to_vec(),
                 };
                 match self.node.update_meta(now, meta) {
                     Ok(Some(id)) => {
@@ -605,7 +605,7 @@ impl Driver {
             Target::Node(name) => self
                 .node
                 .member(name)
-                .map(|m| m.addr)
+                .map(|m| m.addr())
                 .ok_or_else(|| Error::UnknownNode(name.clone())),
         }
     }

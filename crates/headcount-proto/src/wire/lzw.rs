@@ -1,16 +1,20 @@
 //! LZW as Go's `compress/lzw` does it with `lzw.LSB` and literal width 8
-//! (wire-protocol.md §6): our own encoder for packet-sized inputs, the
-//! `weezl` crate for larger ones and for decoding.
+//! (wire-protocol.md §6): our own encoder, which follows the same algorithm
+//! as Go's writer so that its output matches byte for byte, and the
+//! `weezl` crate for decoding.
 //!
 //! The stream starts with a clear code (256) and ends with the end code
 //! (257); the first byte of any output is therefore `00` (the low 8 bits of
-//! the 9-bit clear code). weezl's output is byte-identical to Go's, checked
-//! below against vectors produced by Go, including inputs large enough to
-//! fill the code table.
+//! the 9-bit clear code). The encoder's output is byte-identical to Go's,
+//! checked below against vectors produced by Go, including an input large
+//! enough to fill the code table (where weezl's encoder, used before, clears
+//! one code later than Go).
 
 use core::cell::RefCell;
 use core::fmt;
-use weezl::{decode::Decoder, encode::Encoder, BitOrder, LzwStatus};
+#[cfg(test)]
+use weezl::encode::Encoder;
+use weezl::{decode::Decoder, BitOrder, LzwStatus};
 
 /// Why decompression failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +52,7 @@ thread_local! {
     // them allocates and grows their code tables, which cost more than
     // compressing a packet (every packet sent is compressed to see whether
     // that makes it smaller, as Go does).
+    #[cfg(test)]
     static ENCODER: RefCell<Option<Encoder>> = const { RefCell::new(None) };
     static DECODER: RefCell<Option<Decoder>> = const { RefCell::new(None) };
 }
@@ -81,24 +86,23 @@ fn with_cached<C, R>(
     }
 }
 
-/// Inputs shorter than this go through [`compress_small`]: they cannot
-/// fill the 4096-entry code table (each byte adds at most one code), so
-/// the table never needs a clear code mid-stream. Every UDP packet is
-/// shorter. (From about 2,400 bytes of random input weezl's output starts
-/// to differ from Go's while `compress_small`'s does not; below 2,048
-/// bytes the tests find all three identical.)
-const SMALL_INPUT: usize = 2048;
-
 thread_local! {
-    /// [`compress_small`]'s hash table, reused between calls.
-    static SMALL_TABLE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// [`compress_go`]'s hash table, reused between calls.
+    static TABLE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Go's `compress/lzw` writer (LSB, literal width 8) for inputs under
-/// [`SMALL_INPUT`] bytes: the same codes and bits, with a hash table sized
-/// to the input rather than weezl's tree, which costs more to fill than a
-/// packet costs to compress. Tests check it against weezl byte for byte.
-fn compress_small(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
+/// Largest code: Go emits a clear code instead of assigning it.
+const MAX_CODE: u32 = (1 << 12) - 1;
+/// Go's hash table size (`4 * 1 << 12`), enough for a full code table.
+const FULL_TABLE: usize = 4 << 12;
+
+/// LZW as Go's `compress/lzw` writer does it (LSB, literal width 8), so the
+/// codes come out identical: the
+/// same hash-table dictionary, code widths and clear point (a clear code
+/// when the next code would be 4095). Smaller inputs get a table sized to
+/// them (it needs at most one slot per input byte), which is cheaper to
+/// reset than Go's fixed 16,384 slots and changes no output bit.
+fn compress_go(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
     const CLEAR: u32 = 256;
     const EOF: u32 = 257;
     const EMPTY: u32 = u32::MAX;
@@ -123,7 +127,7 @@ fn compress_small(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
         return;
     };
     // At least twice as many slots as codes that can be added.
-    let size = (2 * input.len()).next_power_of_two().max(64);
+    let size = (2 * input.len()).next_power_of_two().clamp(64, FULL_TABLE);
     let mask = size - 1;
     table.clear();
     table.resize(size, EMPTY);
@@ -139,7 +143,7 @@ fn compress_small(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
                 break;
             }
             if t >> 12 == key {
-                code = t & 0xfff;
+                code = t & MAX_CODE;
                 continue 'bytes;
             }
             h = (h + 1) & mask;
@@ -151,6 +155,14 @@ fn compress_small(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
             width += 1;
             overflow <<= 1;
         }
+        if hi == MAX_CODE {
+            write(CLEAR, width, out);
+            width = 9;
+            hi = EOF;
+            overflow = 512;
+            table.fill(EMPTY);
+            continue;
+        }
         table[h] = (key << 12) | hi;
     }
     write(code, width, out);
@@ -158,34 +170,38 @@ fn compress_small(input: &[u8], table: &mut Vec<u32>, out: &mut Vec<u8>) {
     if hi == overflow {
         width += 1;
     }
+    if hi == MAX_CODE {
+        write(CLEAR, width, out);
+        width = 9;
+    }
     write(EOF, width, out);
     if n_bits > 0 {
         out.push(bits as u8);
     }
 }
 
-/// Compress `input` like Go's `lzw.NewWriter(w, lzw.LSB, 8)`.
+/// Compress `input` like Go's `lzw.NewWriter(w, lzw.LSB, 8)`, byte for
+/// byte.
 pub fn compress(input: &[u8]) -> Vec<u8> {
-    if input.len() < SMALL_INPUT {
-        let mut out = Vec::with_capacity(input.len() / 2 + 8);
-        let done = SMALL_TABLE.try_with(|t| {
-            if let Ok(mut t) = t.try_borrow_mut() {
-                compress_small(input, &mut t, &mut out);
-                true
-            } else {
-                false
-            }
-        });
-        if done != Ok(true) {
-            out.clear();
-            compress_small(input, &mut Vec::new(), &mut out);
+    let mut out = Vec::with_capacity(input.len() / 2 + 8);
+    let done = TABLE.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            compress_go(input, &mut t, &mut out);
+            true
+        } else {
+            false
         }
-        return out;
+    });
+    if done != Ok(true) {
+        out.clear();
+        compress_go(input, &mut Vec::new(), &mut out);
     }
-    compress_weezl(input)
+    out
 }
 
-/// Compress with weezl (any input size).
+/// Compress with weezl (any input size); the tests hold [`compress_go`]
+/// to it up to the point where the code table fills.
+#[cfg(test)]
 fn compress_weezl(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() / 2 + 8);
     with_cached(
@@ -245,12 +261,16 @@ mod tests {
     use crate::wire::codec::tests::hx;
     use proptest::prelude::*;
 
+    /// Below this many bytes no input can fill the code table, so Go,
+    /// weezl and `compress_go` agree.
+    const SMALL_INPUT: usize = 2048;
+
     #[test]
     fn small_encoder_matches_weezl() {
         let mut table = Vec::new();
         let mut check = |input: &[u8]| {
             let mut ours = Vec::new();
-            compress_small(input, &mut table, &mut ours);
+            compress_go(input, &mut table, &mut ours);
             assert_eq!(ours, compress_weezl(input), "len {}", input.len());
         };
         for n in 0..SMALL_INPUT {
@@ -264,7 +284,7 @@ mod tests {
         #[test]
         fn small_encoder_matches_weezl_prop(input in proptest::collection::vec(0u8..4, 0..SMALL_INPUT)) {
             let mut ours = Vec::new();
-            compress_small(&input, &mut Vec::new(), &mut ours);
+            compress_go(&input, &mut Vec::new(), &mut ours);
             prop_assert_eq!(ours, compress_weezl(&input));
         }
     }
@@ -294,23 +314,19 @@ mod tests {
     }
 
     /// Go's output once the code table has filled: Go emits its clear code
-    /// when the next code would be 4095, weezl one code later, so the bytes
-    /// differ from there on, but each side decodes the other's output
-    /// (checked with Go 1.x `compress/lzw` on inputs up to 1 MB).
+    /// when the next code would be 4095 (weezl one code later); ours is
+    /// Go's, byte for byte.
     #[test]
     fn go_output_after_table_fill() {
         let input = lcg_bytes(8000, 12345, |x| (x >> 16) as u8);
         let go = include_bytes!("testdata/lzw_go_8000.bin");
         assert_eq!(decompress(go, input.len()).unwrap(), input);
         let ours = compress(&input);
-        assert_eq!(decompress(&ours, input.len()).unwrap(), input);
-        // Identical up to the first clear after the table filled.
-        let same = ours
-            .iter()
-            .zip(go.iter())
-            .take_while(|(a, b)| a == b)
-            .count();
-        assert!(same > 5000, "diverged early at {same}");
+        assert_eq!(ours, go);
+        // weezl's differs after the fill but still round-trips.
+        let weezl = compress_weezl(&input);
+        assert_ne!(weezl, go);
+        assert_eq!(decompress(&weezl, input.len()).unwrap(), input);
     }
 
     /// 200 000 bytes of low-entropy input (Go's output is 84 511 bytes,
