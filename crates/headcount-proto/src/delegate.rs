@@ -36,6 +36,14 @@ pub trait Hooks: Send {
         Ok(())
     }
 
+    /// Whether [`Hooks::allow_merge`] needs calling at all. Building its
+    /// list costs a copy of every entry of every push/pull, so hooks that
+    /// never veto merges say `false` and the node skips it. Defaults to
+    /// `true`, so an `allow_merge` of yours is never skipped by mistake.
+    fn vets_merges(&self) -> bool {
+        true
+    }
+
     /// Veto an alive message about a node (Go: `AliveDelegate.NotifyAlive`).
     fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), String> {
         let _ = peer;
@@ -52,4 +60,8 @@ pub trait Hooks: Send {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoHooks;
 
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    fn vets_merges(&self) -> bool {
+        false
+    }
+}

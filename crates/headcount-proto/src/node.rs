@@ -1439,14 +1439,8 @@ impl Node {
         }
     }
 
-    fn merge_remote_state(
-        &mut self,
-        now: Instant,
-        join: bool,
-        states: Vec<PushNodeState>,
-        user_state: &[u8],
-    ) -> Result<(), String> {
-        self.verify_protocol(&states)?;
+    /// Lets the merge hook veto a remote state (Go `NotifyMerge`).
+    fn vet_merge(&mut self, states: &[PushNodeState]) -> Result<(), String> {
         let infos: Vec<MemberInfo> = states
             .iter()
             .filter_map(|s| {
@@ -1465,8 +1459,20 @@ impl Node {
                 })
             })
             .collect();
-        self.hooks.allow_merge(&infos)?;
-        drop(infos);
+        self.hooks.allow_merge(&infos)
+    }
+
+    fn merge_remote_state(
+        &mut self,
+        now: Instant,
+        join: bool,
+        states: Vec<PushNodeState>,
+        user_state: &[u8],
+    ) -> Result<(), String> {
+        self.verify_protocol(&states)?;
+        if self.hooks.vets_merges() {
+            self.vet_merge(&states)?;
+        }
         // A joining node learns the whole cluster at once: size its table
         // for it (with a little room for the next joins) rather than
         // doubling its way there.

@@ -212,7 +212,7 @@ const SCALE_NOTES: &str = "\
 | wall, `scale --nodes 1000 --seconds 600`: 600 simulated s | 43.7 s and 59.4 s (two runs; 58.8 s in the earlier README measurement) | 17.0 s, 20.6 s and 19.9 s (three runs, interleaved with those: ≈ 2.6–3× faster; 29,000–35,000 node-seconds per second) |
 | wall, the same run's bootstrap (43 simulated s) | 37.8 s, 42.7 s | 25.4 s, 27.3 s, 29.0 s |
 
-Where the time went: glibc `malloc` (≈ 25% of the 1,000-node run; the simulator binary now uses mimalloc), weezl's LZW encoder on push/pull state (replaced by a transcription of Go's encoder, byte-identical to Go's output even past a code-table fill, where weezl's was not), and cloning every decoded push/pull entry before merging it. At 10,000 nodes the measured phase is dominated by push/pulls of the 10,000-entry state (LZW and msgpack coding), which is the protocol's own cost. `dissemination --nodes 10000 --seed 1`: the newcomer reaches 50/99/99.9/100% of the nodes in 0.52/0.80/0.93/1.07 s (2.6/4.0/4.6/5.3 gossip rounds); the crash is first declared 18.1 s after it and then reaches 50/99/99.9/100% in 0.38/0.57/0.64/0.80 s.";
+Where the time went: glibc `malloc` (≈ 25% of the 1,000-node run; the simulator binary now uses mimalloc), weezl's LZW encoder on push/pull state (replaced by our own encoder following Go's algorithm, byte-identical to Go's output even past a code-table fill, where weezl's was not), and cloning every decoded push/pull entry before merging it. At 10,000 nodes the measured phase is dominated by push/pulls of the 10,000-entry state (LZW and msgpack coding), which is the protocol's own cost. `dissemination --nodes 10000 --seed 1`: the newcomer reaches 50/99/99.9/100% of the nodes in 0.52/0.80/0.93/1.07 s (2.6/4.0/4.6/5.3 gossip rounds); the crash is first declared 18.1 s after it and then reaches 50/99/99.9/100% in 0.38/0.57/0.64/0.80 s.";
 
 /// Regenerates `<out>/simulation.md` and its plots in `<out>/simulation/`.
 /// Every table and plot names the command and seed that made it.
@@ -261,7 +261,19 @@ pub fn generate(seed: u64, out: &str, quick: bool) -> std::io::Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let d = experiments::dissemination(&sizes, &losses, seed, Profile::lan());
+    let mut d = experiments::dissemination(&sizes, &losses, seed, Profile::lan());
+    // 10,000 nodes take minutes and gigabytes: one loss rate only.
+    let big_cmd =
+        format!("headcount-sim dissemination --nodes 10000 --loss 0 --seed {seed} --json");
+    if !quick {
+        let big = experiments::dissemination(&[10_000], &[0.0], seed, Profile::lan());
+        d.runs.extend(big.runs);
+    }
+    let cmd = if quick {
+        cmd
+    } else {
+        format!("{cmd}` and `{big_cmd}")
+    };
     let _ = writeln!(md, "## Dissemination\n\n`{cmd}`\n\nA node joins (timed from its join call; a node \"knows\" when it holds the newcomer alive) and then another node crashes (timed from the first death declaration; \"knows\" = holds it dead). Time in seconds, rounds in gossip intervals ({} s, fanout {}). *SWIM model*: mean-field push gossip with memberlist's retransmit limit; *Serf model*: the same without the limit (every informed node keeps gossiping), as in Serf's convergence simulator; *closed form*: log₍₁₊f₎ n + ln n / f rounds to reach everyone, f = fanout × (1 − loss). Loss applies to every datagram; streams (push/pull) are reliable. The models count synchronous rounds; real nodes gossip at independent random phases and also piggyback news on probes and acks, so news can cross several hops within one interval and the measured rounds come out below the models'.\n", d.gossip_interval_s, d.gossip_nodes);
     let _ = writeln!(md, "| n | loss | news | 50% s (rounds) | 99% s (rounds) | 99.9% s | 100% s (rounds) | SWIM model rounds 50/99/100% | Serf model rounds 50/99/100% | closed form 100% |\n|---|---|---|---|---|---|---|---|---|---|");
     for r in &d.runs {

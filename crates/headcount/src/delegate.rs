@@ -189,6 +189,10 @@ impl Hooks for HooksAdapter {
         }
     }
 
+    fn vets_merges(&self) -> bool {
+        self.0.merge.is_some()
+    }
+
     fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), String> {
         match &self.0.alive {
             Some(d) => d.notify_alive(peer),

@@ -1,0 +1,62 @@
+//! The merge hook (Go `MergeDelegate.NotifyMerge`) still vetoes push/pull
+//! merges now that hooks which never veto (`vets_merges() == false`) skip
+//! building its member list.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Cluster;
+use headcount_proto::{Config, Event, Hooks, LocalNode, MemberInfo, Node};
+
+struct Veto {
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hooks for Veto {
+    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), String> {
+        self.seen
+            .fetch_add(peers.len(), std::sync::atomic::Ordering::Relaxed);
+        Err("not this cluster".into())
+    }
+}
+
+#[test]
+fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
+    let mut c = Cluster::new(2, Config::local(), 3);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let local = LocalNode {
+        name: "node-0".into(),
+        addr: c.addrs[0],
+        meta: Vec::new(),
+    };
+    let now = c.now;
+    c.nodes[0] = Some(
+        Node::new(
+            Config::local(),
+            local,
+            Box::new(Veto { seen: seen.clone() }),
+            now,
+            3,
+        )
+        .unwrap(),
+    );
+    c.join_all_to(1);
+    c.run_for(Duration::from_secs(1));
+    let finished = c
+        .events
+        .iter()
+        .find_map(|(i, _, e)| match e {
+            Event::JoinFinished {
+                succeeded, errors, ..
+            } if *i == 0 => Some((*succeeded, errors.clone())),
+            _ => None,
+        })
+        .expect("join finished");
+    assert_eq!(finished.0, 0);
+    assert!(finished.1[0].1.contains("not this cluster"), "{finished:?}");
+    // The hook saw node-1's state: node-1 answers before it merges ours
+    // (as Go's handleConn does), so it lists only itself.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(c.node(0).member("node-1").is_none());
+}
