@@ -148,6 +148,21 @@ fn heal_bound(config: &Config, n: usize) -> Duration {
     detection_bound(config, n) + config.push_pull_interval
 }
 
+/// Four nodes, cut {0, 3} | {1, 2} both ways for 40 s: longer than the
+/// maximum suspicion timeout (18 s for 4 nodes under the local profile)
+/// plus gossip_to_the_dead_time (15 s), so both sides have declared the
+/// other dead and reaped it. The cut is still in place (id 1).
+fn split_past_suspicion(config: Config) -> Sim {
+    let mut sim = cluster_with(546_000_292_847_365_689, 4, config);
+    sim.act(Action::Partition(Partition {
+        id: 1,
+        side: vec![true, false, false, true],
+        cut: Cut::Both,
+    }));
+    sim.run_for(Duration::from_secs(40));
+    sim
+}
+
 /// Go memberlist behaves the same: once both sides of a full partition
 /// have declared each other dead, nothing crosses after the heal (gossip
 /// goes to the dead only while there is news to send, push/pull and probes
@@ -158,17 +173,7 @@ fn heal_bound(config: &Config, n: usize) -> Duration {
 fn full_partition_past_suspicion_splits_for_good_without_reconnect() {
     let mut config = Profile::local().proto_config();
     config.reconnect_interval = Duration::ZERO;
-    let mut sim = cluster_with(546_000_292_847_365_689, 4, config);
-    let side = vec![true, false, false, true];
-    sim.act(Action::Partition(Partition {
-        id: 1,
-        side,
-        cut: Cut::Both,
-    }));
-    // Longer than the maximum suspicion timeout (18 s for 4 nodes under
-    // the local profile) plus gossip_to_the_dead_time (15 s): both sides
-    // have declared the other dead and reaped it.
-    sim.run_for(Duration::from_secs(40));
+    let mut sim = split_past_suspicion(config);
     sim.act(Action::Heal(1));
     sim.run_for(Duration::from_secs(120));
     assert!(!sim.agree());
@@ -282,14 +287,7 @@ fn stale_accusation_after_a_short_one_way_partition_is_answered() {
 /// every `reconnect_interval`.
 #[test]
 fn full_partition_past_suspicion_heals_with_core_reconnect() {
-    let mut sim = cluster(546_000_292_847_365_689, 4);
-    let side = vec![true, false, false, true];
-    sim.act(Action::Partition(Partition {
-        id: 1,
-        side,
-        cut: Cut::Both,
-    }));
-    sim.run_for(Duration::from_secs(40));
+    let mut sim = split_past_suspicion(Profile::local().proto_config());
     assert!(!sim.agree(), "the cut should have split the cluster");
     sim.act(Action::Heal(1));
     let bound = heal_bound(sim.config(), 4) + sim.config().reconnect_interval * 3;
