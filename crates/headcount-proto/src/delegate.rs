@@ -18,6 +18,14 @@ pub trait Hooks: Send {
         Vec::new()
     }
 
+    /// Whether [`Hooks::broadcasts`] may ever return something. When it
+    /// may not, the core skips its gossip ticks while its own broadcast
+    /// queue is empty instead of waking up every gossip interval to send
+    /// nothing. The default, `true`, always ticks.
+    fn may_broadcast(&self) -> bool {
+        true
+    }
+
     /// User state to send in a push/pull (Go: `Delegate.LocalState`).
     fn local_state(&mut self, join: bool) -> Vec<u8> {
         let _ = join;
@@ -52,4 +60,8 @@ pub trait Hooks: Send {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoHooks;
 
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    fn may_broadcast(&self) -> bool {
+        false
+    }
+}

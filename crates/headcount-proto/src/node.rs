@@ -234,6 +234,14 @@ pub struct Node {
     scratch: Vec<Message>,
     /// Where encryption nonces come from; set whenever a keyring is.
     nonce_source: Option<NonceSource>,
+    /// The gossip tick is parked: it found nothing to gossip (and the hooks
+    /// never supply broadcasts), so it was not re-armed. Holds the tick it
+    /// would have fired at next; queueing a broadcast re-arms it on the
+    /// same grid of gossip intervals.
+    gossip_parked: Option<Instant>,
+    /// The gossip tick was re-armed after parking at a tick that may have
+    /// passed: when it fires late, it moves to the next tick of its grid.
+    gossip_resumed: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -299,6 +307,8 @@ impl Node {
             membership_version: 0,
             scratch: Vec::new(),
             nonce_source: None,
+            gossip_parked: None,
+            gossip_resumed: false,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -385,6 +395,13 @@ impl Node {
         self.broadcasts.len()
     }
 
+    /// Whether the gossip tick is parked: the broadcast queue is empty and
+    /// the hooks supply no broadcasts ([`Hooks::may_broadcast`]), so no
+    /// gossip timer is armed until something is queued.
+    pub fn gossip_idle(&self) -> bool {
+        self.gossip_parked.is_some()
+    }
+
     // ----- outputs -------------------------------------------------------
 
     /// The next thing the driver must do. Drain until `None` after every
@@ -428,14 +445,30 @@ impl Node {
                     }
                 }
                 TimerKey::GossipTick => {
-                    let next = at + self.config.gossip_interval;
-                    let next = if next <= now {
-                        now + self.config.gossip_interval
+                    let interval = self.config.gossip_interval;
+                    let mut at = at;
+                    if core::mem::take(&mut self.gossip_resumed) && at < now {
+                        // Re-armed after parking at a tick that has passed:
+                        // move to the first tick of the grid not before now.
+                        let iv = interval.as_micros().max(1);
+                        let ahead = (now - at).as_micros().div_ceil(iv) * iv;
+                        at += Duration::from_micros(u64::try_from(ahead).unwrap_or(u64::MAX));
+                        if at > now {
+                            self.timers.schedule(TimerKey::GossipTick, at);
+                            continue;
+                        }
+                    }
+                    let next = at + interval;
+                    let next = if next <= now { now + interval } else { next };
+                    if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
+                        // Nothing to gossip: Go's gossip() would pick its
+                        // targets and send nothing. Park the tick rather
+                        // than wake up every interval for nothing.
+                        self.gossip_parked = Some(next);
                     } else {
-                        next
-                    };
-                    self.timers.schedule(TimerKey::GossipTick, next);
-                    self.gossip(now);
+                        self.timers.schedule(TimerKey::GossipTick, next);
+                        self.gossip(now);
+                    }
                 }
                 TimerKey::PushPullTick => {
                     let interval =
@@ -1613,6 +1646,10 @@ impl Node {
         };
         for token in self.broadcasts.queue(b) {
             self.emit(Event::BroadcastFinished(BroadcastId(token)));
+        }
+        if let Some(at) = self.gossip_parked.take() {
+            self.timers.schedule(TimerKey::GossipTick, at);
+            self.gossip_resumed = true;
         }
     }
 
