@@ -458,16 +458,25 @@ impl Node {
                             continue;
                         }
                     }
-                    let next = at + interval;
-                    let next = if next <= now { now + interval } else { next };
                     if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
                         // Nothing to gossip: Go's gossip() would pick its
                         // targets and send nothing. Park the tick rather
                         // than wake up every interval for nothing.
-                        self.gossip_parked = Some(next);
+                        let next = at + interval;
+                        self.gossip_parked = Some(if next <= now { now + interval } else { next });
                     } else {
+                        // A backlog (full packets and more waiting, as in
+                        // a join storm) is gossiped at twice the rate: the
+                        // same messages go out the same number of times,
+                        // sooner.
+                        let interval = if self.gossip(now) {
+                            interval / 2
+                        } else {
+                            interval
+                        };
+                        let next = at + interval;
+                        let next = if next <= now { now + interval } else { next };
                         self.timers.schedule(TimerKey::GossipTick, next);
-                        self.gossip(now);
                     }
                 }
                 TimerKey::PushPullTick => {
@@ -1580,7 +1589,9 @@ impl Node {
 
     // ----- gossip --------------------------------------------------------
 
-    fn gossip(&mut self, now: Instant) {
+    /// One gossip round. Returns whether there is a backlog: the last
+    /// packet was more than half full and broadcasts are still queued.
+    fn gossip(&mut self, now: Instant) -> bool {
         let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
         let targets = k_random_members(
@@ -1601,11 +1612,14 @@ impl Node {
             - self.label_overhead()
             - CRC_OVERHEAD
             - self.encryption_overhead();
+        let mut full = false;
         for (addr, pmax) in targets {
             let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
             if msgs.is_empty() {
-                return;
+                return false;
             }
+            let used: usize = msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum();
+            full = used > avail / 2;
             if msgs.len() == 1 {
                 self.send_raw(addr, Some(pmax), msgs[0].to_vec());
             } else {
@@ -1614,6 +1628,7 @@ impl Node {
                 }
             }
         }
+        full && !self.broadcasts.is_empty()
     }
 
     /// Broadcasts to piggyback: ours first, then the application's in the
