@@ -447,9 +447,13 @@ impl Node {
                 TimerKey::GossipTick => {
                     let interval = self.config.gossip_interval;
                     let mut at = at;
-                    if core::mem::take(&mut self.gossip_resumed) && at < now {
-                        // Re-armed after parking at a tick that has passed:
-                        // move to the first tick of the grid not before now.
+                    if core::mem::take(&mut self.gossip_resumed) && now - at >= interval / 2 {
+                        // Re-armed after parking at a tick that had passed
+                        // when the broadcast was queued: move to the first
+                        // tick of the grid not before now. (A tick that
+                        // fires less than half an interval late is taken as
+                        // on time: the timer's own latency, or a broadcast
+                        // queued just after the parked tick.)
                         let iv = interval.as_micros().max(1);
                         let ahead = (now - at).as_micros().div_ceil(iv) * iv;
                         at += Duration::from_micros(u64::try_from(ahead).unwrap_or(u64::MAX));
