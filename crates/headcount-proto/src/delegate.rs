@@ -18,6 +18,14 @@ pub trait Hooks: Send {
         Vec::new()
     }
 
+    /// Whether [`Hooks::broadcasts`] may ever return something. When it
+    /// may not, the core skips its gossip ticks while its own broadcast
+    /// queue is empty instead of waking up every gossip interval to send
+    /// nothing. The default, `true`, always ticks.
+    fn may_broadcast(&self) -> bool {
+        true
+    }
+
     /// User state to send in a push/pull (Go: `Delegate.LocalState`).
     fn local_state(&mut self, join: bool) -> Vec<u8> {
         let _ = join;
@@ -62,6 +70,10 @@ pub struct NoHooks;
 
 impl Hooks for NoHooks {
     fn vets_merges(&self) -> bool {
+        false
+    }
+
+    fn may_broadcast(&self) -> bool {
         false
     }
 }

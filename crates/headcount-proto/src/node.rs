@@ -246,6 +246,14 @@ pub struct Node {
     failed: Vec<reconnect::FailedMember>,
     /// Whether the reconnect timer is scheduled.
     reconnect_armed: bool,
+    /// The gossip tick is parked: it found nothing to gossip (and the hooks
+    /// never supply broadcasts), so it was not re-armed. Holds the tick it
+    /// would have fired at next; queueing a broadcast re-arms it on the
+    /// same grid of gossip intervals.
+    gossip_parked: Option<Instant>,
+    /// The gossip tick was re-armed after parking at a tick that may have
+    /// passed: when it fires late, it moves to the next tick of its grid.
+    gossip_resumed: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -313,6 +321,8 @@ impl Node {
             nonce_source: None,
             failed: Vec::new(),
             reconnect_armed: false,
+            gossip_parked: None,
+            gossip_resumed: false,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -412,6 +422,13 @@ impl Node {
         self.broadcasts.len()
     }
 
+    /// Whether the gossip tick is parked: the broadcast queue is empty and
+    /// the hooks supply no broadcasts ([`Hooks::may_broadcast`]), so no
+    /// gossip timer is armed until something is queued.
+    pub fn gossip_idle(&self) -> bool {
+        self.gossip_parked.is_some()
+    }
+
     // ----- outputs -------------------------------------------------------
 
     /// The next thing the driver must do. Drain until `None` after every
@@ -455,14 +472,43 @@ impl Node {
                     }
                 }
                 TimerKey::GossipTick => {
-                    let next = at + self.config.gossip_interval;
-                    let next = if next <= now {
-                        now + self.config.gossip_interval
+                    let interval = self.config.gossip_interval;
+                    let mut at = at;
+                    if core::mem::take(&mut self.gossip_resumed) && now - at >= interval / 2 {
+                        // Re-armed after parking at a tick that had passed
+                        // when the broadcast was queued: move to the first
+                        // tick of the grid not before now. (A tick that
+                        // fires less than half an interval late is taken as
+                        // on time: the timer's own latency, or a broadcast
+                        // queued just after the parked tick.)
+                        let iv = interval.as_micros().max(1);
+                        let ahead = (now - at).as_micros().div_ceil(iv) * iv;
+                        at += Duration::from_micros(u64::try_from(ahead).unwrap_or(u64::MAX));
+                        if at > now {
+                            self.timers.schedule(TimerKey::GossipTick, at);
+                            continue;
+                        }
+                    }
+                    if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
+                        // Nothing to gossip: Go's gossip() would pick its
+                        // targets and send nothing. Park the tick rather
+                        // than wake up every interval for nothing.
+                        let next = at + interval;
+                        self.gossip_parked = Some(if next <= now { now + interval } else { next });
                     } else {
-                        next
-                    };
-                    self.timers.schedule(TimerKey::GossipTick, next);
-                    self.gossip(now);
+                        // A backlog (full packets and more waiting, as in
+                        // a join storm) is gossiped at twice the rate: the
+                        // same messages go out the same number of times,
+                        // sooner.
+                        let interval = if self.gossip(now) {
+                            interval / 2
+                        } else {
+                            interval
+                        };
+                        let next = at + interval;
+                        let next = if next <= now { now + interval } else { next };
+                        self.timers.schedule(TimerKey::GossipTick, next);
+                    }
                 }
                 TimerKey::PushPullTick => {
                     let interval =
@@ -1607,7 +1653,9 @@ impl Node {
 
     // ----- gossip --------------------------------------------------------
 
-    fn gossip(&mut self, now: Instant) {
+    /// One gossip round. Returns whether there is a backlog: the last
+    /// packet was more than half full and broadcasts are still queued.
+    fn gossip(&mut self, now: Instant) -> bool {
         let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
         let targets = k_random_members(
@@ -1628,11 +1676,14 @@ impl Node {
             - self.label_overhead()
             - CRC_OVERHEAD
             - self.encryption_overhead();
+        let mut full = false;
         for (addr, pmax) in targets {
             let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
             if msgs.is_empty() {
-                return;
+                return false;
             }
+            let used: usize = msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum();
+            full = used > avail / 2;
             if msgs.len() == 1 {
                 self.send_raw(addr, Some(pmax), msgs[0].to_vec());
             } else {
@@ -1641,6 +1692,7 @@ impl Node {
                 }
             }
         }
+        full && !self.broadcasts.is_empty()
     }
 
     /// Broadcasts to piggyback: ours first, then the application's in the
@@ -1673,6 +1725,10 @@ impl Node {
         };
         for token in self.broadcasts.queue(b) {
             self.emit(Event::BroadcastFinished(BroadcastId(token)));
+        }
+        if let Some(at) = self.gossip_parked.take() {
+            self.timers.schedule(TimerKey::GossipTick, at);
+            self.gossip_resumed = true;
         }
     }
 

@@ -130,6 +130,37 @@ fn suspicion_of_a_live_node_is_refuted() {
 }
 
 #[test]
+fn gossip_tick_parks_when_idle_and_resumes_on_a_broadcast() {
+    let config = Config::local();
+    let mut c = Cluster::new(4, config.clone(), 11);
+    c.join_all_to(0);
+    c.run_until(CONVERGE, |c| converged(c, 4))
+        .expect("converged");
+    // Once every queue has drained, no node keeps a gossip timer.
+    let idle = c.run_until(Duration::from_secs(30), |c| {
+        c.nodes.iter().flatten().all(|n| n.gossip_idle())
+    });
+    assert!(idle.is_some(), "gossip never went idle");
+    for n in c.nodes.iter().flatten() {
+        assert_eq!(n.queued_broadcasts(), 0);
+    }
+    // A broadcast wakes the tick up again, within one gossip interval.
+    let now = c.now;
+    c.node(1).update_meta(now, b"v2".to_vec()).expect("meta");
+    assert!(!c.node(1).gossip_idle());
+    let next = c.node(1).poll_timeout().expect("a timer");
+    assert!(next <= now + config.gossip_interval, "{next:?} vs {now:?}");
+    c.drain(1);
+    let seen = c.run_until(Duration::from_secs(10), |c| {
+        c.nodes
+            .iter()
+            .flatten()
+            .all(|n| n.member("node-1").is_some_and(|m| &*m.meta == b"v2"))
+    });
+    assert!(seen.is_some(), "the meta update did not spread");
+}
+
+#[test]
 fn same_seed_same_history() {
     fn history(seed: u64) -> Vec<String> {
         let mut c = Cluster::new(5, Config::local(), seed);

@@ -169,6 +169,10 @@ impl Hooks for HooksAdapter {
         }
     }
 
+    fn may_broadcast(&self) -> bool {
+        self.0.broadcast.is_some()
+    }
+
     fn local_state(&mut self, join: bool) -> Vec<u8> {
         match &self.0.state {
             Some(d) => d.local_state(join),

@@ -314,6 +314,14 @@ impl Driver {
     /// Runs until shutdown, or until every API handle is dropped.
     pub(crate) async fn run(mut self) {
         self.drain();
+        // One timer for the whole life of the driver, moved only when the
+        // core's next deadline changes: a fresh `sleep_until` per wakeup
+        // would insert into and remove from the timer wheel every time.
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let sleep = tokio::time::sleep_until(far);
+        tokio::pin!(sleep);
+        // The deadline `sleep` is set to, `None` once it has fired.
+        let mut armed: Option<tokio::time::Instant> = None;
         loop {
             // Guard against timer starvation: an elapsed sleep may still be
             // reported Pending when the task's budget is spent, so compare
@@ -328,17 +336,22 @@ impl Driver {
                 }
             }
             let sleep_at = deadline.map(|d| self.clock.to_tokio(d));
-            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            if let Some(at) = sleep_at {
+                if armed != Some(at) {
+                    sleep.as_mut().reset(at);
+                    armed = Some(at);
+                }
+            }
             let stop = tokio::select! {
                 r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
-                r = self.udp.readable() => {
+                r = std::future::poll_fn(|cx| self.udp.poll_recv_ready(cx)) => {
                     match r {
                         Ok(()) => self.read_datagrams(),
                         Err(e) => self.count_recv_error(&e),
                     }
                     false
                 }
-                r = self.listener.accept() => {
+                r = std::future::poll_fn(|cx| self.listener.poll_accept(cx)) => {
                     match r {
                         Ok((stream, from)) => self.on_accept(stream, from),
                         Err(e) => {
@@ -386,7 +399,8 @@ impl Driver {
                     }
                     false
                 }
-                _ = tokio::time::sleep_until(sleep_at.unwrap_or(far)), if sleep_at.is_some() => {
+                _ = &mut sleep, if sleep_at.is_some() => {
+                    armed = None;
                     self.node.handle_timeout(self.clock.now());
                     false
                 }
