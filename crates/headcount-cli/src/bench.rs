@@ -72,6 +72,10 @@ pub struct BenchArgs {
     /// Tokio runtime flavour.
     #[arg(long, value_enum, default_value_t = Runtime::Current)]
     runtime: Runtime,
+    /// Go memberlist's exact suspicion timing: turn off headcount's
+    /// health-scaled suspicion (for A/B runs).
+    #[arg(long)]
+    go_exact_suspicion: bool,
 }
 
 /// The JSON line printed at the end.
@@ -190,11 +194,12 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     let mut nodes = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for i in 0..n {
-        let config = match args.profile {
+        let mut config = match args.profile {
             Profile::Lan => Config::lan(),
             Profile::Wan => Config::wan(),
             Profile::Local => Config::local(),
         };
+        config.lifeguard_health_scaled_suspicion = !args.go_exact_suspicion;
         let port = args.base_port + u16::try_from(i).map_err(|e| e.to_string())?;
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let view = Arc::new(View {
