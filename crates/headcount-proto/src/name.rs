@@ -12,62 +12,37 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::ops::Deref;
-use std::sync::Arc;
 
-const INLINE: usize = 22;
+use smol_str::SmolStr;
 
 /// A member name: an immutable string that clones without allocating.
 ///
 /// Compares, orders and hashes exactly like the `str` it holds, so a
-/// `Name` key can be looked up with a `&str`.
+/// `Name` key can be looked up with a `&str`. The storage is `smol_str`'s
+/// (inline up to [`Name::INLINE_MAX`] bytes, one shared `Arc<str>` beyond);
+/// this newtype only keeps the crate's API independent of it.
 #[derive(Clone)]
-pub struct Name(Repr);
-
-#[derive(Clone)]
-enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Shared(Arc<str>),
-}
+pub struct Name(SmolStr);
 
 impl Name {
     /// Longest name stored inline.
-    pub const INLINE_MAX: usize = INLINE;
+    pub const INLINE_MAX: usize = 23;
 
     /// A name holding `s`.
     pub fn new(s: &str) -> Name {
-        if s.len() <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Name(Repr::Inline {
-                len: s.len() as u8,
-                buf,
-            })
-        } else {
-            Name(Repr::Shared(Arc::from(s)))
-        }
+        Name(SmolStr::new(s))
     }
 
     /// The name as a string slice.
     #[inline]
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // The buffer is only ever filled from a `&str` (see `new`), and
-            // `len` ends on that string's end, so this never fails; the
-            // empty fallback only keeps the crate free of `unsafe`.
-            Repr::Inline { len, buf } => {
-                core::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
-            }
-            Repr::Shared(s) => s,
-        }
+        self.0.as_str()
     }
 
-    /// The name's bytes (no UTF-8 check, for comparisons).
+    /// The name's bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
-            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
-            Repr::Shared(s) => s.as_bytes(),
-        }
+        self.0.as_bytes()
     }
 }
 
@@ -111,11 +86,7 @@ impl From<&String> for Name {
 
 impl From<String> for Name {
     fn from(s: String) -> Name {
-        if s.len() <= INLINE {
-            Name::new(&s)
-        } else {
-            Name(Repr::Shared(Arc::from(s)))
-        }
+        Name(SmolStr::from(s))
     }
 }
 
@@ -224,7 +195,7 @@ mod tests {
         for s in [
             "",
             "n1",
-            "exactly-twenty-two-by!",
+            "exactly-twenty-three-b!",
             "a-much-longer-name-than-fits-inline",
         ] {
             let n = Name::new(s);

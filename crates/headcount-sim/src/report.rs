@@ -203,7 +203,7 @@ const SCALE_NOTES: &str = "\
 
 | figure | before | after |
 |---|---|---|
-| table entry (`Member`) | 120 B + a heap `String` per name, `Vec` doubling (up to 2×) | 80 B, names ≤ 22 B inline, growth by 1/8 (3% slack after a join) |
+| table entry (`Member`) | 120 B + a heap `String` per name, `Vec` doubling (up to 2×) | 80 B, names ≤ 23 B inline (smol_str), growth by 1/8 (3% slack after a join) |
 | broadcast rank (in the queue's B-tree and its key index) | 24 B | 16 B |
 | peak RSS, `dissemination --nodes 1000` (joins bootstrap) | 546 MB (≈ 546 B per node × member) | 456 MB |
 | peak RSS, `dissemination --nodes 1000 --bootstrap seeded` | — | 158 MB (≈ 158 B per node × member) |
