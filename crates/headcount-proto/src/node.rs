@@ -50,6 +50,12 @@ const COMPOUND_PART_OVERHEAD: usize = 2;
 const USER_MSG_OVERHEAD: usize = 1;
 /// Bytes a CRC header adds.
 const CRC_OVERHEAD: usize = 5;
+/// With compression on, a packet of broadcasts holds at most this many
+/// times the packet budget of uncompressed messages (see
+/// [`Node::packed_budget`]).
+const MAX_PACKING_FACTOR: usize = 8;
+/// Fixed-point one for [`Node::compression_ratio`].
+const RATIO_ONE: usize = 1024;
 /// Largest reliable user message (wire-protocol.md §4).
 pub const MAX_RELIABLE_MESSAGE: usize = 20 * 1024 * 1024;
 
@@ -170,7 +176,6 @@ enum AckHandler {
     /// An indirect ping we relay for someone else.
     Relay {
         origin: SocketAddr,
-        origin_node: String,
         origin_seq: u32,
         nack: bool,
     },
@@ -254,6 +259,14 @@ pub struct Node {
     /// The gossip tick was re-armed after parking at a tick that may have
     /// passed: when it fires late, it moves to the next tick of its grid.
     gossip_resumed: bool,
+    /// Recent framed/unframed size of packets of several messages, in
+    /// 1/[`RATIO_ONE`]: how much compression shrinks them. Starts at one
+    /// (no shrinking assumed).
+    compression_ratio: usize,
+    /// The next periodic push/pull is the one a join brought forward (see
+    /// [`Node::bring_push_pull_forward`]): it is there to pull, so it
+    /// pushes only our own entry.
+    push_pull_pulls_only: bool,
 }
 
 impl core::fmt::Debug for Node {
@@ -323,6 +336,8 @@ impl Node {
             reconnect_armed: false,
             gossip_parked: None,
             gossip_resumed: false,
+            compression_ratio: RATIO_ONE,
+            push_pull_pulls_only: false,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -514,7 +529,8 @@ impl Node {
                     let interval =
                         push_pull_scale(self.config.push_pull_interval, self.members.len());
                     self.timers.schedule(TimerKey::PushPullTick, now + interval);
-                    self.periodic_push_pull(now);
+                    let pulls_only = core::mem::take(&mut self.push_pull_pulls_only);
+                    self.periodic_push_pull(pulls_only);
                 }
                 TimerKey::ProbeTimeout(seq) => self.probe_indirect(now, seq),
                 TimerKey::AckDeadline(seq) => self.ack_expired(now, seq),
@@ -615,7 +631,7 @@ impl Node {
                 Some(self.encode_stream_reply(&ack))
             }
             StreamMessage::PushPull(pp) => {
-                let reply = self.local_push_pull(pp.join);
+                let reply = self.local_push_pull(pp.join, false);
                 let reply = self.encode_stream_reply(&StreamMessage::PushPull(reply));
                 // Go answers before merging, and a failed merge only logs.
                 let _ = self.merge_remote_state(now, pp.join, pp.states, &pp.user_state);
@@ -768,8 +784,7 @@ impl Node {
             .insert(seq, AckHandler::UserPing { id, sent: now });
         self.timers
             .schedule(TimerKey::AckDeadline(seq), now + self.config.probe_timeout);
-        let pmax = self.members.get(name).map(|m| m.protocol_max());
-        self.send_msg(addr, pmax, &Message::Ping(ping));
+        self.send_msg(addr, &Message::Ping(ping));
         id
     }
 
@@ -799,8 +814,7 @@ impl Node {
         }
         let mut msg = Vec::with_capacity(data.len() + 1);
         wire::encode_message(&Message::User(data.to_vec()), &mut msg);
-        let pmax = self.pmax_by_addr(to);
-        self.send_raw(to, pmax, msg);
+        self.send_raw(to, false, msg);
         Ok(())
     }
 
@@ -871,13 +885,13 @@ impl Node {
         let Some(m) = self.members.get(target) else {
             return;
         };
-        let (addr, pmax, state, incarnation) = (m.addr(), m.protocol_max(), m.state, m.incarnation);
+        let (addr, state, incarnation) = (m.addr(), m.state, m.incarnation);
         self.stats.probes += 1;
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
         let seq = self.next_seq();
         let ping = self.make_ping(seq, target);
         if state == MemberState::Alive || !self.config.lifeguard_suspect_piggyback {
-            self.send_msg(addr, Some(pmax), &Message::Ping(ping));
+            self.send_msg(addr, &Message::Ping(ping));
         } else {
             // Tell a suspect node it is suspected, so it can refute at once.
             let suspect = Suspect {
@@ -890,7 +904,7 @@ impl Node {
                 encode(&Message::Suspect(suspect)),
             ];
             for compound in wire::encode_compound(&parts).unwrap_or_default() {
-                self.send_raw(addr, Some(pmax), compound);
+                self.send_raw(addr, false, compound);
             }
         }
         self.probe = Some(ProbeInFlight {
@@ -939,7 +953,7 @@ impl Node {
                 source_port: self.advertise.port(),
                 source_node: self.name.clone(),
             };
-            self.send_msg(peer_addr, Some(peer_pmax), &Message::IndirectPing(ind));
+            self.send_msg(peer_addr, &Message::IndirectPing(ind));
         }
         if let Some(p) = self.probe.as_mut() {
             p.expected_nacks = expected_nacks;
@@ -1011,13 +1025,11 @@ impl Node {
             }
             Some(AckHandler::Relay {
                 origin,
-                origin_node,
                 origin_seq,
                 nack: true,
             }) => {
-                let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
                 let nack = Message::Nack(NackResp { seq_no: origin_seq });
-                self.send_msg(origin, pmax, &nack);
+                self.send_msg(origin, &nack);
             }
             Some(AckHandler::UserPing { id, .. }) => self.emit(Event::PingResult { id, rtt: None }),
             _ => {}
@@ -1054,8 +1066,7 @@ impl Node {
             seq_no: p.seq_no,
             payload: self.hooks.ack_payload(),
         };
-        let pmax = self.members.get(&p.source_node).map(|m| m.protocol_max());
-        self.send_msg(reply_to, pmax, &Message::Ack(ack));
+        self.send_msg(reply_to, &Message::Ack(ack));
     }
 
     fn handle_indirect_ping(&mut self, now: Instant, from: SocketAddr, ind: IndirectPingReq) {
@@ -1070,7 +1081,6 @@ impl Node {
             local_seq,
             AckHandler::Relay {
                 origin,
-                origin_node: ind.source_node,
                 origin_seq: ind.seq_no,
                 nack: ind.nack,
             },
@@ -1079,8 +1089,7 @@ impl Node {
             TimerKey::AckDeadline(local_seq),
             now + self.config.probe_timeout,
         );
-        let pmax = self.members.get(&ind.node).map(|m| m.protocol_max());
-        self.send_msg(target, pmax, &Message::Ping(ping));
+        self.send_msg(target, &Message::Ping(ping));
     }
 
     fn handle_ack(&mut self, now: Instant, ack: AckResp) {
@@ -1095,17 +1104,13 @@ impl Node {
                 }
             }
             AckHandler::Relay {
-                origin,
-                origin_node,
-                origin_seq,
-                ..
+                origin, origin_seq, ..
             } => {
-                let pmax = self.members.get(&origin_node).map(|m| m.protocol_max());
                 let reply = AckResp {
                     seq_no: origin_seq,
                     payload: Vec::new(),
                 };
-                self.send_msg(origin, pmax, &Message::Ack(reply));
+                self.send_msg(origin, &Message::Ack(reply));
             }
             AckHandler::UserPing { id, sent } => {
                 self.emit(Event::PingResult {
@@ -1435,11 +1440,12 @@ impl Node {
 
     // ----- push/pull -----------------------------------------------------
 
-    fn periodic_push_pull(&mut self, now: Instant) {
+    fn periodic_push_pull(&mut self, pulls_only: bool) {
         let name = self.name.clone();
         let peers = self.k_random_members(1, |m| m.name == name || m.state != MemberState::Alive);
         if let Some(&(addr, _)) = peers.first() {
-            self.start_push_pull(now, addr, false, None);
+            let pp = self.local_push_pull(false, pulls_only);
+            self.dial_push_pull(addr, pp, false, None);
         }
     }
 
@@ -1450,7 +1456,17 @@ impl Node {
         join: bool,
         join_id: Option<JoinId>,
     ) {
-        let pp = self.local_push_pull(join);
+        let pp = self.local_push_pull(join, false);
+        self.dial_push_pull(addr, pp, join, join_id);
+    }
+
+    fn dial_push_pull(
+        &mut self,
+        addr: SocketAddr,
+        pp: PushPull,
+        join: bool,
+        join_id: Option<JoinId>,
+    ) {
         let bytes = self.encode_stream_dial(&StreamMessage::PushPull(pp));
         let id = self.dial(addr, bytes, true, self.config.tcp_timeout);
         self.streams.insert(
@@ -1463,10 +1479,16 @@ impl Node {
         );
     }
 
-    fn local_push_pull(&mut self, join: bool) -> PushPull {
+    /// Our side of a push/pull: every member, or with `only_self` just our
+    /// own entry. The remote merges whatever entries it gets and answers
+    /// with its whole state either way, so a push of one entry still pulls
+    /// everything, for half the bytes.
+    fn local_push_pull(&mut self, join: bool, only_self: bool) -> PushPull {
+        let name = &self.name;
         let states = self
             .members
             .iter()
+            .filter(|m| !only_self || m.name == *name)
             .map(|m| PushNodeState {
                 name: m.name.to_string(),
                 addr: m.raw_addr.to_vec(),
@@ -1637,8 +1659,9 @@ impl Node {
     /// joiner only the members it knew at that moment, and gossip of the
     /// later ones can leave early joiners unaware of some for a long time
     /// (Go's behaviour); one early push/pull fixes that. It is the normal
-    /// periodic push/pull moved earlier, so the wire sees nothing new and
-    /// the count of push/pulls over time is unchanged.
+    /// periodic push/pull moved earlier, so the count of push/pulls over
+    /// time is unchanged. It exists to pull, so it pushes only our own
+    /// entry: the remote still answers with everything it knows.
     fn bring_push_pull_forward(&mut self, now: Instant) {
         if self.config.push_pull_interval.is_zero() {
             return;
@@ -1647,7 +1670,10 @@ impl Node {
         let at = now + probe + self.stagger(probe);
         match self.timers.deadline_of(&TimerKey::PushPullTick) {
             Some(d) if d <= at => {}
-            _ => self.timers.schedule(TimerKey::PushPullTick, at),
+            _ => {
+                self.timers.schedule(TimerKey::PushPullTick, at);
+                self.push_pull_pulls_only = true;
+            }
         }
     }
 
@@ -1676,21 +1702,18 @@ impl Node {
             - self.label_overhead()
             - CRC_OVERHEAD
             - self.encryption_overhead();
+        let budget = self.packed_budget(avail);
         let mut full = false;
         for (addr, pmax) in targets {
-            let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
+            let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, budget);
             if msgs.is_empty() {
                 return false;
             }
             let used: usize = msgs.iter().map(|m| m.len() + COMPOUND_PART_OVERHEAD).sum();
-            full = used > avail / 2;
-            if msgs.len() == 1 {
-                self.send_raw(addr, Some(pmax), msgs[0].to_vec());
-            } else {
-                for compound in wire::encode_compound(&msgs).unwrap_or_default() {
-                    self.send_raw(addr, Some(pmax), compound);
-                }
-            }
+            full = used > budget / 2;
+            // Go adds a CRC only to gossip (the one send that knows its
+            // recipient's protocol version); so do we.
+            self.send_parts(addr, pmax >= 5, &msgs);
         }
         full && !self.broadcasts.is_empty()
     }
@@ -1735,32 +1758,109 @@ impl Node {
     // ----- sending -------------------------------------------------------
 
     /// Sends a message, piggybacking queued broadcasts when they fit.
-    fn send_msg(&mut self, to: SocketAddr, pmax: Option<u8>, msg: &Message) {
+    ///
+    /// No CRC: Go's `sendMsg` adds none (it does not look the recipient
+    /// up), and receivers accept packets without one.
+    fn send_msg(&mut self, to: SocketAddr, msg: &Message) {
         let msg = encode(msg);
-        let avail = self.config.udp_buffer_size.saturating_sub(
-            msg.len()
-                + COMPOUND_HEADER_OVERHEAD
-                + self.label_overhead()
-                + CRC_OVERHEAD
-                + self.encryption_overhead(),
+        let packet = self.config.udp_buffer_size.saturating_sub(
+            COMPOUND_HEADER_OVERHEAD + self.label_overhead() + self.encryption_overhead(),
         );
+        let avail = self
+            .packed_budget(packet)
+            .saturating_sub(msg.len() + COMPOUND_PART_OVERHEAD);
         let extra = self.get_broadcasts(COMPOUND_PART_OVERHEAD, avail);
         if extra.is_empty() {
-            self.send_raw(to, pmax, msg);
+            self.send_raw(to, false, msg);
             return;
         }
         let mut parts: Vec<Arc<[u8]>> = Vec::with_capacity(extra.len() + 1);
         parts.push(msg.into());
         parts.extend(extra);
-        for compound in wire::encode_compound(&parts).unwrap_or_default() {
-            self.send_raw(to, pmax, compound);
+        self.send_parts(to, false, &parts);
+    }
+
+    /// How many bytes of encoded messages to put in a packet whose framed
+    /// size must stay within `limit`. Without compression that is `limit`
+    /// (Go's rule). With it, Go still fills only `limit` and then
+    /// compresses: a packet of gossip goes out at a third of the size it
+    /// could have. We fill by the expected compressed size instead
+    /// (the recent ratio, with an eighth to spare, at most
+    /// [`MAX_PACKING_FACTOR`] times `limit`): fewer packets, and fewer
+    /// bytes, because LZW does better on more input. Receivers read
+    /// datagrams of up to 64 KiB and decompress without a small bound, Go
+    /// included; [`Node::send_parts`] splits a packet that still comes
+    /// out too large.
+    fn packed_budget(&self, limit: usize) -> usize {
+        if !self.config.enable_compression {
+            return limit;
+        }
+        let ratio = self.compression_ratio.max(RATIO_ONE / MAX_PACKING_FACTOR);
+        let expected = limit.saturating_mul(RATIO_ONE) / ratio;
+        let spare = expected / 8;
+        (expected - spare)
+            .max(limit)
+            .min(limit.saturating_mul(MAX_PACKING_FACTOR))
+    }
+
+    /// Sends encoded messages to one address: as they are when there is
+    /// one, else as compound messages. A packet that comes out of framing
+    /// larger than `udp_buffer_size` is split in two, so no datagram
+    /// exceeds it whatever the compression did.
+    fn send_parts(&mut self, to: SocketAddr, crc: bool, parts: &[Arc<[u8]>]) {
+        match parts {
+            [] => {}
+            [one] => self.send_raw(to, crc, one.to_vec()),
+            _ if parts.len() > wire::MAX_COMPOUND_PARTS => {
+                for chunk in parts.chunks(wire::MAX_COMPOUND_PARTS) {
+                    self.send_parts(to, crc, chunk);
+                }
+            }
+            _ => {
+                let mut compound = Vec::new();
+                if wire::encode_compound_into(parts, &mut compound).is_err() {
+                    // Every part came from our own encoder and fits a packet.
+                    return;
+                }
+                let raw_len = compound.len();
+                let Some(data) = self.frame(crc, &compound) else {
+                    return;
+                };
+                if data.len() > self.config.udp_buffer_size {
+                    let (a, b) = parts.split_at(parts.len() / 2);
+                    self.send_parts(to, crc, a);
+                    self.send_parts(to, crc, b);
+                    return;
+                }
+                self.learn_compression(raw_len, data.len());
+                self.push_packet(to, data);
+            }
         }
     }
 
+    /// Folds one packet's framed/unframed size into the running ratio that
+    /// [`Node::packed_budget`] packs by. Small packets say little about how
+    /// well a full one compresses, so only those of a few hundred bytes
+    /// and more count.
+    fn learn_compression(&mut self, raw_len: usize, framed_len: usize) {
+        if !self.config.enable_compression || raw_len < 512 {
+            return;
+        }
+        let sample = (framed_len * RATIO_ONE / raw_len).min(RATIO_ONE);
+        self.compression_ratio = (3 * self.compression_ratio + sample) / 4;
+    }
+
     /// Frames (compression, CRC, encryption, label) and emits one packet.
-    fn send_raw(&mut self, to: SocketAddr, pmax: Option<u8>, msg: Vec<u8>) {
+    fn send_raw(&mut self, to: SocketAddr, crc: bool, msg: Vec<u8>) {
+        if let Some(data) = self.frame(crc, &msg) {
+            self.push_packet(to, data);
+        }
+    }
+
+    /// Frames an encoded message for the wire: compression, CRC,
+    /// encryption, label.
+    fn frame(&mut self, crc: bool, msg: &[u8]) -> Option<Vec<u8>> {
         let mut data = Vec::with_capacity(msg.len() + 16);
-        let crc = pmax.is_some_and(|p| p >= 5);
         let seal = self.seal_params();
         let opts = PacketOptions {
             compress: self.config.enable_compression,
@@ -1768,11 +1868,13 @@ impl Node {
             label: &self.config.label,
             encryption: self.encryption(seal),
         };
-        if wire::frame_packet(&msg, &opts, &mut data).is_err() {
-            // Only a label over 255 bytes fails, and config validation
-            // rules that out.
-            return;
-        }
+        // Only a label over 255 bytes fails, and config validation rules
+        // that out.
+        wire::frame_packet(msg, &opts, &mut data).ok()?;
+        Some(data)
+    }
+
+    fn push_packet(&mut self, to: SocketAddr, data: Vec<u8>) {
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += data.len() as u64;
         self.outputs.push_back(Output::Packet { to, data });
@@ -1870,13 +1972,6 @@ impl Node {
         self.members
             .iter()
             .any(|m| m.name != self.name && !m.state.is_dead_or_left())
-    }
-
-    fn pmax_by_addr(&self, addr: SocketAddr) -> Option<u8> {
-        self.members
-            .iter()
-            .find(|m| m.addr() == addr)
-            .map(|m| m.protocol_max())
     }
 
     /// Up to `k` distinct random members not excluded, as (address, pMax).

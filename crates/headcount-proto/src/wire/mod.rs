@@ -14,8 +14,8 @@ pub use limits::Limits;
 pub use messages::*;
 pub use msgpack::DecodeError;
 pub use packet::{
-    decode_packet, decode_packet_with, encode_compound, frame_packet, EncodeError, PacketError,
-    PacketOptions, PacketSummary,
+    decode_packet, decode_packet_with, encode_compound, encode_compound_into, frame_packet,
+    EncodeError, PacketError, PacketOptions, PacketSummary, MAX_COMPOUND_PARTS,
 };
 pub use security::{
     DecryptError, Decryption, Encryption, EncryptionVersion, Keyring, KeyringError, NonceSource,

@@ -60,6 +60,16 @@ pub struct Cluster {
     /// Network side of each node: packets and streams cross only between
     /// nodes on the same side (all on side 0 unless a test partitions).
     pub side: Vec<u8>,
+    /// When set, every packet sent (sender, destination, bytes) and every
+    /// stream dialled (dialler, bytes) is recorded here.
+    pub tap: Option<Tap>,
+}
+
+/// What [`Cluster::tap`] recorded.
+#[derive(Default)]
+pub struct Tap {
+    pub packets: Vec<(usize, SocketAddr, Vec<u8>)>,
+    pub dials: Vec<(usize, Vec<u8>)>,
 }
 
 impl Cluster {
@@ -85,6 +95,7 @@ impl Cluster {
             plaintext_streams: 0,
             streams: 0,
             side: Vec::new(),
+            tap: None,
         };
         for i in 0..n {
             c.add_node(
@@ -143,6 +154,9 @@ impl Cluster {
             match out {
                 Output::Packet { to, data } => {
                     self.packets += 1;
+                    if let Some(tap) = &mut self.tap {
+                        tap.packets.push((i, to, data.clone()));
+                    }
                     let label = node.config().label.clone();
                     let (rest, label) =
                         wire::packet::strip_packet_label(&data, &label, false).unwrap();
@@ -160,6 +174,9 @@ impl Cluster {
                     }
                 }
                 Output::Dial(d) => {
+                    if let Some(tap) = &mut self.tap {
+                        tap.dials.push((i, d.data.clone()));
+                    }
                     let result = self.serve_stream(i, d.to, &d.data, d.expect_reply);
                     self.schedule(
                         self.now + LATENCY * 2,
