@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -31,7 +30,7 @@ const RECLAIM: Duration = Duration::from_millis(500);
 /// What the per-node watcher tasks report.
 enum Report {
     Event(String, Event),
-    Members(String, Arc<Vec<MemberInfo>>),
+    Members(String, Vec<MemberInfo>),
     Stopped(String),
 }
 
@@ -39,7 +38,7 @@ struct Demo {
     start: Instant,
     tx: mpsc::UnboundedSender<Report>,
     nodes: HashMap<String, Memberlist>,
-    views: HashMap<String, Arc<Vec<MemberInfo>>>,
+    views: HashMap<String, Vec<MemberInfo>>,
 }
 
 impl Demo {
@@ -64,10 +63,7 @@ impl Demo {
         let mut members = ml.watch_members();
         let observer = name.to_string();
         tokio::spawn(async move {
-            let _ = tx.send(Report::Members(
-                observer.clone(),
-                members.borrow_and_update().clone(),
-            ));
+            let _ = tx.send(Report::Members(observer.clone(), members.members()));
             loop {
                 tokio::select! {
                     e = events.recv() => match e {
@@ -77,8 +73,7 @@ impl Demo {
                     },
                     r = members.changed() => match r {
                         Ok(()) => {
-                            let snap = members.borrow_and_update().clone();
-                            let _ = tx.send(Report::Members(observer.clone(), snap));
+                            let _ = tx.send(Report::Members(observer.clone(), members.members()));
                         }
                         Err(_) => break,
                     },

@@ -5,6 +5,14 @@
 //! All of them are called on the driver task: they must return quickly and
 //! must never block (send the work to another task if it is slow).
 //!
+//! The broadcast, state, merge and alive delegates and
+//! [`PingDelegate::ack_payload`] run while the protocol core holds its
+//! state locked, so they must not read their own [`crate::Memberlist`] (its
+//! `members`, `member`, `num_members`, `local_node`, `stats`,
+//! `health_score`, or a [`crate::MembersWatch`]): that panics rather than
+//! deadlock. The event, message, conflict and ping-complete delegates run
+//! after the lock is released and may read it.
+//!
 //! Set them on [`crate::Options`] with its `with_*` methods.
 
 use std::sync::Arc;

@@ -4,17 +4,23 @@
 //! handles, messages read by inbound stream tasks, results of dial tasks and
 //! the core's next timer, and after every input drains the core's outputs
 //! with [`Driver::drain`].
+//!
+//! The core lives in a [`Core`] shared with the API handles, which read
+//! members and counters through its lock on demand (Go memberlist's model:
+//! nothing is copied unless someone asks). The driver locks it for each
+//! short synchronous step and never across an `.await`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use headcount_proto::event::{
     BroadcastId, Dial, Event as CoreEvent, JoinId, Output, PingId, StreamFailure, StreamId,
 };
-use headcount_proto::node::{Node, Stats as CoreStats};
+use headcount_proto::node::Node;
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use headcount_proto::Instant;
 use tokio::io::AsyncWriteExt;
@@ -194,11 +200,78 @@ impl EventChannel {
     }
 }
 
-/// What the driver republishes after every wakeup for lock-free getters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Status {
-    pub core: CoreStats,
-    pub health: u32,
+/// The protocol core, shared by the driver and the API handles.
+pub(crate) type Core = Arc<Mutex<Node>>;
+
+thread_local! {
+    /// The core (its address) whose lock the driver on this thread holds,
+    /// 0 for none: set by [`CoreGuard`] for the length of one synchronous
+    /// step.
+    static DRIVER_LOCKED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The address of a core, to compare with [`DRIVER_LOCKED`].
+fn core_id(core: &Mutex<Node>) -> usize {
+    core as *const Mutex<Node> as usize
+}
+
+/// The driver's lock on the core, which marks the thread as inside a
+/// protocol step of that core (see [`lock_for_read`]).
+pub(crate) struct CoreGuard<'a> {
+    guard: MutexGuard<'a, Node>,
+    /// What [`DRIVER_LOCKED`] was before.
+    was: usize,
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Node {
+        &mut self.guard
+    }
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        DRIVER_LOCKED.with(|l| l.set(self.was));
+    }
+}
+
+/// Locks the core for the driver. A poisoned lock means an earlier step
+/// panicked, which ended the driver task; whoever holds the core now only
+/// reads it, so the poison is ignored rather than turned into a second
+/// panic.
+fn lock_for_driver(core: &Mutex<Node>) -> CoreGuard<'_> {
+    let guard = core.lock().unwrap_or_else(PoisonError::into_inner);
+    let was = DRIVER_LOCKED.with(|l| l.replace(core_id(core)));
+    CoreGuard { guard, was }
+}
+
+/// Locks the core for an API handle.
+///
+/// A poisoned lock (the driver panicked in the middle of a step, which
+/// ended it) is taken over instead of panicking: the table is still memory
+/// safe and at worst one step stale or half-applied, and a read of a dead
+/// node's members should not bring down the caller.
+///
+/// Panics, instead of deadlocking, when called on a thread that is inside
+/// one of this core's driver steps: that is, from a delegate the core runs
+/// under the lock (broadcast, state, merge and alive delegates, ack
+/// payloads). Reading another node from there is fine.
+pub(crate) fn lock_for_read(core: &Mutex<Node>) -> MutexGuard<'_, Node> {
+    if DRIVER_LOCKED.with(Cell::get) == core_id(core) {
+        panic!(
+            "a Memberlist was read from inside a delegate the protocol core calls while it \
+             holds its state (broadcast, state, merge, alive or ack payload): this would \
+             deadlock; read it before or after, or use the arguments the delegate is given"
+        );
+    }
+    core.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What inbound stream tasks need besides their decoder.
@@ -233,29 +306,30 @@ impl Clock {
 
 /// Channels between the driver and its handles.
 pub(crate) struct DriverParts {
-    pub node: Node,
+    pub core: Core,
     pub clock: Clock,
     pub udp: UdpSocket,
     pub listener: TcpListener,
     pub delegates: Delegates,
     pub cmd_rx: mpsc::Receiver<Command>,
     pub shutdown_rx: watch::Receiver<bool>,
-    pub members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
-    pub status_tx: watch::Sender<Status>,
+    /// The core's membership version, republished when it changes.
+    pub members_tx: watch::Sender<u64>,
     pub events: Arc<EventChannel>,
     pub counters: Arc<ShellCounters>,
 }
 
 pub(crate) struct Driver {
-    node: Node,
+    core: Core,
+    /// The node's name, for logs.
+    name: String,
     clock: Clock,
     udp: Arc<UdpSocket>,
     listener: TcpListener,
     delegates: Delegates,
     cmd_rx: mpsc::Receiver<Command>,
     shutdown_rx: watch::Receiver<bool>,
-    members_tx: watch::Sender<Arc<Vec<MemberInfo>>>,
-    status_tx: watch::Sender<Status>,
+    members_tx: watch::Sender<u64>,
     events: Arc<EventChannel>,
     counters: Arc<ShellCounters>,
     inbound_tx: mpsc::Sender<Inbound>,
@@ -266,7 +340,8 @@ pub(crate) struct Driver {
     inbound_permits: Arc<Semaphore>,
     inbound_waiting: Arc<Semaphore>,
     stream_ctx: Arc<StreamCtx>,
-    members_version: Option<u64>,
+    /// The membership version last sent on `members_tx`.
+    members_version: u64,
     joins: HashMap<JoinId, oneshot::Sender<JoinOutcome>>,
     broadcasts: HashMap<BroadcastId, oneshot::Sender<Result<(), Error>>>,
     reliables: HashMap<StreamId, (SocketAddr, oneshot::Sender<Result<(), Error>>)>,
@@ -277,14 +352,24 @@ impl Driver {
     pub(crate) fn new(p: DriverParts) -> Self {
         let (inbound_tx, inbound_rx) = mpsc::channel(MAX_INBOUND_STREAMS);
         let (dial_tx, dial_rx) = mpsc::unbounded_channel();
-        let cfg = p.node.config();
+        let (tcp_timeout, name, members_version) = {
+            let node = lock_for_driver(&p.core);
+            (
+                node.config().tcp_timeout,
+                node.name().to_string(),
+                node.membership_version(),
+            )
+        };
         let stream_ctx = Arc::new(StreamCtx {
             limits: Limits::default(),
-            tcp_timeout: cfg.tcp_timeout,
+            tcp_timeout,
             budget: Semaphore::new(INBOUND_STREAM_BUDGET),
         });
+        // Whatever changes before the first drain is published then.
+        p.members_tx.send_replace(members_version);
         Driver {
-            node: p.node,
+            core: p.core,
+            name,
             clock: p.clock,
             udp: Arc::new(p.udp),
             listener: p.listener,
@@ -292,7 +377,6 @@ impl Driver {
             cmd_rx: p.cmd_rx,
             shutdown_rx: p.shutdown_rx,
             members_tx: p.members_tx,
-            status_tx: p.status_tx,
             events: p.events,
             counters: p.counters,
             inbound_tx,
@@ -303,12 +387,19 @@ impl Driver {
             inbound_permits: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
             inbound_waiting: Arc::new(Semaphore::new(MAX_WAITING_INBOUND_STREAMS)),
             stream_ctx,
-            members_version: None,
+            members_version,
             joins: HashMap::new(),
             broadcasts: HashMap::new(),
             reliables: HashMap::new(),
             pings: HashMap::new(),
         }
+    }
+
+    /// Locks the core for one synchronous step. Take what you need out of
+    /// it in one statement (`let x = self.node().f();`): a guard kept in a
+    /// `match` or `while let` scrutinee lives through the whole body.
+    fn node(&self) -> CoreGuard<'_> {
+        lock_for_driver(&self.core)
     }
 
     /// Runs until shutdown, or until every API handle is dropped.
@@ -326,11 +417,11 @@ impl Driver {
             // Guard against timer starvation: an elapsed sleep may still be
             // reported Pending when the task's budget is spent, so compare
             // the deadline with the clock ourselves.
-            let deadline = self.node.poll_timeout();
+            let deadline = self.node().poll_timeout();
             if let Some(d) = deadline {
                 let now = self.clock.now();
                 if now >= d {
-                    self.node.handle_timeout(now);
+                    self.node().handle_timeout(now);
                     self.drain();
                     continue;
                 }
@@ -387,12 +478,12 @@ impl Driver {
                 }
                 Some((id, res)) = self.dial_rx.recv() => {
                     let now = self.clock.now();
-                    self.node.handle_stream_result(now, id, res);
+                    self.node().handle_stream_result(now, id, res);
                     for _ in 1..MAX_MESSAGES_PER_TURN {
                         match self.dial_rx.try_recv() {
                             Ok((id, res)) => {
                                 self.drain();
-                                self.node.handle_stream_result(self.clock.now(), id, res);
+                                self.node().handle_stream_result(self.clock.now(), id, res);
                             }
                             Err(_) => break,
                         }
@@ -401,7 +492,7 @@ impl Driver {
                 }
                 _ = &mut sleep, if sleep_at.is_some() => {
                     armed = None;
-                    self.node.handle_timeout(self.clock.now());
+                    self.node().handle_timeout(self.clock.now());
                     false
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => false,
@@ -411,7 +502,7 @@ impl Driver {
                 break;
             }
         }
-        tracing::debug!(node = self.node.name(), "driver stopped");
+        tracing::debug!(node = %self.name, "driver stopped");
         // Dropping self closes the sockets and aborts every stream task.
     }
 
@@ -441,7 +532,7 @@ impl Driver {
             if !spans.is_empty() {
                 let now = self.clock.now();
                 let packets = spans.iter().map(|(from, r)| (*from, &burst[r.clone()]));
-                self.node.handle_packets(now, packets);
+                self.node().handle_packets(now, packets);
             }
         });
         self.drain();
@@ -458,7 +549,7 @@ impl Driver {
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
         // Go's handleConn checks the allow-list before reading anything.
-        if !self.node.config().ip_allowed(from.ip()) {
+        if !self.node().config().ip_allowed(from.ip()) {
             self.counters
                 .inbound_streams_denied
                 .fetch_add(1, Ordering::Relaxed);
@@ -478,7 +569,7 @@ impl Driver {
             .fetch_add(1, Ordering::Relaxed);
         let ctx = self.stream_ctx.clone();
         // Made now, so it has the keys and flags in force at accept time.
-        let decoder = self.node.stream_decoder(false);
+        let decoder = self.node().stream_decoder(false);
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
         self.tasks.spawn(async move {
@@ -505,8 +596,8 @@ impl Driver {
     fn on_inbound(&mut self, inb: Inbound) {
         let now = self.clock.now();
         let reply = match inb.msg {
-            Ok(msg) => self.node.handle_stream(now, inb.from, msg),
-            Err(error) => self.node.handle_stream_error(now, inb.from, &error),
+            Ok(msg) => self.node().handle_stream(now, inb.from, msg),
+            Err(error) => self.node().handle_stream_error(now, inb.from, &error),
         };
         let _ = inb.reply.send(reply);
     }
@@ -515,24 +606,28 @@ impl Driver {
         let now = self.clock.now();
         match cmd {
             Command::Join { addrs, done } => {
-                let id = self.node.join(now, &addrs);
+                let id = self.node().join(now, &addrs);
                 self.joins.insert(id, done);
             }
-            Command::Leave { done } => match self.node.leave(now) {
-                Some(id) => {
-                    self.broadcasts.insert(id, done);
+            Command::Leave { done } => {
+                let id = self.node().leave(now);
+                match id {
+                    Some(id) => {
+                        self.broadcasts.insert(id, done);
+                    }
+                    None => {
+                        let _ = done.send(Ok(()));
+                    }
                 }
-                None => {
-                    let _ = done.send(Ok(()));
-                }
-            },
+            }
             Command::UpdateMeta { meta, done } => {
                 let meta = match (meta, &self.delegates.node_meta) {
                     (Some(m), _) => m,
                     (None, Some(d)) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
-                    (None, None) => self.node.local_member().meta.to_vec(),
+                    (None, None) => self.node().local_member().meta.to_vec(),
                 };
-                match self.node.update_meta(now, meta) {
+                let r = self.node().update_meta(now, meta);
+                match r {
                     Ok(Some(id)) => {
                         self.broadcasts.insert(id, done);
                     }
@@ -545,14 +640,16 @@ impl Driver {
                 }
             }
             Command::SendPacket { to, data, done } => {
-                let r = self
-                    .resolve_target(&to)
-                    .and_then(|addr| self.node.send_packet(now, addr, &data).map_err(Error::from));
+                let r = self.resolve_target(&to).and_then(|addr| {
+                    self.node()
+                        .send_packet(now, addr, &data)
+                        .map_err(Error::from)
+                });
                 let _ = done.send(r);
             }
             Command::SendReliable { to, data, done } => {
                 let r = self.resolve_target(&to).and_then(|addr| {
-                    self.node
+                    self.node()
                         .send_reliable(now, addr, data)
                         .map(|id| (id, addr))
                         .map_err(Error::from)
@@ -567,7 +664,7 @@ impl Driver {
                 }
             }
             Command::Ping { name, addr, done } => {
-                let id = self.node.ping(now, &name, addr);
+                let id = self.node().ping(now, &name, addr);
                 let who = if name.is_empty() {
                     addr.to_string()
                 } else {
@@ -582,31 +679,33 @@ impl Driver {
     }
 
     fn on_security(&mut self, op: SecurityOp) -> Result<Vec<Key>, Error> {
+        let mut node = self.node();
         let r = match op {
-            SecurityOp::AddKey(k) => self.node.add_key(&k),
-            SecurityOp::UseKey(k) => self.node.use_key(&k),
-            SecurityOp::RemoveKey(k) => self.node.remove_key(&k),
+            SecurityOp::AddKey(k) => node.add_key(&k),
+            SecurityOp::UseKey(k) => node.use_key(&k),
+            SecurityOp::RemoveKey(k) => node.remove_key(&k),
             SecurityOp::ListKeys => Ok(()),
             SecurityOp::VerifyIncoming(on) => {
-                self.node.set_gossip_verify_incoming(on);
+                node.set_gossip_verify_incoming(on);
                 Ok(())
             }
             SecurityOp::VerifyOutgoing(on) => {
-                self.node.set_gossip_verify_outgoing(on);
+                node.set_gossip_verify_outgoing(on);
                 Ok(())
             }
         };
         r.map_err(Error::Keyring)?;
-        let keys: Vec<Key> = self
-            .node
+        let keys: Vec<Key> = node
             .keyring()
             .map(|k| k.keys().map(Key::new).collect())
             .unwrap_or_default();
-        if let Some(primary) = self.node.keyring().map(|k| k.primary_key()) {
+        let primary = node.keyring().map(|k| k.primary_key().to_vec());
+        drop(node);
+        if let Some(primary) = primary {
             tracing::debug!(
-                node = self.node.name(),
+                node = %self.name,
                 keys = keys.len(),
-                primary = %crate::security::fingerprint(primary),
+                primary = %crate::security::fingerprint(&primary),
                 "keyring"
             );
         }
@@ -617,40 +716,34 @@ impl Driver {
         match to {
             Target::Addr(a) => Ok(*a),
             Target::Node(name) => self
-                .node
+                .node()
                 .member(name)
                 .map(|m| m.addr())
                 .ok_or_else(|| Error::UnknownNode(name.clone())),
         }
     }
 
-    /// Carries out everything the core asked for, then republishes the
-    /// snapshots that changed.
+    /// Carries out everything the core asked for (delegates are called
+    /// without the lock), then tells the member watchers when membership
+    /// changed.
     fn drain(&mut self) {
-        while let Some(out) = self.node.poll_output() {
+        loop {
+            // One statement, so the guard is gone before the output is
+            // handled.
+            let Some(out) = self.node().poll_output() else {
+                break;
+            };
             match out {
                 Output::Packet { to, data } => self.send_packet(to, &data),
                 Output::Dial(dial) => self.spawn_dial(dial),
                 Output::Event(e) => self.on_event(e),
             }
         }
-        let version = self.node.membership_version();
-        if self.members_version != Some(version) {
-            self.members_version = Some(version);
-            let members: Vec<MemberInfo> = self.node.members().map(|m| m.info()).collect();
-            self.members_tx.send_replace(Arc::new(members));
+        let version = self.node().membership_version();
+        if self.members_version != version {
+            self.members_version = version;
+            self.members_tx.send_replace(version);
         }
-        let core = self.node.stats();
-        let health = self.node.health_score();
-        self.status_tx.send_if_modified(|s| {
-            if s.core == *core && s.health == health {
-                false
-            } else {
-                s.core = core.clone();
-                s.health = health;
-                true
-            }
-        });
     }
 
     fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
@@ -666,9 +759,14 @@ impl Driver {
 
     fn spawn_dial(&mut self, dial: Dial) {
         let tx = self.dial_tx.clone();
-        let decoder = dial.expect_reply.then(|| self.node.stream_decoder(true));
-        let cfg = self.node.config();
-        let secured = cfg.keyring.is_some() || !cfg.label.is_empty();
+        let (decoder, secured) = {
+            let node = self.node();
+            let cfg = node.config();
+            (
+                dial.expect_reply.then(|| node.stream_decoder(true)),
+                cfg.keyring.is_some() || !cfg.label.is_empty(),
+            )
+        };
         let max_bytes = self.stream_ctx.limits.max_stream_bytes;
         let counters = self.counters.clone();
         self.tasks.spawn(async move {

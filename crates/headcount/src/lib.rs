@@ -40,7 +40,7 @@ pub use delegate::{
 pub use driver::Target;
 pub use error::Error;
 pub use event::Event;
-pub use memberlist::{Memberlist, Stats};
+pub use memberlist::{Memberlist, MembersWatch, Stats};
 pub use options::Options;
 pub use resolve::DEFAULT_PORT;
 pub use security::Key;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headcount_proto::node::{LocalNode, Node};
@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::delegate::HooksAdapter;
 use crate::driver::{
-    Clock, Command, Driver, DriverParts, EventChannel, ShellCounters, Status, Target,
+    lock_for_read, Clock, Command, Core, Driver, DriverParts, EventChannel, ShellCounters, Target,
 };
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
@@ -56,8 +56,11 @@ struct Inner {
     advertise_addr: SocketAddr,
     config: Config,
     cmd_tx: mpsc::Sender<Command>,
-    members_rx: watch::Receiver<Arc<Vec<MemberInfo>>>,
-    status_rx: watch::Receiver<Status>,
+    /// The protocol core, read through its lock on demand.
+    core: Core,
+    /// The core's membership version, sent by the driver when it changes;
+    /// closed when the driver stops.
+    members_rx: watch::Receiver<u64>,
     events: Arc<EventChannel>,
     shutdown_tx: watch::Sender<bool>,
     done_rx: watch::Receiver<bool>,
@@ -146,13 +149,12 @@ impl Memberlist {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (done_tx, done_rx) = watch::channel(false);
-        let members: Vec<MemberInfo> = node.members().map(|m| m.info()).collect();
-        let (members_tx, members_rx) = watch::channel(Arc::new(members));
-        let (status_tx, status_rx) = watch::channel(Status::default());
+        let (members_tx, members_rx) = watch::channel(node.membership_version());
+        let core: Core = Arc::new(Mutex::new(node));
         let events = Arc::new(EventChannel::new(event_capacity));
         let counters = Arc::new(ShellCounters::default());
         let driver = Driver::new(DriverParts {
-            node,
+            core: core.clone(),
             clock,
             udp,
             listener,
@@ -160,7 +162,6 @@ impl Memberlist {
             cmd_rx,
             shutdown_rx,
             members_tx,
-            status_tx,
             events: events.clone(),
             counters: counters.clone(),
         });
@@ -176,8 +177,8 @@ impl Memberlist {
                 advertise_addr: advertise,
                 config,
                 cmd_tx,
+                core,
                 members_rx,
-                status_rx,
                 events,
                 shutdown_tx,
                 done_rx,
@@ -306,42 +307,50 @@ impl Memberlist {
 
     /// Every member this node knows, itself included, with its state. Dead
     /// and left members stay listed until they are reaped (after
-    /// `gossip_to_the_dead_time`). Lock-free: reads the latest snapshot.
+    /// `gossip_to_the_dead_time`). Copies the table under the node's lock,
+    /// which the protocol waits for meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// Like every method that reads the node's state ([`Memberlist::member`],
+    /// [`Memberlist::num_members`], [`Memberlist::local_node`],
+    /// [`Memberlist::health_score`], [`Memberlist::stats`],
+    /// [`MembersWatch::members`]), when called from a delegate that the
+    /// protocol runs while it holds that lock (the broadcast, state, merge
+    /// and alive delegates and [`crate::PingDelegate::ack_payload`]), which
+    /// would otherwise deadlock. Event, message, conflict and ping-complete
+    /// delegates may call it.
     pub fn members(&self) -> Vec<MemberInfo> {
-        self.inner.members_rx.borrow().as_ref().clone()
+        members_of(&self.inner.core)
     }
 
     /// The member called `name`, if known.
     pub fn member(&self, name: &str) -> Option<MemberInfo> {
-        self.inner
-            .members_rx
-            .borrow()
-            .iter()
-            .find(|m| m.name == name)
-            .cloned()
+        lock_for_read(&self.inner.core)
+            .member(name)
+            .map(|m| m.info())
     }
 
     /// Number of members that are alive or suspect, this node included.
     pub fn num_members(&self) -> usize {
-        self.inner
-            .members_rx
-            .borrow()
-            .iter()
-            .filter(|m| !m.state.is_dead_or_left())
-            .count()
+        lock_for_read(&self.inner.core).num_members()
     }
 
-    /// A receiver of the member snapshot, updated whenever a member's
-    /// state, address, incarnation or metadata changes. Useful to await a
-    /// condition: `rx.wait_for(|members| ...)`.
-    pub fn watch_members(&self) -> watch::Receiver<Arc<Vec<MemberInfo>>> {
-        self.inner.members_rx.clone()
+    /// A watch on the membership, told whenever a member's state, address,
+    /// incarnation or metadata changes. Useful to await a condition:
+    /// `ml.watch_members().wait_for(|members| ...)`.
+    pub fn watch_members(&self) -> MembersWatch {
+        let mut rx = self.inner.members_rx.clone();
+        rx.borrow_and_update();
+        MembersWatch {
+            core: self.inner.core.clone(),
+            rx,
+        }
     }
 
     /// This node as the cluster sees it.
     pub fn local_node(&self) -> MemberInfo {
-        self.member(&self.inner.name)
-            .expect("the local node is always a member")
+        lock_for_read(&self.inner.core).local_member().info()
     }
 
     /// This node's name.
@@ -406,14 +415,14 @@ impl Memberlist {
     /// The Lifeguard health score: 0 is healthy, higher means this node
     /// suspects it is itself slow or cut off.
     pub fn health_score(&self) -> u32 {
-        self.inner.status_rx.borrow().health
+        lock_for_read(&self.inner.core).health_score()
     }
 
     /// Counters of the protocol core and of the sockets.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;
         Stats {
-            core: self.inner.status_rx.borrow().core.clone(),
+            core: lock_for_read(&self.inner.core).stats().clone(),
             udp_send_errors: c.udp_send_errors.load(Ordering::Relaxed),
             udp_recv_errors: c.udp_recv_errors.load(Ordering::Relaxed),
             inbound_streams: c.inbound_streams.load(Ordering::Relaxed),
@@ -484,6 +493,64 @@ impl Memberlist {
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
+}
+
+/// A watch on a node's membership, from [`Memberlist::watch_members`]:
+/// [`MembersWatch::changed`] completes when the membership changed, and
+/// [`MembersWatch::members`] reads it. Nothing is copied until asked for.
+#[derive(Clone)]
+pub struct MembersWatch {
+    core: Core,
+    rx: watch::Receiver<u64>,
+}
+
+impl core::fmt::Debug for MembersWatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MembersWatch")
+            .field("version", &*self.rx.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MembersWatch {
+    /// Waits until the membership changed (a member's state, address,
+    /// incarnation or metadata) since this watch was made or `changed`
+    /// last returned. Several changes may be reported as one. Fails with
+    /// [`Error::Shutdown`] once the node has stopped and every change was
+    /// reported.
+    pub async fn changed(&mut self) -> Result<(), Error> {
+        self.rx.changed().await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Every member the node knows now, like [`Memberlist::members`]
+    /// (which says when it panics). Still readable after shutdown.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        members_of(&self.core)
+    }
+
+    /// Waits until the members satisfy `cond`, and returns them. Checks at
+    /// once, then after every change. Fails with [`Error::Shutdown`] when
+    /// the node stops before they do.
+    pub async fn wait_for(
+        &mut self,
+        mut cond: impl FnMut(&[MemberInfo]) -> bool,
+    ) -> Result<Vec<MemberInfo>, Error> {
+        loop {
+            // Marked seen before the read: a change after it wakes
+            // `changed`, so none is missed.
+            self.rx.borrow_and_update();
+            let members = self.members();
+            if cond(&members) {
+                return Ok(members);
+            }
+            self.changed().await?;
+        }
+    }
+}
+
+/// Copies the member table of `core`.
+fn members_of(core: &Mutex<Node>) -> Vec<MemberInfo> {
+    lock_for_read(core).members().map(|m| m.info()).collect()
 }
 
 async fn wait<T>(

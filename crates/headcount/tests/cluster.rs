@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headcount::{
-    Config, Error, MemberInfo, MemberState, Memberlist, MessageDelegate, NodeMetaDelegate, Options,
+    Config, Error, EventDelegate, MemberInfo, MemberState, Memberlist, MessageDelegate,
+    NodeMetaDelegate, Options, StateDelegate,
 };
 use tokio::sync::mpsc;
 
@@ -471,4 +472,125 @@ async fn fixed_port_binds_udp_and_tcp() {
     let again = Memberlist::create(Options::new("fixed-2", addr, config())).await;
     assert!(matches!(again, Err(Error::Bind { .. })), "{again:?}");
     ml.shutdown().await;
+}
+
+/// An event delegate that reads its own node's members on every join.
+#[derive(Default)]
+struct ReadsOnJoin {
+    ml: std::sync::OnceLock<Memberlist>,
+    /// For each join: the name, and whether `members()` listed it.
+    seen: Mutex<Vec<(String, bool)>>,
+}
+
+impl EventDelegate for ReadsOnJoin {
+    fn notify_join(&self, node: &MemberInfo) {
+        if let Some(ml) = self.ml.get() {
+            let listed = ml.members().iter().any(|m| m.name == node.name);
+            let by_name = ml.member(&node.name).is_some();
+            self.seen
+                .lock()
+                .unwrap()
+                .push((node.name.clone(), listed && by_name));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_read_through_the_core_and_watched() {
+    let a = start("watch-a", config()).await;
+    let delegate = Arc::new(ReadsOnJoin::default());
+    let b = start_with(
+        Options::new("watch-b", loopback(), config()).with_event_delegate(delegate.clone()),
+    )
+    .await;
+    delegate.ml.set(b.clone()).unwrap();
+    assert_eq!(
+        b.member("watch-b").map(|m| m.addr),
+        Some(b.advertise_addr())
+    );
+    assert!(b.member("watch-a").is_none());
+    assert_eq!(b.num_members(), 1);
+
+    let mut watch = b.watch_members();
+    b.join(&[a.advertise_addr().to_string()]).await.unwrap();
+    // The join changed the membership since the watch was made.
+    tokio::time::timeout(CONVERGE, watch.changed())
+        .await
+        .expect("told of the join")
+        .unwrap();
+    let ms = tokio::time::timeout(
+        CONVERGE,
+        watch.wait_for(|ms| state_of(ms, "watch-a") == Some(MemberState::Alive)),
+    )
+    .await
+    .expect("sees watch-a")
+    .unwrap();
+    assert_eq!(ms.len(), 2);
+    assert_eq!(
+        b.member("watch-a").map(|m| m.addr),
+        Some(a.advertise_addr())
+    );
+    assert_eq!(b.num_members(), 2);
+    // An event delegate runs outside the lock and sees the change it is
+    // told about. (Whether it saw its own node's join depends on when the
+    // handle was given to it.)
+    let seen = delegate.seen.lock().unwrap().clone();
+    assert!(seen.contains(&("watch-a".to_string(), true)), "{seen:?}");
+    assert!(seen.iter().all(|(_, listed)| *listed), "{seen:?}");
+
+    b.shutdown().await;
+    let closed = tokio::time::timeout(CONVERGE, async {
+        loop {
+            if let Err(e) = watch.changed().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the watch closes at shutdown");
+    assert_eq!(closed, Error::Shutdown);
+    // Still readable after shutdown.
+    assert_eq!(watch.members().len(), 2);
+    assert!(watch.wait_for(|ms| ms.len() == 2).await.is_ok());
+    assert_eq!(
+        watch.wait_for(|ms| ms.len() == 3).await,
+        Err(Error::Shutdown)
+    );
+    a.shutdown().await;
+}
+
+/// A state delegate that reads its own node, which the core calls with its
+/// state locked.
+#[derive(Default)]
+struct ReadsInLocalState {
+    ml: std::sync::OnceLock<Memberlist>,
+}
+
+impl StateDelegate for ReadsInLocalState {
+    fn local_state(&self, _join: bool) -> Vec<u8> {
+        if let Some(ml) = self.ml.get() {
+            let _ = ml.num_members();
+        }
+        Vec::new()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_from_a_locked_delegate_panics_instead_of_deadlocking() {
+    let a = start("locked-a", config()).await;
+    let delegate = Arc::new(ReadsInLocalState::default());
+    let b = start_with(
+        Options::new("locked-b", loopback(), config()).with_state_delegate(delegate.clone()),
+    )
+    .await;
+    delegate.ml.set(b.clone()).unwrap();
+    // The join's push/pull asks for the local state: b's driver panics.
+    let r = tokio::time::timeout(CONVERGE, b.join(&[a.advertise_addr().to_string()]))
+        .await
+        .expect("no deadlock");
+    assert_eq!(r, Err(Error::Shutdown));
+    // The handle still reads the (poisoned) core.
+    assert_eq!(b.local_node().name, "locked-b");
+    b.shutdown().await;
+    a.shutdown().await;
 }
