@@ -50,6 +50,13 @@ impl<T> InboundQueue<T> {
         true
     }
 
+    /// Whether the queue of that priority is full: the next
+    /// [`InboundQueue::push`] to it would drop.
+    pub fn is_full(&self, high: bool) -> bool {
+        let q = if high { &self.high } else { &self.low };
+        q.len() >= self.depth
+    }
+
     /// The next item to handle: the newest high-priority one, else the
     /// newest low-priority one.
     pub fn pop(&mut self) -> Option<T> {

@@ -147,9 +147,6 @@ pub struct Stats {
     /// `alive` messages ignored because they announce a new node or a new
     /// address outside [`Config::cidrs_allowed`].
     pub alives_denied: u64,
-    /// Alive, suspect, dead and user messages dropped because the inbound
-    /// queue was full during a burst (Go's "handler queue full").
-    pub messages_queue_dropped: u64,
     /// Push/pulls started to reconnect with a failed member.
     pub reconnect_attempts: u64,
 }
@@ -549,9 +546,9 @@ impl Node {
     /// Handles a burst of UDP datagrams as Go's handoff queue would (see
     /// [`crate::inbound`]): pings, indirect pings, acks and nacks at once,
     /// in arrival order; alive, suspect, dead and user messages afterwards,
-    /// alive messages first and newest first, at most
-    /// [`Config::handoff_queue_depth`] of each kind, the rest dropped and
-    /// counted in [`Stats::messages_queue_dropped`].
+    /// alive messages first and newest first, in windows of at most
+    /// [`Config::handoff_queue_depth`] of each kind: when a queue fills, the
+    /// queued messages are handled before more are taken.
     pub fn handle_packets<'a>(
         &mut self,
         now: Instant,
@@ -587,19 +584,30 @@ impl Node {
                 }
             }
             for msg in messages.drain(..) {
-                match msg {
-                    Message::Alive(_) => {
-                        queue.push(true, (from, msg));
+                let high = match msg {
+                    Message::Alive(_) => true,
+                    Message::Suspect(_) | Message::Dead(_) | Message::User(_) => false,
+                    _ => {
+                        self.handle_message(now, from, msg);
+                        continue;
                     }
-                    Message::Suspect(_) | Message::Dead(_) | Message::User(_) => {
-                        queue.push(false, (from, msg));
-                    }
-                    _ => self.handle_message(now, from, msg),
+                };
+                // Go's handler goroutine drains its queues while packets
+                // arrive, so they fill only when it falls behind. Ours is
+                // drained after the burst; a burst of large packets would
+                // fill it without anything falling behind. Handle what is
+                // queued first instead of dropping.
+                if queue.is_full(high) {
+                    self.handle_queued(now, &mut queue);
                 }
+                queue.push(high, (from, msg));
             }
         }
         self.scratch = messages;
-        self.stats.messages_queue_dropped += queue.dropped();
+        self.handle_queued(now, &mut queue);
+    }
+
+    fn handle_queued(&mut self, now: Instant, queue: &mut InboundQueue<(SocketAddr, Message)>) {
         while let Some((from, msg)) = queue.pop() {
             self.handle_message(now, from, msg);
         }

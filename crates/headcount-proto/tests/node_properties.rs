@@ -527,10 +527,11 @@ fn incarnation_saturates_at_max() {
     assert_eq!(h.node.local_member().state, MemberState::Alive);
 }
 
-/// A burst of more gossip than the inbound queue holds: the overflow is
-/// dropped and counted, and alive messages are handled before the rest.
+/// A burst of more gossip than the inbound queue holds is handled in
+/// windows of the queue's depth, nothing dropped, alive messages before
+/// the rest within a window.
 #[test]
-fn burst_overflow_is_dropped_and_alive_goes_first() {
+fn burst_beyond_the_queue_is_handled_in_windows_alive_first() {
     let mut config = Config::local();
     config.handoff_queue_depth = 4;
     let local = LocalNode {
@@ -550,9 +551,10 @@ fn burst_overflow_is_dropped_and_alive_goes_first() {
             vsn: [1, 5, 2, 0, 0, 0],
         })])
     };
-    // Ten dead messages about "x" (only four fit), then "x" alive at
-    // incarnation 1: handled first, so the dead messages at incarnation 1
-    // that follow do apply; that proves the order.
+    // Ten dead messages about "x" (four fit at a time, so the first eight
+    // are handled, about a member not yet known, before the rest are
+    // queued), then "x" alive at incarnation 1: handled before the last
+    // two dead messages, which then apply; that proves the order.
     let mut packets: Vec<Vec<u8>> = (0..10)
         .map(|_| {
             encode(&[Message::Dead(Dead {
@@ -565,7 +567,6 @@ fn burst_overflow_is_dropped_and_alive_goes_first() {
     packets.push(alive("x", 1));
     let f = from();
     node.handle_packets(Instant::ZERO, packets.iter().map(|p| (f, p.as_slice())));
-    assert_eq!(node.stats().messages_queue_dropped, 6);
     assert_eq!(node.member("x").unwrap().state, MemberState::Dead);
 
     // Newest first among alive messages: incarnation 3 is handled before
@@ -593,7 +594,6 @@ fn burst_overflow_is_dropped_and_alive_goes_first() {
         .collect();
     packets.push(ping);
     node.handle_packets(Instant::ZERO, packets.iter().map(|p| (f, p.as_slice())));
-    assert_eq!(node.stats().messages_queue_dropped, 12);
     let acks = std::iter::from_fn(|| node.poll_output())
         .filter(|o| matches!(o, headcount_proto::Output::Packet { .. }))
         .count();
