@@ -2,7 +2,7 @@
 # Runs `headcount bench` and the Go twin `mlbench` side by side and writes
 # docs/benchmarks.md (medians and the headcount/Go ratios).
 #
-#   bench/run.sh                 # N = 16 64 256, 3 repeats, 30 s runs, kill at 12 s (~12 min)
+#   bench/run.sh                 # N = 16 64 256, 5 repeats, 30 s runs, kill at 12 s (~17 min)
 #   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min)
 #   bench/run.sh --nodes "16 64" --repeats 5 --duration 40 --kill-at 20 \
 #                --profile local --out /tmp/b.md
@@ -18,7 +18,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 nodes="16 64 256"
-repeats=3
+repeats=5
 duration=30
 kill_at=12
 profile=lan
