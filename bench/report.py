@@ -102,15 +102,21 @@ def main():
     a = ap.parse_args()
 
     rows = []
+    hung = defaultdict(int)
     with open(a.results) as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
-                rows.append(derive(json.loads(line)))
+                r = json.loads(line)
+                if r.get("hung"):
+                    # Killed by run.sh after 4x its duration: no figures.
+                    hung[(r["implementation"], r["nodes"])] += 1
+                    continue
+                rows.append(derive(r))
     by = defaultdict(list)
     for r in rows:
         by[(r["implementation"], r["nodes"])].append(r)
-    sizes = sorted({r["nodes"] for r in rows})
+    sizes = sorted({r["nodes"] for r in rows} | {n for (_, n) in hung})
 
     # Windows in which join/detect are measured, for "> x" entries.
     def windows_for(n):
@@ -139,9 +145,18 @@ def main():
 
     for n in sizes:
         rs, go = by[(RS, n)], by[(GO, n)]
+        if not rs and not go:
+            p(f"## N = {n}: every run hung and was killed; no figures")
+            p("")
+            continue
         w = windows_for(n)
         k = (rs or go)[0]["killed"]
-        p(f"## N = {n} (kill {k}; {len(rs)} headcount runs, {len(go)} Go runs)")
+        hung_note = "".join(
+            f"; {hung[(impl, n)]} {label} run(s) hung and were killed, not counted"
+            for impl, label in ((RS, "headcount"), (GO, "Go"))
+            if hung[(impl, n)]
+        )
+        p(f"## N = {n} (kill {k}; {len(rs)} headcount runs, {len(go)} Go runs{hung_note})")
         p("")
         p("| figure | headcount | Go | headcount/Go |")
         p("| --- | ---: | ---: | ---: |")

@@ -68,13 +68,22 @@ for n in $nodes; do
     kill=$(( n / 16 )); [ "$kill" -ge 1 ] || kill=1
     for r in $(seq 1 "$repeats"); do
         common=(--nodes "$n" --duration "$duration" --kill "$kill" --kill-at "$kill_at" --profile "$profile")
-        run_rs() { "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
-        run_go() { "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
+        # A run still going at 4x its duration has hung (Go's twin did, at
+        # N = 256 on 2 cores): it is killed and recorded as hung.
+        limit=$(( ${duration%.*} * 4 + 30 ))
+        run_rs() { timeout -s KILL "$limit" "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
+        run_go() { timeout -s KILL "$limit" "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
         # Alternate which one goes first, against drift of the machine.
         if [ $(( r % 2 )) -eq 1 ]; then order="rs go"; else order="go rs"; fi
         for which in $order; do
             echo "run.sh: N=$n repeat $r/$repeats $which" >&2
-            if [ "$which" = rs ]; then run_rs; else run_go; fi | tee -a "$results" >&2
+            if [ "$which" = rs ]; then impl=headcount; line=$(run_rs || true); else impl=go-memberlist; line=$(run_go || true); fi
+            case "$line" in
+                "{"*) ;;
+                *) echo "run.sh: N=$n $impl gave no result within ${limit}s: recorded as hung" >&2
+                   line="{\"implementation\":\"$impl\",\"nodes\":$n,\"killed\":$kill,\"hung\":true}" ;;
+            esac
+            echo "$line" | tee -a "$results" >&2
             sleep 1
         done
     done

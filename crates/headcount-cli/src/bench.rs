@@ -267,6 +267,16 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         }
         tokio::time::sleep(POLL.min(end.saturating_duration_since(Instant::now()))).await;
     }
+    if detect_all_s.is_none() {
+        // Say who still holds whom, and in what state, for the record.
+        for (i, v) in views.iter().enumerate().skip(k) {
+            let alive = lock(&v.alive);
+            for d in shared.doomed.iter().filter(|d| alive.contains(*d)) {
+                let seen = nodes[i].member(d).map(|m| (m.state, m.incarnation));
+                eprintln!("bench: {} still holds {d} at the end: {seen:?}", name(i));
+            }
+        }
+    }
     let elapsed_s = start.elapsed().as_secs_f64();
     let (udp_bytes, tcp_bytes) = nodes[k..].iter().fold((udp_dead, tcp_dead), |(u, t), ml| {
         let s = ml.stats();
