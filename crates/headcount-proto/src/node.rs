@@ -798,9 +798,9 @@ impl Node {
 
     /// Largest payload [`Node::send_packet`] accepts.
     pub fn max_packet_payload(&self) -> usize {
+        // No CRC header: like Go's, a user packet goes without one.
         self.config.udp_buffer_size
             - USER_MSG_OVERHEAD
-            - CRC_OVERHEAD
             - self.label_overhead()
             - self.encryption_overhead()
     }
