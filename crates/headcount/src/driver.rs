@@ -5,32 +5,31 @@
 //! the core's next timer, and after every input drains the core's outputs
 //! with [`Driver::drain`].
 //!
-//! The core lives in a [`Core`] shared with the API handles, which read
+//! The core lives in a [`Core`](crate::shared_core::Core) shared with the API handles, which read
 //! members and counters through its lock on demand (Go memberlist's model:
 //! nothing is copied unless someone asks). The driver locks it for each
 //! short synchronous step and never across an `.await`.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use headcount_proto::event::{
     BroadcastId, Dial, Event as CoreEvent, JoinId, Output, PingId, StreamFailure, StreamId,
 };
-use headcount_proto::node::Node;
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
-use headcount_proto::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::clock::Clock;
 use crate::delegate::Delegates;
 use crate::net::{describe_io, read_message};
 use crate::security::{reply_failure, Key, SecurityOp};
+use crate::shared_core::{lock_for_driver, Core, CoreGuard};
 use crate::{Error, Event, MemberInfo};
 
 /// Most inbound stream handlers running at once (Go's limit on concurrent
@@ -200,108 +199,12 @@ impl EventChannel {
     }
 }
 
-/// The protocol core, shared by the driver and the API handles.
-pub(crate) type Core = Arc<Mutex<Node>>;
-
-thread_local! {
-    /// The core (its address) whose lock the driver on this thread holds,
-    /// 0 for none: set by [`CoreGuard`] for the length of one synchronous
-    /// step.
-    static DRIVER_LOCKED: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The address of a core, to compare with [`DRIVER_LOCKED`].
-fn core_id(core: &Mutex<Node>) -> usize {
-    core as *const Mutex<Node> as usize
-}
-
-/// The driver's lock on the core, which marks the thread as inside a
-/// protocol step of that core (see [`lock_for_read`]).
-pub(crate) struct CoreGuard<'a> {
-    guard: MutexGuard<'a, Node>,
-    /// What [`DRIVER_LOCKED`] was before.
-    was: usize,
-}
-
-impl std::ops::Deref for CoreGuard<'_> {
-    type Target = Node;
-    fn deref(&self) -> &Node {
-        &self.guard
-    }
-}
-
-impl std::ops::DerefMut for CoreGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Node {
-        &mut self.guard
-    }
-}
-
-impl Drop for CoreGuard<'_> {
-    fn drop(&mut self) {
-        DRIVER_LOCKED.with(|l| l.set(self.was));
-    }
-}
-
-/// Locks the core for the driver. A poisoned lock means an earlier step
-/// panicked, which ended the driver task; whoever holds the core now only
-/// reads it, so the poison is ignored rather than turned into a second
-/// panic.
-fn lock_for_driver(core: &Mutex<Node>) -> CoreGuard<'_> {
-    let guard = core.lock().unwrap_or_else(PoisonError::into_inner);
-    let was = DRIVER_LOCKED.with(|l| l.replace(core_id(core)));
-    CoreGuard { guard, was }
-}
-
-/// Locks the core for an API handle.
-///
-/// A poisoned lock (the driver panicked in the middle of a step, which
-/// ended it) is taken over instead of panicking: the table is still memory
-/// safe and at worst one step stale or half-applied, and a read of a dead
-/// node's members should not bring down the caller.
-///
-/// Panics, instead of deadlocking, when called on a thread that is inside
-/// one of this core's driver steps: that is, from a delegate the core runs
-/// under the lock (broadcast, state, merge and alive delegates, ack
-/// payloads). Reading another node from there is fine.
-pub(crate) fn lock_for_read(core: &Mutex<Node>) -> MutexGuard<'_, Node> {
-    if DRIVER_LOCKED.with(Cell::get) == core_id(core) {
-        panic!(
-            "a Memberlist was read from inside a delegate the protocol core calls while it \
-             holds its state (broadcast, state, merge, alive or ack payload): this would \
-             deadlock; read it before or after, or use the arguments the delegate is given"
-        );
-    }
-    core.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// What inbound stream tasks need besides their decoder.
 struct StreamCtx {
     limits: Limits,
     tcp_timeout: Duration,
     /// Bytes inbound streams may still buffer, one permit a byte.
     budget: Semaphore,
-}
-
-/// The clock: core instants are microseconds since `base`.
-#[derive(Clone, Copy)]
-pub(crate) struct Clock {
-    base: tokio::time::Instant,
-}
-
-impl Clock {
-    pub(crate) fn start() -> Self {
-        Clock {
-            base: tokio::time::Instant::now(),
-        }
-    }
-
-    pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX))
-    }
-
-    fn to_tokio(self, i: Instant) -> tokio::time::Instant {
-        self.base + Duration::from_micros(i.as_micros())
-    }
 }
 
 /// Channels between the driver and its handles.

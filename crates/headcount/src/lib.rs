@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod clock;
 pub mod delegate;
 mod driver;
 mod error;
@@ -32,6 +33,7 @@ mod net;
 mod options;
 mod resolve;
 mod security;
+mod shared_core;
 
 pub use delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,

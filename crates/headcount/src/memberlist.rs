@@ -8,12 +8,12 @@ use std::time::Duration;
 use headcount_proto::node::{LocalNode, Node};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::clock::Clock;
 use crate::delegate::HooksAdapter;
-use crate::driver::{
-    lock_for_read, Clock, Command, Core, Driver, DriverParts, EventChannel, ShellCounters, Target,
-};
+use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters, Target};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
+use crate::shared_core::{lock_for_read, Core};
 use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
 
 /// Capacity of the command channel from handles to the driver.
