@@ -30,7 +30,7 @@ use crate::delegate::Delegates;
 use crate::net::{describe_io, read_message};
 use crate::security::{reply_failure, Key, SecurityOp};
 use crate::shared_core::{lock_for_driver, Core, CoreGuard};
-use crate::{Error, Event, MemberInfo};
+use crate::{Error, Event, Target};
 
 /// Most inbound stream handlers running at once (Go's limit on concurrent
 /// inbound push/pulls); connections beyond it are closed at once.
@@ -73,45 +73,6 @@ thread_local! {
         burst: Vec::new(),
         spans: Vec::new(),
     });
-}
-
-/// Where a user message goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A member, by name.
-    Node(String),
-    /// An address.
-    Addr(SocketAddr),
-}
-
-impl From<&str> for Target {
-    fn from(s: &str) -> Self {
-        Target::Node(s.to_string())
-    }
-}
-
-impl From<String> for Target {
-    fn from(s: String) -> Self {
-        Target::Node(s)
-    }
-}
-
-impl From<&String> for Target {
-    fn from(s: &String) -> Self {
-        Target::Node(s.clone())
-    }
-}
-
-impl From<SocketAddr> for Target {
-    fn from(a: SocketAddr) -> Self {
-        Target::Addr(a)
-    }
-}
-
-impl From<&MemberInfo> for Target {
-    fn from(m: &MemberInfo) -> Self {
-        Target::Addr(m.addr)
-    }
 }
 
 /// How a join ended: successes, and failures by address.

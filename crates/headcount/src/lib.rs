@@ -34,18 +34,19 @@ mod options;
 mod resolve;
 mod security;
 mod shared_core;
+mod target;
 
 pub use delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
     MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
 };
-pub use driver::Target;
 pub use error::Error;
 pub use event::Event;
 pub use memberlist::{Memberlist, MembersWatch, Stats};
 pub use options::Options;
 pub use resolve::DEFAULT_PORT;
 pub use security::Key;
+pub use target::Target;
 
 /// The protocol core, for those who need it directly.
 pub use headcount_proto;

@@ -10,11 +10,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::delegate::HooksAdapter;
-use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters, Target};
+use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::shared_core::{lock_for_read, Core};
-use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options};
+use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options, Target};
 
 /// Capacity of the command channel from handles to the driver.
 const COMMAND_QUEUE: usize = 256;
