@@ -114,6 +114,10 @@ pub(crate) enum Command {
     },
 }
 
+/// What a dial task sends back: the stream and its reply, if any, or why
+/// it failed.
+type DialResult = (StreamId, Result<Option<StreamMessage>, StreamFailure>);
+
 /// A message an inbound stream task read (or why it could not), with where
 /// to put the reply.
 pub(crate) struct Inbound {
@@ -198,8 +202,8 @@ pub(crate) struct Driver {
     counters: Arc<ShellCounters>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
-    dial_tx: mpsc::UnboundedSender<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
-    dial_rx: mpsc::UnboundedReceiver<(StreamId, Result<Option<StreamMessage>, StreamFailure>)>,
+    dial_tx: mpsc::UnboundedSender<DialResult>,
+    dial_rx: mpsc::UnboundedReceiver<DialResult>,
     tasks: JoinSet<()>,
     inbound_permits: Arc<Semaphore>,
     inbound_waiting: Arc<Semaphore>,
@@ -320,38 +324,16 @@ impl Driver {
                 cmd = self.cmd_rx.recv() => match cmd {
                     None => true,
                     Some(cmd) => {
-                        self.on_command(cmd);
-                        for _ in 1..MAX_MESSAGES_PER_TURN {
-                            match self.cmd_rx.try_recv() {
-                                Ok(cmd) => { self.on_command(cmd); self.drain(); }
-                                Err(_) => break,
-                            }
-                        }
+                        self.handle_batch(cmd, |d| d.cmd_rx.try_recv().ok(), Self::on_command);
                         false
                     }
                 },
                 Some(inb) = self.inbound_rx.recv() => {
-                    self.on_inbound(inb);
-                    for _ in 1..MAX_MESSAGES_PER_TURN {
-                        match self.inbound_rx.try_recv() {
-                            Ok(inb) => { self.on_inbound(inb); self.drain(); }
-                            Err(_) => break,
-                        }
-                    }
+                    self.handle_batch(inb, |d| d.inbound_rx.try_recv().ok(), Self::on_inbound);
                     false
                 }
-                Some((id, res)) = self.dial_rx.recv() => {
-                    let now = self.clock.now();
-                    self.node().handle_stream_result(now, id, res);
-                    for _ in 1..MAX_MESSAGES_PER_TURN {
-                        match self.dial_rx.try_recv() {
-                            Ok((id, res)) => {
-                                self.drain();
-                                self.node().handle_stream_result(self.clock.now(), id, res);
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                Some(res) = self.dial_rx.recv() => {
+                    self.handle_batch(res, |d| d.dial_rx.try_recv().ok(), Self::on_dial_result);
                     false
                 }
                 _ = &mut sleep, if sleep_at.is_some() => {
@@ -368,6 +350,26 @@ impl Driver {
         }
         tracing::debug!(node = %self.name, "driver stopped");
         // Dropping self closes the sockets and aborts every stream task.
+    }
+
+    /// Handles `first`, then up to [`MAX_MESSAGES_PER_TURN`] - 1 more inputs
+    /// of its kind already waiting (`next`), draining before each further
+    /// one; the caller drains after the last. The bound keeps one busy
+    /// channel from starving the other inputs and the timer.
+    fn handle_batch<T>(
+        &mut self,
+        first: T,
+        next: fn(&mut Self) -> Option<T>,
+        handle: fn(&mut Self, T),
+    ) {
+        handle(self, first);
+        for _ in 1..MAX_MESSAGES_PER_TURN {
+            let Some(input) = next(self) else {
+                break;
+            };
+            self.drain();
+            handle(self, input);
+        }
     }
 
     /// Reads the burst waiting in the socket, up to [`MAX_PACKETS_PER_TURN`]
@@ -464,6 +466,11 @@ impl Driver {
             Err(error) => self.node().handle_stream_error(now, inb.from, &error),
         };
         let _ = inb.reply.send(reply);
+    }
+
+    fn on_dial_result(&mut self, (id, res): DialResult) {
+        let now = self.clock.now();
+        self.node().handle_stream_result(now, id, res);
     }
 
     fn on_command(&mut self, cmd: Command) {
