@@ -188,14 +188,26 @@ impl Memberlist {
         })
     }
 
+    /// Sends the driver the command `make` builds around a reply channel,
+    /// and waits for the reply.
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let rx = self.start(make).await?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Sends the driver the command `make` builds around a reply channel,
+    /// and returns that channel, for callers that wait with a timeout.
+    async fn start<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmd_tx
             .send(make(tx))
             .await
             .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+        Ok(rx)
     }
 
     /// Joins a cluster by a push/pull with every address given, and
@@ -277,19 +289,6 @@ impl Memberlist {
             })
             .await?;
         wait(rx, timeout, "update_meta").await
-    }
-
-    async fn start<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
-    ) -> Result<oneshot::Receiver<Result<T, Error>>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .cmd_tx
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        Ok(rx)
     }
 
     /// Stops the node without leaving: closes its sockets and ends its
@@ -395,10 +394,8 @@ impl Memberlist {
     pub async fn send_reliable(&self, to: impl Into<Target>, msg: &[u8]) -> Result<(), Error> {
         let to = to.into();
         let data = msg.to_vec();
-        let rx = self
-            .start(|done| Command::SendReliable { to, data, done })
-            .await?;
-        rx.await.map_err(|_| Error::Shutdown)?
+        self.call(|done| Command::SendReliable { to, data, done })
+            .await?
     }
 
     /// Pings the node called `name` at `addr` (an empty name accepts any
@@ -406,10 +403,7 @@ impl Memberlist {
     /// no ack came within the probe timeout.
     pub async fn ping(&self, name: &str, addr: SocketAddr) -> Result<Duration, Error> {
         let name = name.to_string();
-        let rx = self
-            .start(|done| Command::Ping { name, addr, done })
-            .await?;
-        rx.await.map_err(|_| Error::Shutdown)?
+        self.call(|done| Command::Ping { name, addr, done }).await?
     }
 
     /// The Lifeguard health score: 0 is healthy, higher means this node
