@@ -482,14 +482,7 @@ impl Driver {
             }
             Command::Leave { done } => {
                 let id = self.node().leave(now);
-                match id {
-                    Some(id) => {
-                        self.broadcasts.insert(id, done);
-                    }
-                    None => {
-                        let _ = done.send(Ok(()));
-                    }
-                }
+                self.answer_after_broadcast(id, done);
             }
             Command::UpdateMeta { meta, done } => {
                 let meta = match (meta, &self.delegates.node_meta) {
@@ -499,12 +492,7 @@ impl Driver {
                 };
                 let r = self.node().update_meta(now, meta);
                 match r {
-                    Ok(Some(id)) => {
-                        self.broadcasts.insert(id, done);
-                    }
-                    Ok(None) => {
-                        let _ = done.send(Ok(()));
-                    }
+                    Ok(id) => self.answer_after_broadcast(id, done),
                     Err(e) => {
                         let _ = done.send(Err(Error::Config(e.to_string())));
                     }
@@ -545,6 +533,24 @@ impl Driver {
             }
             Command::Security { op, done } => {
                 let _ = done.send(self.on_security(op));
+            }
+        }
+    }
+
+    /// Answers `done` once broadcast `id` was sent as often as the
+    /// retransmit limit asks, or at once without one (nobody to tell, or
+    /// we already left).
+    fn answer_after_broadcast(
+        &mut self,
+        id: Option<BroadcastId>,
+        done: oneshot::Sender<Result<(), Error>>,
+    ) {
+        match id {
+            Some(id) => {
+                self.broadcasts.insert(id, done);
+            }
+            None => {
+                let _ = done.send(Ok(()));
             }
         }
     }
