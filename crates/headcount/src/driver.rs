@@ -5,7 +5,7 @@
 //! the core's next timer, and after every input drains the core's outputs
 //! with [`Driver::drain`].
 //!
-//! The core lives in a [`Core`](crate::shared_core::Core) shared with the API handles, which read
+//! The core lives in a [`Core`] shared with the API handles, which read
 //! members and counters through its lock on demand (Go memberlist's model:
 //! nothing is copied unless someone asks). The driver locks it for each
 //! short synchronous step and never across an `.await`.
@@ -39,8 +39,9 @@ pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
 /// new connections are closed at once.
 const MAX_WAITING_INBOUND_STREAMS: usize = 1024;
 /// Most datagrams read per wakeup and handed to the core as one burst
-/// ([`Node::handle_packets`], which orders their gossip like Go's handoff
-/// queue) before the driver looks at its other inputs and timers again.
+/// ([`Node::handle_packets`](headcount_proto::node::Node::handle_packets),
+/// which orders their gossip like Go's handoff queue) before the driver
+/// looks at its other inputs and timers again.
 const MAX_PACKETS_PER_TURN: usize = 256;
 /// Most bytes of datagrams buffered for one burst.
 const MAX_BURST_BYTES: usize = 1 << 20;
