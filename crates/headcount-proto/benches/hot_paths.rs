@@ -17,7 +17,7 @@ use headcount_proto::wire::{
     Suspect, WireState,
 };
 use headcount_proto::TransmitLimitedQueue;
-use headcount_proto::{Config, Instant, Keyring, LocalNode, NoHooks, Node, Output};
+use headcount_proto::{Config, Instant, Keyring, LocalNode, Node, Output};
 
 // Counts every allocation of the benchmark binary (divan's safe wrapper
 // around the system allocator: no `unsafe` here).
@@ -303,7 +303,10 @@ fn node_with_members(n: usize) -> (Node, Instant) {
         addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 0), 7946)),
         meta: Vec::new(),
     };
-    let mut node = Node::new(Config::lan(), local, Box::new(NoHooks), now, 1).expect("valid");
+    let mut node = Node::builder(Config::lan(), local)
+        .seed(1)
+        .build(now)
+        .expect("valid");
     let from = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 7946));
     for i in 1..n {
         let mut pkt = Vec::new();

@@ -91,20 +91,26 @@ pub struct Config {
     /// `dead` gossip reaches the slow one. Purely local: nothing on the
     /// wire changes. Off gives memberlist's exact timing.
     pub lifeguard_health_scaled_suspicion: bool,
-    /// Encryption keys; `None` (the default) for no encryption. A node
-    /// with a keyring needs a nonce source: create it with
-    /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)
-    /// ([`Node::new`](crate::Node::new) refuses a keyring). Change keys at
-    /// run time with [`Node::add_key`](crate::Node::add_key) and friends.
+    /// Encryption keys the node starts with; `None` (the default) for no
+    /// encryption. A node with a keyring needs a nonce source
+    /// ([`NodeBuilder::nonce_source`](crate::node::NodeBuilder::nonce_source)).
+    /// Change keys at run time with [`Node::add_key`](crate::Node::add_key)
+    /// and friends; the node's keys are then
+    /// [`Node::keyring`](crate::Node::keyring), not this field.
     pub keyring: Option<Keyring>,
     /// With a keyring, drop packets and streams that are not encrypted
     /// with one of our keys (Go `GossipVerifyIncoming`, default true). Off,
     /// a packet that does not decrypt is read as plaintext and plaintext
     /// streams are accepted. Settable at run time
-    /// ([`Node::set_gossip_verify_incoming`](crate::Node::set_gossip_verify_incoming)).
+    /// ([`Node::set_gossip_verify_incoming`](crate::Node::set_gossip_verify_incoming));
+    /// the current value is
+    /// [`Node::gossip_verify_incoming`](crate::Node::gossip_verify_incoming).
     pub gossip_verify_incoming: bool,
     /// With a keyring, encrypt what we send (Go `GossipVerifyOutgoing`,
-    /// default true). Off, we send plaintext.
+    /// default true). Off, we send plaintext. Settable at run time
+    /// ([`Node::set_gossip_verify_outgoing`](crate::Node::set_gossip_verify_outgoing));
+    /// the current value is
+    /// [`Node::gossip_verify_outgoing`](crate::Node::gossip_verify_outgoing).
     ///
     /// Migrating a running cluster from plaintext to encryption: (1) on
     /// every node turn both flags off and install the key; (2) turn
@@ -299,8 +305,9 @@ pub enum ConfigError {
     EmptyName,
     /// The node metadata is longer than [`META_MAX_SIZE`].
     MetaTooLarge(usize),
-    /// A keyring is configured but no nonce source was given (use
-    /// [`Node::with_nonce_source`](crate::Node::with_nonce_source)).
+    /// A keyring is configured but the node was built without a nonce
+    /// source (see
+    /// [`NodeBuilder::nonce_source`](crate::node::NodeBuilder::nonce_source)).
     NonceSourceRequired,
     /// `cidrs_allowed` is an empty list, which would refuse everyone; use
     /// `None` to allow every address.
@@ -332,7 +339,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::NonceSourceRequired => write!(
                 f,
-                "encryption needs a secure nonce source: create the node with Node::with_nonce_source"
+                "a keyring is configured but no nonce source was given: encryption needs a secure one (NodeBuilder::nonce_source)"
             ),
             ConfigError::EmptyAllowList => write!(
                 f,

@@ -36,7 +36,7 @@ pub use delegate::{Hooks, NoHooks};
 pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
 pub use inbound::InboundQueue;
 pub use name::Name;
-pub use node::{LocalNode, Node, SendError, Stats};
+pub use node::{LocalNode, Node, NodeBuilder, SendError, Stats};
 pub use state::{Member, MemberInfo, MemberState};
 pub use time::Instant;
 pub use wire::security::{Keyring, KeyringError, NonceSource};

@@ -35,7 +35,6 @@ use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, Membe
 use crate::suspicion::{push_pull_scale, suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
 use crate::timer::TimerQueue;
-use crate::wire::security::NonceSource;
 use crate::wire::{
     self, AckResp, Alive, Dead, IndirectPingReq, Limits, Message, NackResp, PacketOptions, Ping,
     PushNodeState, PushPull, StreamMessage, Suspect, Vsn, WireState, VSN_DELEGATE_CUR,
@@ -59,9 +58,11 @@ const RATIO_ONE: usize = 1024;
 /// Largest reliable user message (wire-protocol.md §4).
 pub const MAX_RELIABLE_MESSAGE: usize = 20 * 1024 * 1024;
 
+mod builder;
 mod reconnect;
 mod security;
 
+pub use builder::NodeBuilder;
 pub use reconnect::FAILED_MAX;
 
 /// Who this node is.
@@ -242,8 +243,9 @@ pub struct Node {
     stats: Stats,
     membership_version: u64,
     scratch: Vec<Message>,
-    /// Where encryption nonces come from; set whenever a keyring is.
-    nonce_source: Option<NonceSource>,
+    /// Keyring, verification flags and nonce source as they are now
+    /// (`config` keeps what the node started with).
+    security: security::SecurityState,
     /// Members declared dead, to reconnect to (see `node/reconnect.rs`).
     failed: Vec<reconnect::FailedMember>,
     /// Whether the reconnect timer is scheduled.
@@ -278,17 +280,16 @@ impl core::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Creates a node that knows only itself, announces itself alive and
-    /// arms its probe, gossip and push/pull timers (each staggered by a
-    /// random fraction of its interval, as Go does). `seed` drives every
-    /// random choice the node makes.
-    pub fn new(
-        config: Config,
-        local: LocalNode,
-        hooks: Box<dyn Hooks>,
-        now: Instant,
-        seed: u64,
-    ) -> Result<Node, ConfigError> {
+    /// See [`NodeBuilder::build`], the only caller: the one place a
+    /// configuration is validated on the way to a running node.
+    fn new(parts: NodeBuilder, now: Instant) -> Result<Node, ConfigError> {
+        let NodeBuilder {
+            config,
+            local,
+            hooks,
+            seed,
+            nonces,
+        } = parts;
         config.validate()?;
         if local.name.is_empty() {
             return Err(ConfigError::EmptyName);
@@ -296,9 +297,7 @@ impl Node {
         if local.meta.len() > META_MAX_SIZE {
             return Err(ConfigError::MetaTooLarge(local.meta.len()));
         }
-        if config.keyring.is_some() {
-            return Err(ConfigError::NonceSourceRequired);
-        }
+        let security = security::SecurityState::new(&config, nonces)?;
         let raw_addr = RawAddr::from_ip(local.addr.ip());
         let mut node = Node {
             vsn: config.vsn(),
@@ -328,7 +327,7 @@ impl Node {
             stats: Stats::default(),
             membership_version: 0,
             scratch: Vec::new(),
-            nonce_source: None,
+            security,
             failed: Vec::new(),
             reconnect_armed: false,
             gossip_parked: None,
@@ -358,7 +357,10 @@ impl Node {
 
     // ----- getters -------------------------------------------------------
 
-    /// The configuration the node runs with.
+    /// The configuration the node was built with. Runtime changes to its
+    /// keys and verification flags are not reflected here: see
+    /// [`Node::keyring`], [`Node::gossip_verify_incoming`] and
+    /// [`Node::gossip_verify_outgoing`].
     pub fn config(&self) -> &Config {
         &self.config
     }

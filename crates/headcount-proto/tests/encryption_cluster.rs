@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{converged, Cluster, CONVERGE};
 use headcount_proto::{
-    Config, Event, Instant, Keyring, KeyringError, LocalNode, NoHooks, Node, NonceSource,
+    Config, ConfigError, Event, Instant, Keyring, KeyringError, LocalNode, Node, NonceSource,
 };
 
 const K1: [u8; 16] = [0x11; 16];
@@ -46,23 +46,77 @@ fn undecryptable(c: &Cluster) -> u64 {
         .sum()
 }
 
-#[test]
-fn node_new_refuses_a_keyring_without_nonce_source() {
-    let local = LocalNode {
+fn local_a() -> LocalNode {
+    LocalNode {
         name: "a".into(),
         addr: "127.0.0.1:1".parse().unwrap(),
         meta: vec![],
+    }
+}
+
+#[test]
+fn building_with_a_keyring_and_no_nonce_source_fails() {
+    let err = Node::builder(encrypted_config(&K1), local_a())
+        .seed(1)
+        .build(Instant::ZERO)
+        .unwrap_err();
+    assert_eq!(err, ConfigError::NonceSourceRequired);
+    // The same config with a nonce source builds and encrypts.
+    let n = Node::builder(encrypted_config(&K1), local_a())
+        .seed(1)
+        .nonce_source(NonceSource::from_fn(|b| b.fill(7)))
+        .build(Instant::ZERO)
+        .unwrap();
+    assert!(n.encrypts_outgoing());
+}
+
+#[test]
+fn runtime_security_changes_leave_the_config_alone() {
+    let config = Config {
+        gossip_verify_incoming: true,
+        gossip_verify_outgoing: true,
+        ..encrypted_config(&K1)
     };
-    let err = Node::new(
-        encrypted_config(&K1),
-        local.clone(),
-        Box::new(NoHooks),
-        Instant::ZERO,
-        1,
-    )
-    .unwrap_err();
-    assert_eq!(err, headcount_proto::ConfigError::NonceSourceRequired);
-    let mut n = Node::new(Config::local(), local, Box::new(NoHooks), Instant::ZERO, 1).unwrap();
+    let mut n = Node::builder(config.clone(), local_a())
+        .seed(1)
+        .nonce_source(NonceSource::from_fn(|b| b.fill(7)))
+        .build(Instant::ZERO)
+        .unwrap();
+    // The state starts from the config.
+    assert_eq!(n.keyring().unwrap().len(), 1);
+    assert!(n.gossip_verify_incoming() && n.gossip_verify_outgoing());
+
+    n.add_key(&K2).unwrap();
+    n.use_key(&K2).unwrap();
+    n.set_gossip_verify_incoming(false);
+    n.set_gossip_verify_outgoing(false);
+
+    // The node's security state follows the changes...
+    let keys = n.keyring().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.primary_key(), K2);
+    assert!(!n.gossip_verify_incoming());
+    assert!(!n.gossip_verify_outgoing());
+    assert!(!n.encrypts_outgoing());
+    // ...and the config is what the node was built with.
+    let c = n.config();
+    let started = c.keyring.as_ref().unwrap();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started.primary_key(), K1);
+    assert!(c.gossip_verify_incoming && c.gossip_verify_outgoing);
+
+    // Turning encryption off entirely does not touch it either.
+    n.set_keyring(None).unwrap();
+    assert!(n.keyring().is_none());
+    assert_eq!(n.config().keyring.as_ref().unwrap().primary_key(), K1);
+}
+
+#[test]
+fn keys_added_at_run_time_need_a_nonce_source() {
+    let mut n = Node::builder(Config::local(), local_a())
+        .seed(1)
+        .build(Instant::ZERO)
+        .unwrap();
     assert_eq!(n.add_key(&K1), Err(KeyringError::NoNonceSource));
     assert_eq!(n.use_key(&K1), Err(KeyringError::NoKeyring));
     n.set_nonce_source(NonceSource::from_fn(|b| b.fill(7)));

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use headcount_proto::wire::{encode_message, Alive, Message, Suspect};
-use headcount_proto::{Config, Instant, LocalNode, MemberState, NoHooks, Node};
+use headcount_proto::{Config, Instant, LocalNode, MemberState, Node};
 
 const SELF: &str = "self";
 
@@ -41,7 +41,7 @@ fn time_to_declare(scaled: bool, accusations: u32) -> (Duration, u32) {
         addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
         meta: Vec::new(),
     };
-    let mut node = Node::new(config, local, Box::new(NoHooks), start, 42).unwrap();
+    let mut node = Node::builder(config, local).seed(42).build(start).unwrap();
     let peer = SocketAddr::from(([127, 0, 0, 3], 7000));
     node.handle_packet(start, peer, &packet(alive("b", 2)));
     node.handle_packet(start, peer, &packet(alive("c", 3)));

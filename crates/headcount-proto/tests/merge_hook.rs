@@ -32,14 +32,11 @@ fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
     };
     let now = c.now;
     c.nodes[0] = Some(
-        Node::new(
-            Config::local(),
-            local,
-            Box::new(Veto { seen: seen.clone() }),
-            now,
-            3,
-        )
-        .unwrap(),
+        Node::builder(Config::local(), local)
+            .hooks(Box::new(Veto { seen: seen.clone() }))
+            .seed(3)
+            .build(now)
+            .unwrap(),
     );
     c.join_all_to(1);
     c.run_for(Duration::from_secs(1));

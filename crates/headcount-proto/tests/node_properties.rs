@@ -22,7 +22,7 @@ use fuzz_harness::{Bytes, Harness, SELF};
 use headcount_proto::wire::{
     self, encode_message, Alive, Dead, Message, PushNodeState, PushPull, Suspect, WireState,
 };
-use headcount_proto::{Config, Instant, LocalNode, MemberState, NoHooks, Node, StreamMessage};
+use headcount_proto::{Config, Instant, LocalNode, MemberState, Node, StreamMessage};
 use proptest::prelude::*;
 
 fn from() -> SocketAddr {
@@ -333,7 +333,10 @@ fn run_cluster(inputs: &[(usize, Input)]) {
                 addr: addrs[i],
                 meta: Vec::new(),
             };
-            Node::new(Config::local(), local, Box::new(NoHooks), now, i as u64).unwrap()
+            Node::builder(Config::local(), local)
+                .seed(i as u64)
+                .build(now)
+                .unwrap()
         })
         .collect();
     let mut incarnations = vec![0u32; n];
@@ -539,7 +542,10 @@ fn burst_beyond_the_queue_is_handled_in_windows_alive_first() {
         addr: SocketAddr::from(([127, 0, 0, 100], 7946)),
         meta: Vec::new(),
     };
-    let mut node = Node::new(config, local, Box::new(NoHooks), Instant::ZERO, 3).unwrap();
+    let mut node = Node::builder(config, local)
+        .seed(3)
+        .build(Instant::ZERO)
+        .unwrap();
     while node.poll_output().is_some() {}
     let alive = |name: &str, inc: u32| {
         encode(&[Message::Alive(Alive {

@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use headcount_proto::wire::{self, Limits, StreamDecode};
 use headcount_proto::{
-    BroadcastId, Config, Dial, Event, Instant, LocalNode, MemberState, NoHooks, Node, Output,
-    StreamFailure, StreamId, StreamMessage,
+    BroadcastId, Config, Dial, Event, Instant, LocalNode, MemberState, Node, Output, StreamFailure,
+    StreamId, StreamMessage,
 };
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -333,9 +333,10 @@ pub struct Sim {
 
 impl Sim {
     /// An empty simulation: no node started yet. `config` is what every
-    /// node runs; the network follows `profile` with packet loss `loss`.
+    /// node runs (building a node validates it: an invalid one panics at
+    /// the first [`Sim::start`]); the network follows `profile` with
+    /// packet loss `loss`.
     pub fn new(seed: u64, config: Config, profile: Profile, loss: f64) -> Self {
-        config.validate().expect("valid proto config");
         Sim {
             now: Instant::ZERO,
             seed,
@@ -534,14 +535,10 @@ impl Sim {
             addr: addr_of(i),
             meta: Vec::new(),
         };
-        let node = Node::new(
-            self.config.clone(),
-            local,
-            Box::new(NoHooks),
-            self.now,
-            seed,
-        )
-        .expect("valid config");
+        let node = Node::builder(self.config.clone(), local)
+            .seed(seed)
+            .build(self.now)
+            .expect("valid config");
         let slot = &mut self.slots[i];
         slot.gen = gen;
         slot.node = Some(node);

@@ -639,10 +639,10 @@ impl Driver {
         let tx = self.dial_tx.clone();
         let (decoder, secured) = {
             let node = self.node();
-            let cfg = node.config();
             (
                 dial.expect_reply.then(|| node.stream_decoder(true)),
-                cfg.keyring.is_some() || !cfg.label.is_empty(),
+                // The keys as they are now, not as configured at start.
+                node.keyring().is_some() || !node.config().label.is_empty(),
             )
         };
         let max_bytes = self.stream_ctx.limits.max_stream_bytes;

@@ -100,12 +100,9 @@ impl Memberlist {
             seed,
             event_capacity,
         } = options;
-        if name.is_empty() {
-            return Err(Error::Config("the node name is empty".to_string()));
-        }
-        config
-            .validate()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        // The config, name and metadata are validated once, when the node
+        // is built below (after binding: the advertised address may be the
+        // bound one).
         let (udp, listener) = net::bind(bind_addr).await?;
         let local_addr = udp.local_addr().map_err(|e| Error::Bind {
             addr: bind_addr,
@@ -136,15 +133,12 @@ impl Memberlist {
         // Every node gets the OS generator for nonces, so keys can be added
         // at run time even when it starts in plaintext. Check it once here.
         os_random(&mut [0u8; 12])?;
-        let node = Node::with_nonce_source(
-            config.clone(),
-            local,
-            hooks,
-            clock.now(),
-            seed,
-            os_nonce_source(),
-        )
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let node = Node::builder(config.clone(), local)
+            .hooks(hooks)
+            .seed(seed)
+            .nonce_source(os_nonce_source())
+            .build(clock.now())
+            .map_err(|e| Error::Config(e.to_string()))?;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -1,55 +1,75 @@
-//! Encryption on the node: keyring operations, the nonce source, and the
-//! glue the send and receive paths of `node.rs` call.
+//! Encryption on the node: its security state (keyring, verification
+//! flags, nonce source), the keyring operations, and the glue the send and
+//! receive paths of `node.rs` call.
 //!
-//! Invariant: whenever `config.keyring` is set, `nonce_source` is set too
-//! (every way to install a keyring checks it), so the node never encrypts
-//! without a driver-supplied nonce.
+//! The state starts from the [`Config`] the node was built with and is
+//! changed at run time here only; the config itself stays as it was given.
+//!
+//! Invariant: whenever `keyring` is set, `nonces` is set too (building the
+//! node and every way to install a keyring check it), so the node never
+//! encrypts without a driver-supplied nonce.
 
 use super::Node;
 use crate::config::{Config, ConfigError};
-use crate::delegate::Hooks;
-use crate::node::LocalNode;
-use crate::time::Instant;
 use crate::wire::security::NONCE_SIZE;
 use crate::wire::{
     self, Decryption, Encryption, EncryptionVersion, Keyring, KeyringError, NonceSource,
     StreamDecoder, StreamDecryption, StreamMessage,
 };
 
-impl Node {
-    /// Like [`Node::new`], with the source of encryption nonces. Required
-    /// when `config.keyring` is set; without a keyring it lets keys be
-    /// added later with [`Node::add_key`].
-    ///
-    /// A real node must pass a cryptographically secure source
-    /// ([`NonceSource::from_fn`] over the OS generator): AES-GCM loses
-    /// all security if a nonce repeats under one key. Simulations may pass
-    /// [`NonceSource::insecure_seeded_for_simulation`]. The node's own
-    /// seeded generator is never used for nonces, so turning encryption on
-    /// does not change its other random choices.
-    pub fn with_nonce_source(
-        mut config: Config,
-        local: LocalNode,
-        hooks: Box<dyn Hooks>,
-        now: Instant,
-        seed: u64,
-        nonces: NonceSource,
-    ) -> Result<Node, ConfigError> {
-        let keyring = config.keyring.take();
-        let mut node = Node::new(config, local, hooks, now, seed)?;
-        node.config.keyring = keyring;
-        node.nonce_source = Some(nonces);
-        Ok(node)
-    }
+/// The node's encryption settings as they are now: the config's at start,
+/// then whatever the keyring operations and flag setters made of them.
+pub(super) struct SecurityState {
+    /// The installed keys; `None` when encryption is off.
+    keyring: Option<Keyring>,
+    /// Go's `GossipVerifyIncoming`.
+    verify_incoming: bool,
+    /// Go's `GossipVerifyOutgoing`.
+    verify_outgoing: bool,
+    /// Where encryption nonces come from; set whenever `keyring` is.
+    nonces: Option<NonceSource>,
+}
 
+impl SecurityState {
+    /// The state a node starts with. A keyring without a nonce source is
+    /// refused: the node must never make up nonces itself.
+    pub(super) fn new(config: &Config, nonces: Option<NonceSource>) -> Result<Self, ConfigError> {
+        if config.keyring.is_some() && nonces.is_none() {
+            return Err(ConfigError::NonceSourceRequired);
+        }
+        Ok(SecurityState {
+            keyring: config.keyring.clone(),
+            verify_incoming: config.gossip_verify_incoming,
+            verify_outgoing: config.gossip_verify_outgoing,
+            nonces,
+        })
+    }
+}
+
+impl Node {
     /// Replaces the source of encryption nonces.
     pub fn set_nonce_source(&mut self, nonces: NonceSource) {
-        self.nonce_source = Some(nonces);
+        self.security.nonces = Some(nonces);
     }
 
-    /// The installed keys, if encryption is configured.
+    /// The keys installed now, if encryption is on. Starts as
+    /// [`Config::keyring`] and follows [`Node::add_key`] and friends.
     pub fn keyring(&self) -> Option<&Keyring> {
-        self.config.keyring.as_ref()
+        self.security.keyring.as_ref()
+    }
+
+    /// Whether incoming traffic must be encrypted now (Go's
+    /// `GossipVerifyIncoming`). Starts as
+    /// [`Config::gossip_verify_incoming`].
+    pub fn gossip_verify_incoming(&self) -> bool {
+        self.security.verify_incoming
+    }
+
+    /// Whether we encrypt what we send when we have a keyring (Go's
+    /// `GossipVerifyOutgoing`). Starts as
+    /// [`Config::gossip_verify_outgoing`].
+    pub fn gossip_verify_outgoing(&self) -> bool {
+        self.security.verify_outgoing
     }
 
     /// Installs `key` (16, 24 or 32 bytes). Without a keyring this creates
@@ -58,13 +78,13 @@ impl Node {
     /// turn both flags off first. A duplicate is a no-op. Needs a nonce
     /// source.
     pub fn add_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
-        if self.nonce_source.is_none() {
+        if self.security.nonces.is_none() {
             return Err(KeyringError::NoNonceSource);
         }
-        match &mut self.config.keyring {
+        match &mut self.security.keyring {
             Some(k) => k.add_key(key),
             None => {
-                self.config.keyring = Some(Keyring::new(key)?);
+                self.security.keyring = Some(Keyring::new(key)?);
                 Ok(())
             }
         }
@@ -72,7 +92,7 @@ impl Node {
 
     /// Makes an installed key the primary (the one we encrypt with).
     pub fn use_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
-        self.config
+        self.security
             .keyring
             .as_mut()
             .ok_or(KeyringError::NoKeyring)?
@@ -81,7 +101,7 @@ impl Node {
 
     /// Removes an installed key other than the primary.
     pub fn remove_key(&mut self, key: &[u8]) -> Result<(), KeyringError> {
-        self.config
+        self.security
             .keyring
             .as_mut()
             .ok_or(KeyringError::NoKeyring)?
@@ -91,28 +111,28 @@ impl Node {
     /// Replaces the whole keyring; `None` turns encryption off. Installing
     /// one needs a nonce source.
     pub fn set_keyring(&mut self, keyring: Option<Keyring>) -> Result<(), KeyringError> {
-        if keyring.is_some() && self.nonce_source.is_none() {
+        if keyring.is_some() && self.security.nonces.is_none() {
             return Err(KeyringError::NoNonceSource);
         }
-        self.config.keyring = keyring;
+        self.security.keyring = keyring;
         Ok(())
     }
 
     /// Sets Go's `GossipVerifyIncoming` (see [`Config::gossip_verify_incoming`]).
     /// Streams already being read keep the setting they started with.
     pub fn set_gossip_verify_incoming(&mut self, on: bool) {
-        self.config.gossip_verify_incoming = on;
+        self.security.verify_incoming = on;
     }
 
     /// Sets Go's `GossipVerifyOutgoing` (see [`Config::gossip_verify_outgoing`]).
     pub fn set_gossip_verify_outgoing(&mut self, on: bool) {
-        self.config.gossip_verify_outgoing = on;
+        self.security.verify_outgoing = on;
     }
 
     /// Whether what we send now is encrypted (a keyring and outgoing
     /// verification).
     pub fn encrypts_outgoing(&self) -> bool {
-        self.config.keyring.is_some() && self.config.gossip_verify_outgoing
+        self.security.keyring.is_some() && self.security.verify_outgoing
     }
 
     /// A decoder for one stream, set up from our configuration (label,
@@ -128,10 +148,10 @@ impl Node {
             (&self.config.label, self.config.skip_inbound_label_check)
         };
         let dec = StreamDecoder::new(label, skip, self.limits);
-        match &self.config.keyring {
+        match &self.security.keyring {
             Some(k) => dec.with_decryption(StreamDecryption {
                 keyring: k.clone(),
-                verify_incoming: self.config.gossip_verify_incoming,
+                verify_incoming: self.security.verify_incoming,
                 label: if reply {
                     self.config.label.clone()
                 } else {
@@ -157,7 +177,8 @@ impl Node {
             return None;
         }
         let nonce = self
-            .nonce_source
+            .security
+            .nonces
             .as_mut()
             .expect("a keyring is only ever installed together with a nonce source")
             .nonce();
@@ -174,7 +195,7 @@ impl Node {
     ) -> Option<Encryption<'_>> {
         let (version, nonce) = seal?;
         Some(Encryption {
-            keyring: self.config.keyring.as_ref()?,
+            keyring: self.security.keyring.as_ref()?,
             version,
             nonce,
         })
@@ -183,8 +204,8 @@ impl Node {
     /// How incoming packets are decrypted.
     pub(super) fn decryption(&self) -> Option<Decryption<'_>> {
         Some(Decryption {
-            keyring: self.config.keyring.as_ref()?,
-            verify_incoming: self.config.gossip_verify_incoming,
+            keyring: self.security.keyring.as_ref()?,
+            verify_incoming: self.security.verify_incoming,
         })
     }
 

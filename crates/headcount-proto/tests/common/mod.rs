@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use headcount_proto::wire::{self, StreamDecode};
 use headcount_proto::{
-    Config, Event, Instant, Keyring, LocalNode, MemberState, NoHooks, Node, NonceSource, Output,
+    Config, Event, Instant, Keyring, LocalNode, MemberState, Node, NonceSource, Output,
     StreamFailure, StreamId, StreamMessage,
 };
 
@@ -116,9 +116,11 @@ impl Cluster {
             meta: Vec::new(),
         };
         let nonces = NonceSource::insecure_seeded_for_simulation(seed);
-        let node =
-            Node::with_nonce_source(config, local, Box::new(NoHooks), self.now, seed, nonces)
-                .unwrap();
+        let node = Node::builder(config, local)
+            .seed(seed)
+            .nonce_source(nonces)
+            .build(self.now)
+            .unwrap();
         let i = self.nodes.len();
         self.nodes.push(Some(node));
         self.addrs.push(addr);

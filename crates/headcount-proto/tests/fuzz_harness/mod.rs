@@ -16,8 +16,8 @@ use headcount_proto::wire::{
     PushNodeState, PushPull, StreamDecode, StreamDecoder, StreamDecryption, Suspect, WireState,
 };
 use headcount_proto::{
-    Config, Instant, LocalNode, MemberState, NoHooks, Node, NonceSource, Output, StreamFailure,
-    StreamId, StreamMessage,
+    Config, Instant, LocalNode, MemberState, Node, NonceSource, Output, StreamFailure, StreamId,
+    StreamMessage,
 };
 
 /// The key every encrypted fuzz configuration uses.
@@ -322,21 +322,15 @@ impl Harness {
             addr: SocketAddr::from(([127, 0, 0, 100], 7946)),
             meta: b"meta".to_vec(),
         };
-        let node = if encrypted {
+        if encrypted {
             config.keyring = Some(Keyring::new(&KEY).expect("valid key"));
             config.gossip_verify_incoming = false;
-            Node::with_nonce_source(
-                config,
-                local,
-                Box::new(NoHooks),
-                Instant::ZERO,
-                seed,
-                NonceSource::insecure_seeded_for_simulation(seed),
-            )
-        } else {
-            Node::new(config, local, Box::new(NoHooks), Instant::ZERO, seed)
         }
-        .expect("valid config");
+        let mut builder = Node::builder(config, local).seed(seed);
+        if encrypted {
+            builder = builder.nonce_source(NonceSource::insecure_seeded_for_simulation(seed));
+        }
+        let node = builder.build(Instant::ZERO).expect("valid config");
         let mut h = Harness {
             incarnation: node.local_member().incarnation,
             node,
