@@ -29,11 +29,12 @@
 use core::fmt;
 
 use super::codec::{decode_compress_body, encode_compress_body, Body, UserMsgHeader};
+use super::error::EncodeError;
 use super::limits::Limits;
 use super::lzw::{self, LzwError};
 use super::messages::*;
 use super::msgpack::{DecodeError, Reader};
-use super::packet::{EncodeError, LABEL_MAX_LEN};
+use super::packet::LABEL_MAX_LEN;
 use super::security::{
     encrypt_stream_frame, DecryptError, Encryption, Keyring, STREAM_HEADER_SIZE,
 };
