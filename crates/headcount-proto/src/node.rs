@@ -50,8 +50,7 @@ use crate::time::Instant;
 use crate::timer::TimerQueue;
 use crate::wire::security::NonceSource;
 use crate::wire::{
-    self, Alive, EncryptionVersion, Framing, Limits, Message, PacketOptions, Ping, StreamMessage,
-    Vsn,
+    self, Alive, EncryptionVersion, Framing, Limits, Message, PacketOptions, StreamMessage, Vsn,
 };
 
 /// Largest reliable user message (wire-protocol.md §4).
@@ -543,16 +542,6 @@ impl Node {
         Duration::from_micros(self.rng.next_u64() % micros)
     }
 
-    fn make_ping(&self, seq: u32, target: &str) -> Ping {
-        Ping {
-            seq_no: seq,
-            node: target.to_string(),
-            source_addr: self.raw_addr.to_vec(),
-            source_port: self.advertise.port(),
-            source_node: self.name.clone(),
-        }
-    }
-
     fn local_alive(&self, incarnation: u32, meta: Vec<u8>) -> Alive {
         Alive {
             incarnation,
@@ -562,12 +551,6 @@ impl Node {
             meta,
             vsn: self.vsn,
         }
-    }
-
-    fn any_alive(&self) -> bool {
-        self.members
-            .iter()
-            .any(|m| m.name != self.name && !m.state.is_dead_or_left())
     }
 }
 

@@ -73,12 +73,11 @@ impl Node {
         let interval = self.config.gossip_interval;
         let mut at = at;
         if core::mem::take(&mut self.gossip_pacing.resumed) && now - at >= interval / 2 {
-            // Re-armed after parking at a tick that had passed
-            // when the broadcast was queued: move to the first
-            // tick of the grid not before now. (A tick that
-            // fires less than half an interval late is taken as
-            // on time: the timer's own latency, or a broadcast
-            // queued just after the parked tick.)
+            // Re-armed after parking at a tick that had passed when the
+            // broadcast was queued: move to the first tick of the grid not
+            // before now. (A tick that fires less than half an interval
+            // late is taken as on time: the timer's own latency, or a
+            // broadcast queued just after the parked tick.)
             let iv = interval.as_micros().max(1);
             let ahead = (now - at).as_micros().div_ceil(iv) * iv;
             at += Duration::from_micros(u64::try_from(ahead).unwrap_or(u64::MAX));
@@ -88,16 +87,15 @@ impl Node {
             }
         }
         if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
-            // Nothing to gossip: Go's gossip() would pick its
-            // targets and send nothing. Park the tick rather
-            // than wake up every interval for nothing.
+            // Nothing to gossip: Go's gossip() would pick its targets and
+            // send nothing. Park the tick rather than wake up every
+            // interval for nothing.
             let next = at + interval;
             self.gossip_pacing.parked = Some(if next <= now { now + interval } else { next });
         } else {
-            // A backlog (full packets and more waiting, as in
-            // a join storm) is gossiped at twice the rate: the
-            // same messages go out the same number of times,
-            // sooner.
+            // A backlog (full packets and more waiting, as in a join storm)
+            // is gossiped at twice the rate: the same messages go out the
+            // same number of times, sooner.
             let interval = if self.gossip(now) {
                 interval / 2
             } else {

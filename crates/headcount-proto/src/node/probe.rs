@@ -400,6 +400,17 @@ impl Node {
         }
     }
 
+    /// A ping for `target` (anyone, if empty) with our return address.
+    fn make_ping(&self, seq: u32, target: &str) -> Ping {
+        Ping {
+            seq_no: seq,
+            node: target.to_string(),
+            source_addr: self.raw_addr.to_vec(),
+            source_port: self.advertise.port(),
+            source_node: self.name.clone(),
+        }
+    }
+
     fn reply_addr(&self, raw: &[u8], port: u16, from: SocketAddr) -> SocketAddr {
         if !raw.is_empty() && port > 0 {
             socket_addr_from_wire(raw, port).unwrap_or(from)

@@ -79,6 +79,13 @@ impl Node {
         Ok(self.any_alive().then_some(token))
     }
 
+    /// Whether anyone but us is alive or suspect: someone to tell.
+    fn any_alive(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.name != self.name && !m.state.is_dead_or_left())
+    }
+
     /// Go's `aliveNode`: `a` says a node is alive. `notify` is reported
     /// when the resulting broadcast is done; `bootstrap` is set for our own
     /// announcements (start-up, `update_meta`), which are applied rather
