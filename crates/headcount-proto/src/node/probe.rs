@@ -32,6 +32,14 @@ pub(super) struct ProbeState {
     tick_pending: bool,
 }
 
+impl ProbeState {
+    /// Whether the probe in flight is the one with sequence number `seq`.
+    fn awaits(&self, seq: u32) -> bool {
+        self.in_flight.as_ref().is_some_and(|p| p.seq == seq)
+    }
+}
+
+/// The probe in flight: whom we probe, and what came back so far.
 #[derive(Debug)]
 struct ProbeInFlight {
     seq: u32,
@@ -231,13 +239,7 @@ impl Node {
         result: Result<Option<StreamMessage>, StreamFailure>,
     ) {
         if let Ok(Some(StreamMessage::Ack(ack))) = result {
-            if ack.seq_no == seq
-                && self
-                    .probing
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|p| p.seq == seq)
-            {
+            if ack.seq_no == seq && self.probing.awaits(seq) {
                 self.acks.remove(&seq);
                 self.probe_succeeded(now, None);
             }
@@ -291,13 +293,7 @@ impl Node {
 
     pub(super) fn ack_expired(&mut self, now: Instant, seq: u32) {
         match self.acks.remove(&seq) {
-            Some(AckHandler::Probe)
-                if self
-                    .probing
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|p| p.seq == seq) =>
-            {
+            Some(AckHandler::Probe) if self.probing.awaits(seq) => {
                 self.probe_failed(now);
             }
             Some(AckHandler::Relay {
@@ -361,12 +357,7 @@ impl Node {
         self.timers.cancel(&TimerKey::AckDeadline(ack.seq_no));
         match handler {
             AckHandler::Probe => {
-                if self
-                    .probing
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|p| p.seq == ack.seq_no)
-                {
+                if self.probing.awaits(ack.seq_no) {
                     self.probe_succeeded(now, Some(ack.payload));
                 }
             }

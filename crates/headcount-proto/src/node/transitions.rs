@@ -121,8 +121,8 @@ impl Node {
         };
         self.cancel_suspicion(&a.node);
         if is_local && !bootstrap {
-            // Someone else speaks for us: refute unless it is exactly what
-            // we already hold.
+            // An alive about us from the network: refute it unless it is
+            // exactly what we hold (our own gossip coming back).
             if a.incarnation != prior.incarnation || prior.meta_differs || a.vsn != prior.vsn {
                 self.refute(a.incarnation);
             }
