@@ -21,7 +21,7 @@ impl Node {
     /// [`crate::inbound`]): pings, indirect pings, acks and nacks at once,
     /// in arrival order; alive, suspect, dead and user messages afterwards,
     /// alive messages first and newest first, in windows of at most
-    /// [`Config::handoff_queue_depth`] of each kind: when a queue fills, the
+    /// [`Config::handoff_queue_depth`](crate::Config::handoff_queue_depth) of each kind: when a queue fills, the
     /// queued messages are handled before more are taken.
     pub fn handle_packets<'a>(
         &mut self,
@@ -145,7 +145,7 @@ impl Node {
     }
 
     /// Reports that an inbound stream from `from` could not be read
-    /// (malformed, or over one of the [`Limits`]), and returns the reply
+    /// (malformed, or over one of the [`Limits`](crate::wire::Limits)), and returns the reply
     /// to write before closing it: `[13] errResp{error}`, framed like any
     /// reply (compressed, encrypted), as Go's `handleConn` answers a failed
     /// `readStream`.
@@ -162,7 +162,7 @@ impl Node {
         Some(self.encode_stream_reply(&msg))
     }
 
-    /// Reports how a stream requested by [`Output::Dial`] ended: `Ok(Some)`
+    /// Reports how a stream requested by [`Output::Dial`](crate::Output::Dial) ended: `Ok(Some)`
     /// with the reply when one was expected, `Ok(None)` when the data was
     /// written and no reply was expected.
     pub fn handle_stream_result(

@@ -20,7 +20,7 @@
 //! header bytes followed by the label, which is also used by replies that
 //! carry no label header. Reading (given a [`StreamDecryption`]): an
 //! encrypted stream is decrypted once all `L` bytes are there (`L` at most
-//! [`Limits::max_encrypted_bytes`]) and its plaintext, possibly compressed,
+//! [`Limits::max_encrypted_bytes`](super::Limits::max_encrypted_bytes)) and its plaintext, possibly compressed,
 //! is parsed as a complete message; with incoming verification on, a
 //! plaintext stream is rejected ([`StreamError::NotEncrypted`]). Without a
 //! [`StreamDecryption`] an encrypted stream gives
