@@ -17,7 +17,23 @@ use hashbrown::HashTable;
 
 use crate::fxhash::hash_str;
 use crate::name::Name;
-use crate::suspicion::retransmit_limit;
+
+/// How many times each gossip message is retransmitted in a cluster of `n`
+/// nodes: `retransmit_mult × ceil(log10(n + 1))`.
+///
+/// `ceil(log10(n + 1))` is computed exactly in integers (the number of
+/// decimal digits of `n`, and 0 for `n = 0`), which is what Go's float
+/// computation yields: 0 nodes → 0, 1–9 → 1, 10–99 → 2, and so on.
+pub fn retransmit_limit(retransmit_mult: u32, n: usize) -> usize {
+    // Smallest d with 10^d ≥ n + 1, i.e. 10^d > n.
+    let mut digits = 0usize;
+    let mut rest = n;
+    while rest > 0 {
+        digits += 1;
+        rest /= 10;
+    }
+    (retransmit_mult as usize).saturating_mul(digits)
+}
 
 /// A message to gossip.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -476,6 +492,24 @@ mod tests {
         // 3 × (18 + 3) = 63, 17 left: only three.
         let (partial, _) = q.get_broadcasts(3, 80, 10, 3);
         assert_eq!(partial.len(), 3);
+    }
+
+    /// Go's `TestRetransmitLimit` plus the digit boundaries.
+    #[test]
+    fn retransmit_limit_table() {
+        let cases: &[(u32, usize, usize)] = &[
+            (3, 0, 0),
+            (3, 1, 3),
+            (3, 99, 6),
+            (4, 9, 4),
+            (4, 10, 8),
+            (4, 999, 12),
+            (4, 1000, 16),
+            (2, usize::MAX, 40),
+        ];
+        for &(mult, n, want) in cases {
+            assert_eq!(retransmit_limit(mult, n), want, "mult {mult}, n {n}");
+        }
     }
 
     /// Go's `TestTransmitLimited_GetBroadcasts_Limit`, with tokens.

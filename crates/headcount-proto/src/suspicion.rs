@@ -1,5 +1,8 @@
 //! Suspicion timers with Lifeguard's confirmation-driven acceleration, and
-//! the cluster-size scaling formulas of memberlist (`util.go`).
+//! the suspicion scaling formulas of memberlist (`util.go`). The other two
+//! cluster-size formulas live with what they scale and are re-exported
+//! here: [`retransmit_limit`] (the broadcast queue) and
+//! [`push_pull_scale`] (push/pull).
 //!
 //! When a node is suspected, it is declared dead after a timeout that starts
 //! long (`max`) and shrinks towards `min` as independent peers confirm the
@@ -14,6 +17,9 @@
 use core::time::Duration;
 
 use crate::time::Instant;
+
+pub use crate::broadcast::retransmit_limit;
+pub use crate::node::push_pull::{push_pull_scale, PUSH_PULL_SCALE_THRESHOLD};
 
 /// Converts a count of nanoseconds to a `Duration`, saturating.
 fn duration_from_nanos_u128(nanos: u128) -> Duration {
@@ -75,41 +81,6 @@ fn suspicion_total_timeout(confirmations: u32, k: u32, min: Duration, max: Durat
     }
     // `as` saturates for values beyond u64::MAX.
     Duration::from_millis(millis as u64).max(min)
-}
-
-/// How many times each gossip message is retransmitted in a cluster of `n`
-/// nodes: `retransmit_mult × ceil(log10(n + 1))`.
-///
-/// `ceil(log10(n + 1))` is computed exactly in integers (the number of
-/// decimal digits of `n`, and 0 for `n = 0`), which is what Go's float
-/// computation yields: 0 nodes → 0, 1–9 → 1, 10–99 → 2, and so on.
-pub fn retransmit_limit(retransmit_mult: u32, n: usize) -> usize {
-    // Smallest d with 10^d ≥ n + 1, i.e. 10^d > n.
-    let mut digits = 0usize;
-    let mut rest = n;
-    while rest > 0 {
-        digits += 1;
-        rest /= 10;
-    }
-    (retransmit_mult as usize).saturating_mul(digits)
-}
-
-/// Number of nodes up to which the push/pull interval is not scaled.
-pub const PUSH_PULL_SCALE_THRESHOLD: usize = 32;
-
-/// The push/pull interval for a cluster of `n` nodes: `interval` up to
-/// [`PUSH_PULL_SCALE_THRESHOLD`] nodes, then
-/// `interval × (ceil(log2(n) − 5) + 1)`, so 33–64 nodes double it, 65–128
-/// triple it, and so on. Computed exactly in integers; saturates.
-pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
-    if n <= PUSH_PULL_SCALE_THRESHOLD {
-        return interval;
-    }
-    // ceil(log2(n)) for n ≥ 2 is the bit length of n − 1.
-    let ceil_log2 = usize::BITS - (n - 1).leading_zeros();
-    // log2(32) = 5; n > 32 means ceil_log2 ≥ 6.
-    let multiplier = ceil_log2 - 5 + 1;
-    interval.saturating_mul(multiplier)
 }
 
 /// The number of independent confirmations a new suspicion expects:
@@ -506,47 +477,6 @@ mod tests {
             n = next;
             digits += 1;
         }
-    }
-
-    /// Go's `TestRetransmitLimit` plus the digit boundaries.
-    #[test]
-    fn retransmit_limit_table() {
-        let cases: &[(u32, usize, usize)] = &[
-            (3, 0, 0),
-            (3, 1, 3),
-            (3, 99, 6),
-            (4, 9, 4),
-            (4, 10, 8),
-            (4, 999, 12),
-            (4, 1000, 16),
-            (2, usize::MAX, 40),
-        ];
-        for &(mult, n, want) in cases {
-            assert_eq!(retransmit_limit(mult, n), want, "mult {mult}, n {n}");
-        }
-    }
-
-    /// Go's `TestPushPullScale`, extended.
-    #[test]
-    fn push_pull_scale_table() {
-        let sec = SECS(1);
-        for n in 0..=32 {
-            assert_eq!(push_pull_scale(sec, n), sec, "n = {n}");
-        }
-        for n in 33..=64 {
-            assert_eq!(push_pull_scale(sec, n), 2 * sec, "n = {n}");
-        }
-        for n in 65..=128 {
-            assert_eq!(push_pull_scale(sec, n), 3 * sec, "n = {n}");
-        }
-        assert_eq!(push_pull_scale(sec, 129), 4 * sec);
-        assert_eq!(push_pull_scale(SECS(30), 1024), SECS(30 * 6));
-        assert_eq!(push_pull_scale(SECS(30), 1025), SECS(30 * 7));
-        assert_eq!(
-            push_pull_scale(sec, usize::MAX),
-            SECS(u64::from(usize::BITS) - 4)
-        );
-        assert_eq!(push_pull_scale(Duration::MAX, 1000), Duration::MAX);
     }
 
     #[test]

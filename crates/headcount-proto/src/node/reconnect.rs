@@ -28,6 +28,16 @@ use crate::time::Instant;
 /// Most failed members remembered for reconnection.
 pub const FAILED_MAX: usize = 1024;
 
+/// The failed members to reconnect to, and whether the timer that tries
+/// them is armed.
+#[derive(Debug, Default)]
+pub(super) struct ReconnectState {
+    /// Oldest first, at most [`FAILED_MAX`].
+    failed: Vec<FailedMember>,
+    /// Whether the reconnect timer is scheduled.
+    armed: bool,
+}
+
 /// A member we declared dead (not one that left).
 #[derive(Debug)]
 pub(super) struct FailedMember {
@@ -43,17 +53,17 @@ impl Node {
         if self.config.reconnect_interval.is_zero() || name == self.name {
             return;
         }
-        self.failed.retain(|f| f.name != name);
-        if self.failed.len() >= FAILED_MAX {
-            self.failed.remove(0);
+        self.reconnect.failed.retain(|f| f.name != name);
+        if self.reconnect.failed.len() >= FAILED_MAX {
+            self.reconnect.failed.remove(0);
         }
-        self.failed.push(FailedMember {
+        self.reconnect.failed.push(FailedMember {
             name: name.to_string(),
             addr,
             since: now,
         });
-        if !self.reconnect_armed {
-            self.reconnect_armed = true;
+        if !self.reconnect.armed {
+            self.reconnect.armed = true;
             self.timers.schedule(
                 TimerKey::ReconnectTick,
                 now + self.config.reconnect_interval,
@@ -63,40 +73,43 @@ impl Node {
 
     /// `name` left gracefully: it is not coming back at that address.
     pub(super) fn forget_failed(&mut self, name: &str) {
-        self.failed.retain(|f| f.name != name);
+        self.reconnect.failed.retain(|f| f.name != name);
     }
 
     /// Members remembered for reconnection.
     pub fn failed_members(&self) -> impl Iterator<Item = (&str, SocketAddr)> {
-        self.failed.iter().map(|f| (f.name.as_str(), f.addr))
+        self.reconnect
+            .failed
+            .iter()
+            .map(|f| (f.name.as_str(), f.addr))
     }
 
     pub(super) fn reconnect_tick(&mut self, now: Instant) {
         let timeout = self.config.reconnect_timeout;
         let members = &self.members;
-        self.failed.retain(|f| {
+        self.reconnect.failed.retain(|f| {
             now.saturating_since(f.since) < timeout
                 && members
                     .get(&f.name)
                     // Reaped members stay; ones that came back or left go.
                     .map_or(true, |m| m.state == MemberState::Dead)
         });
-        if self.failed.is_empty() || self.leaving {
-            self.reconnect_armed = false;
+        if self.reconnect.failed.is_empty() || self.leaving {
+            self.reconnect.armed = false;
             return;
         }
         self.timers.schedule(
             TimerKey::ReconnectTick,
             now + self.config.reconnect_interval,
         );
-        let failed = self.failed.len() as u64;
+        let failed = self.reconnect.failed.len() as u64;
         let alive = self.num_members().max(1) as u64;
         // Attempt with probability min(1, failed / alive).
         if failed < alive && self.rng.next_u64() % alive >= failed {
             return;
         }
         let pick = (self.rng.next_u64() % failed) as usize;
-        let addr = self.failed[pick].addr;
+        let addr = self.reconnect.failed[pick].addr;
         self.stats.reconnect_attempts += 1;
         self.start_push_pull(now, addr, true, None);
     }

@@ -162,15 +162,6 @@ impl Node {
         }
     }
 
-    /// Bytes encryption adds to a packet we send (0 when not encrypting).
-    pub(super) fn encryption_overhead(&self) -> usize {
-        if self.encrypts_outgoing() {
-            EncryptionVersion::for_protocol(self.config.protocol_version).overhead()
-        } else {
-            0
-        }
-    }
-
     /// Version and fresh nonce for one outgoing message, when encrypting.
     pub(super) fn seal_params(&mut self) -> Option<(EncryptionVersion, [u8; NONCE_SIZE])> {
         if !self.encrypts_outgoing() {

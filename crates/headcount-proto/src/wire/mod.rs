@@ -1,6 +1,8 @@
 //! The memberlist wire format: message bodies, packets and streams.
 
+pub mod budget;
 pub mod codec;
+pub mod error;
 pub mod limits;
 pub mod lzw;
 pub mod messages;
@@ -9,13 +11,15 @@ pub mod packet;
 pub mod security;
 pub mod stream;
 
+pub use budget::{packet_room, Framing, USER_MSG_OVERHEAD};
 pub use codec::{decode_message, encode_message, encoded_len};
+pub use error::EncodeError;
 pub use limits::Limits;
 pub use messages::*;
 pub use msgpack::DecodeError;
 pub use packet::{
     decode_packet, decode_packet_with, encode_compound, encode_compound_into, frame_packet,
-    EncodeError, PacketError, PacketOptions, PacketSummary, MAX_COMPOUND_PARTS,
+    PacketError, PacketOptions, PacketSummary, MAX_COMPOUND_PARTS,
 };
 pub use security::{
     DecryptError, Decryption, Encryption, EncryptionVersion, Keyring, KeyringError, NonceSource,

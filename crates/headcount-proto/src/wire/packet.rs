@@ -22,6 +22,8 @@ use super::messages::{Message, MessageType};
 use super::msgpack::Reader;
 use super::security::{DecryptError, Decryption, Encryption};
 
+pub use super::error::EncodeError;
+
 /// Most parts in one compound message (the count is a `u8`).
 pub const MAX_COMPOUND_PARTS: usize = 255;
 
@@ -38,49 +40,20 @@ pub const COMPOUND_HEADER_OVERHEAD: usize = 2;
 pub const COMPOUND_PART_OVERHEAD: usize = 2;
 /// Bytes of the CRC header (`[12][u32]`).
 pub const CRC_OVERHEAD: usize = 5;
-
-/// Why a packet or stream could not be encoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EncodeError {
-    /// A compound part is longer than a `u16` length can say.
-    PartTooLarge {
-        /// Index of the part.
-        index: usize,
-        /// Its length.
-        len: usize,
-    },
-    /// More than [`MAX_COMPOUND_PARTS`] parts given to
-    /// [`encode_compound_into`].
-    TooManyParts(usize),
-    /// A label longer than [`LABEL_MAX_LEN`] bytes.
-    LabelTooLong(usize),
-    /// An encrypted stream payload longer than a `u32` length can say.
-    EncryptedTooLarge(usize),
-}
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::PartTooLarge { index, len } => {
-                write!(f, "compound part {index} is {len} bytes, more than 65535")
-            }
-            Self::TooManyParts(n) => write!(f, "{n} compound parts, more than 255"),
-            Self::LabelTooLong(n) => write!(f, "label of {n} bytes, more than 255"),
-            Self::EncryptedTooLarge(n) => {
-                write!(f, "encrypted payload of {n} bytes, more than 4 GiB")
-            }
-        }
-    }
-}
-
-impl std::error::Error for EncodeError {}
+/// Bytes a label header adds besides the label itself (`[244][len]`).
+pub const LABEL_HEADER_OVERHEAD: usize = 2;
 
 /// Bytes a label header adds (0 for no label).
 pub fn label_overhead(label: &[u8]) -> usize {
-    if label.is_empty() {
+    label_len_overhead(label.len())
+}
+
+/// Bytes a label header of a `len`-byte label adds (0 for no label).
+pub const fn label_len_overhead(len: usize) -> usize {
+    if len == 0 {
         0
     } else {
-        2 + label.len()
+        LABEL_HEADER_OVERHEAD + len
     }
 }
 

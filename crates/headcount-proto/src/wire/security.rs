@@ -30,8 +30,8 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::error::EncodeError;
 use super::messages::MessageType;
-use super::packet::EncodeError;
 
 type Aes192Gcm = AesGcm<Aes192, U12>;
 
