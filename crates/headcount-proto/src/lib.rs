@@ -33,7 +33,9 @@ pub use broadcast::TransmitLimitedQueue;
 pub use cidr::Cidr;
 pub use config::{Config, ConfigError};
 pub use delegate::{Hooks, NoHooks};
-pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
+pub use event::{
+    BroadcastId, Completion, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId,
+};
 pub use inbound::InboundQueue;
 pub use name::Name;
 pub use node::{LocalNode, Node, NodeBuilder, SendError, Stats};
