@@ -6,8 +6,8 @@
 //! - **commands** (`join`, `leave`, `update_meta`, `ping`, `send_packet`,
 //!   `send_reliable`) ask it to do something;
 //! - **outputs** (`poll_output`, `poll_timeout`) say what the driver must do:
-//!   send packets, dial streams, report events, and when to call
-//!   `handle_timeout` next;
+//!   send packets, dial streams, report events to the application, route
+//!   completions to whoever waits, and when to call `handle_timeout` next;
 //! - **getters** (`members`, `local_member`, `health_score`, `stats`).
 //!
 //! After every input or command the driver drains `poll_output` until it
