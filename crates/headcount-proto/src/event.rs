@@ -1,5 +1,5 @@
-//! What the core hands back to its driver: outputs to carry out and events
-//! to report.
+//! What the core hands back to its driver: outputs to carry out, events to
+//! report to the application and completions to route to their waiters.
 
 use core::time::Duration;
 use std::net::SocketAddr;
@@ -37,8 +37,12 @@ pub enum Output {
     /// Open a TCP stream, write `data`, then read one reply message if
     /// `expect_reply`, and report with [`crate::Node::handle_stream_result`].
     Dial(Dial),
-    /// Something happened.
+    /// Something the application may want to know.
     Event(Event),
+    /// An operation started through the [`crate::Node`] API finished. Never
+    /// shown to the application: the driver routes it to whoever waits
+    /// (the join, ping, send or leave future).
+    Completion(Completion),
 }
 
 /// A request to open a stream (see [`Output::Dial`]).
@@ -77,11 +81,18 @@ impl core::fmt::Display for StreamFailure {
     }
 }
 
-/// Something the application may want to know.
+/// Something that happened in the cluster, as seen by this node: what an
+/// application may want to know. The driver hands these to the
+/// application (delegates, an event stream); completions of operations
+/// travel separately, as [`Completion`]s.
+///
+/// New kinds of event may be added, so matches need a catch-all arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A node joined, or came back from dead or left (Go: `NotifyJoin`).
-    /// The local node is announced too, when it starts.
+    /// The local node is announced too: it is a new node's first event, so
+    /// an application sees itself join when it starts.
     Join(MemberInfo),
     /// A node was declared dead, or left gracefully (Go: `NotifyLeave`);
     /// `state` says which.
@@ -115,6 +126,18 @@ pub enum Event {
         /// The ack payload the peer sent.
         payload: Vec<u8>,
     },
+    /// The Lifeguard health score changed (0 is healthy).
+    HealthChanged(u32),
+}
+
+/// An operation someone waits for finished. The application never sees
+/// these: the driver routes each one to whoever waits for it (the join,
+/// ping, reliable send or leave / metadata update in flight).
+///
+/// Deliberately exhaustive: a new kind of completion must be routed by
+/// every driver, or its waiter would hang.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
     /// A [`crate::Node::ping`] finished; `rtt` is `None` when no ack came.
     PingResult {
         /// The ping.
@@ -141,6 +164,4 @@ pub enum Event {
     /// A broadcast the caller waits for has been sent as often as the
     /// retransmit limit asks, or was superseded.
     BroadcastFinished(BroadcastId),
-    /// The Lifeguard health score changed (0 is healthy).
-    HealthChanged(u32),
 }

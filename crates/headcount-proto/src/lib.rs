@@ -6,8 +6,10 @@
 //! The core never touches a socket, a clock or a global random number
 //! generator: the driver feeds it inputs that carry the current time
 //! ([`Instant`]) and drains its outputs (packets to send, streams to dial,
-//! events). The same code runs a real node under tokio (crate `headcount`)
-//! and thousands of simulated nodes in one process (crate `headcount-sim`).
+//! [`Event`]s for the application, [`Completion`]s for whoever waits on a
+//! join, ping, send or leave). The same code runs a real node under tokio
+//! (crate `headcount`) and thousands of simulated nodes in one process
+//! (crate `headcount-sim`).
 //!
 //! Start with [`Node`].
 
@@ -33,7 +35,9 @@ pub use broadcast::TransmitLimitedQueue;
 pub use cidr::Cidr;
 pub use config::{Config, ConfigError};
 pub use delegate::{Hooks, NoHooks};
-pub use event::{BroadcastId, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId};
+pub use event::{
+    BroadcastId, Completion, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId,
+};
 pub use inbound::InboundQueue;
 pub use name::Name;
 pub use node::{LocalNode, Node, NodeBuilder, SendError, Stats};

@@ -6,8 +6,8 @@
 //! - **commands** (`join`, `leave`, `update_meta`, `ping`, `send_packet`,
 //!   `send_reliable`) ask it to do something;
 //! - **outputs** (`poll_output`, `poll_timeout`) say what the driver must do:
-//!   send packets, dial streams, report events, and when to call
-//!   `handle_timeout` next;
+//!   send packets, dial streams, report events to the application, route
+//!   completions to whoever waits, and when to call `handle_timeout` next;
 //! - **getters** (`members`, `local_member`, `health_score`, `stats`).
 //!
 //! After every input or command the driver drains `poll_output` until it
@@ -42,7 +42,7 @@ use crate::awareness::Awareness;
 use crate::broadcast::TransmitLimitedQueue;
 use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
-use crate::event::{BroadcastId, Dial, Event, JoinId, Output, StreamId};
+use crate::event::{BroadcastId, Completion, Dial, Event, JoinId, Output, StreamId};
 use crate::fxhash::FxHashMap;
 use crate::state::{Member, MemberTable, RawAddr};
 use crate::suspicion::Suspicion;
@@ -351,13 +351,13 @@ impl Node {
     /// Drops every queued membership broadcast without sending it (user
     /// broadcasts live in the application's hooks and are untouched); each
     /// one's notify token is reported as
-    /// [`Event::BroadcastFinished`]. memberlist never does this on its
+    /// [`Completion::BroadcastFinished`]. memberlist never does this on its
     /// own: it is for drivers that build a node into an already converged
     /// cluster, whose old news everyone has (the simulator's seeded
     /// bootstrap).
     pub fn reset_broadcasts(&mut self) {
         for token in self.broadcasts.reset() {
-            self.emit(Event::BroadcastFinished(BroadcastId(token)));
+            self.complete(Completion::BroadcastFinished(BroadcastId(token)));
         }
     }
 
@@ -516,6 +516,11 @@ impl Node {
 
     fn emit(&mut self, e: Event) {
         self.outputs.push_back(Output::Event(e));
+    }
+
+    // Into the same queue as events, so outputs keep their order.
+    fn complete(&mut self, c: Completion) {
+        self.outputs.push_back(Output::Completion(c));
     }
 
     fn apply_awareness(&mut self, delta: i32) {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::{converged, Cluster, CONVERGE};
 use headcount_proto::{
-    Config, ConfigError, Event, Instant, Keyring, KeyringError, LocalNode, Node, NonceSource,
+    Completion, Config, ConfigError, Event, Instant, Keyring, KeyringError, LocalNode, Node,
+    NonceSource,
 };
 
 const K1: [u8; 16] = [0x11; 16];
@@ -162,9 +163,9 @@ fn encrypted_cluster_converges() {
         assert_eq!(suspects(&c), Vec::<String>::new());
         // Push/pulls happened, encrypted both ways.
         let joins = c
-            .events
+            .completions
             .iter()
-            .filter(|(_, _, e)| matches!(e, Event::JoinFinished { succeeded: 1, .. }))
+            .filter(|(_, _, e)| matches!(e, Completion::JoinFinished { succeeded: 1, .. }))
             .count();
         assert_eq!(joins, 3);
     }
@@ -186,8 +187,8 @@ fn wrong_key_or_plaintext_cannot_join() {
     c.drain(plain);
     c.run_for(Duration::from_secs(30));
     for (i, id) in [(wrong, jw), (plain, jp)] {
-        let finished = c.events.iter().find_map(|(n, _, e)| match e {
-            Event::JoinFinished {
+        let finished = c.completions.iter().find_map(|(n, _, e)| match e {
+            Completion::JoinFinished {
                 id: jid,
                 succeeded,
                 errors,

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::Cluster;
-use headcount_proto::{Config, Event, Hooks, LocalNode, MemberInfo, Node};
+use headcount_proto::{Completion, Config, Hooks, LocalNode, MemberInfo, Node};
 
 struct Veto {
     seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -41,10 +41,10 @@ fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
     c.join_all_to(1);
     c.run_for(Duration::from_secs(1));
     let finished = c
-        .events
+        .completions
         .iter()
         .find_map(|(i, _, e)| match e {
-            Event::JoinFinished {
+            Completion::JoinFinished {
                 succeeded, errors, ..
             } if *i == 0 => Some((*succeeded, errors.clone())),
             _ => None,

@@ -388,7 +388,8 @@ fn run_cluster(inputs: &[(usize, Input)]) {
                             };
                             nodes[i].handle_stream_result(now, d.id, result);
                         }
-                        headcount_proto::Output::Event(_) => {}
+                        headcount_proto::Output::Event(_)
+                        | headcount_proto::Output::Completion(_) => {}
                     }
                 }
             }

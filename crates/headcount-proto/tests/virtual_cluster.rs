@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{converged, Cluster, CONVERGE};
 use headcount_proto::wire;
-use headcount_proto::{Config, Event, MemberState};
+use headcount_proto::{Completion, Config, Event, MemberState};
 
 #[test]
 fn five_nodes_converge_by_join() {
@@ -17,9 +17,9 @@ fn five_nodes_converge_by_join() {
     let t = c.run_until(CONVERGE, |c| converged(c, 5));
     assert!(t.is_some(), "cluster did not converge");
     let joins = c
-        .events
+        .completions
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::JoinFinished { succeeded: 1, .. }))
+        .filter(|(_, _, e)| matches!(e, Completion::JoinFinished { succeeded: 1, .. }))
         .count();
     assert_eq!(joins, 4);
 }
@@ -73,9 +73,9 @@ fn leave_marks_node_left_everywhere() {
     });
     assert!(t.is_some(), "leave did not propagate");
     let finished = c
-        .events
+        .completions
         .iter()
-        .any(|(i, _, e)| *i == 3 && *e == Event::BroadcastFinished(token.unwrap()));
+        .any(|(i, _, e)| *i == 3 && *e == Completion::BroadcastFinished(token.unwrap()));
     assert!(finished, "leave broadcast never finished");
 }
 

@@ -19,8 +19,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use headcount_proto::wire::{self, Limits, StreamDecode};
 use headcount_proto::{
-    BroadcastId, Config, Dial, Event, Instant, LocalNode, MemberState, Node, Output, StreamFailure,
-    StreamId, StreamMessage,
+    BroadcastId, Completion, Config, Dial, Event, Instant, LocalNode, MemberState, Node, Output,
+    StreamFailure, StreamId, StreamMessage,
 };
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -1004,6 +1004,7 @@ impl Sim {
                 Output::Packet { to, data } => self.send(i, to, data),
                 Output::Dial(d) => self.dial(i, d),
                 Output::Event(e) => self.observe(i, e),
+                Output::Completion(c) => self.completed(i, c),
             }
         }
         self.outbuf = buf;
@@ -1108,6 +1109,23 @@ impl Sim {
         );
     }
 
+    /// Only a leave's broadcast is waited for: once sent, the node shuts
+    /// down. Nothing in the simulation waits for joins, pings or sends.
+    fn completed(&mut self, i: usize, c: Completion) {
+        if let Completion::BroadcastFinished(t) = c {
+            if self.slots[i].leave_token == Some(t) && self.slots[i].status == Status::Leaving {
+                let gen = self.slots[i].gen;
+                self.push(
+                    self.now,
+                    Ev::Shutdown {
+                        node: i as u32,
+                        gen,
+                    },
+                );
+            }
+        }
+    }
+
     fn observe(&mut self, i: usize, e: Event) {
         let (kind, info) = match e {
             Event::Join(info) => {
@@ -1134,19 +1152,6 @@ impl Sim {
                         kind: Kind::Health,
                         inc: score,
                     });
-                }
-                return;
-            }
-            Event::BroadcastFinished(t) => {
-                if self.slots[i].leave_token == Some(t) && self.slots[i].status == Status::Leaving {
-                    let gen = self.slots[i].gen;
-                    self.push(
-                        self.now,
-                        Ev::Shutdown {
-                            node: i as u32,
-                            gen,
-                        },
-                    );
                 }
                 return;
             }
@@ -1296,6 +1301,7 @@ impl Sim {
                 match out {
                     Output::Dial(d) if dial.is_none() => dial = Some(d.id),
                     Output::Event(e) => self.observe(i, e),
+                    Output::Completion(c) => self.completed(i, c),
                     other => panic!("seeded bootstrap: unexpected output {other:?}"),
                 }
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use headcount_proto::event::{
-    BroadcastId, Dial, Event as CoreEvent, JoinId, Output, PingId, StreamFailure, StreamId,
+    BroadcastId, Completion, Dial, JoinId, Output, PingId, StreamFailure, StreamId,
 };
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use tokio::io::AsyncWriteExt;
@@ -615,6 +615,7 @@ impl Driver {
                 Output::Packet { to, data } => self.send_packet(to, &data),
                 Output::Dial(dial) => self.spawn_dial(dial),
                 Output::Event(e) => self.on_event(e),
+                Output::Completion(c) => self.on_completion(c),
             }
         }
         let version = self.node().membership_version();
@@ -674,29 +675,26 @@ impl Driver {
         });
     }
 
-    fn on_event(&mut self, e: CoreEvent) {
+    /// Tells the delegates, then the event stream.
+    fn on_event(&mut self, e: Event) {
         let d = &self.delegates;
-        let public = match e {
-            CoreEvent::Join(m) => {
+        match &e {
+            Event::Join(m) => {
                 if let Some(d) = &d.event {
-                    d.notify_join(&m);
+                    d.notify_join(m);
                 }
-                Event::Join(m)
             }
-            CoreEvent::Leave(m) => {
+            Event::Leave(m) => {
                 if let Some(d) = &d.event {
-                    d.notify_leave(&m);
+                    d.notify_leave(m);
                 }
-                Event::Leave(m)
             }
-            CoreEvent::Update(m) => {
+            Event::Update(m) => {
                 if let Some(d) = &d.event {
-                    d.notify_update(&m);
+                    d.notify_update(m);
                 }
-                Event::Update(m)
             }
-            CoreEvent::Suspect { member, from } => Event::Suspect { member, from },
-            CoreEvent::Conflict { existing, other } => {
+            Event::Conflict { existing, other } => {
                 tracing::warn!(
                     "name conflict: {} is at {} but {} claims it",
                     existing.name,
@@ -704,30 +702,39 @@ impl Driver {
                     other.addr
                 );
                 if let Some(d) = &d.conflict {
-                    d.notify_conflict(&existing, &other);
+                    d.notify_conflict(existing, other);
                 }
-                Event::Conflict { existing, other }
             }
-            CoreEvent::UserMessage(data) => {
+            Event::UserMessage(data) => {
                 if let Some(d) = &d.message {
-                    d.notify_msg(&data);
+                    d.notify_msg(data);
                 }
-                Event::UserMessage(data)
             }
-            CoreEvent::PingComplete { node, rtt, payload } => {
+            Event::PingComplete { node, rtt, payload } => {
                 if let Some(d) = &d.ping {
-                    d.notify_ping_complete(&node, rtt, &payload);
+                    d.notify_ping_complete(node, *rtt, payload);
                 }
-                Event::PingComplete { node, rtt, payload }
             }
-            CoreEvent::HealthChanged(score) => Event::HealthChanged(score),
-            CoreEvent::PingResult { id, rtt } => {
+            // Suspicion and health have no delegate (Go has none either);
+            // events the core adds later reach the stream only.
+            _ => {}
+        }
+        // No receivers is fine: events are also given to the delegates.
+        if let Some(tx) = self.events.tx.get() {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Resolves whoever waits for the operation; gone waiters (a dropped
+    /// future) are fine.
+    fn on_completion(&mut self, c: Completion) {
+        match c {
+            Completion::PingResult { id, rtt } => {
                 if let Some((who, done)) = self.pings.remove(&id) {
                     let _ = done.send(rtt.ok_or(Error::NoAck(who)));
                 }
-                return;
             }
-            CoreEvent::JoinFinished {
+            Completion::JoinFinished {
                 id,
                 succeeded,
                 errors,
@@ -735,24 +742,17 @@ impl Driver {
                 if let Some(done) = self.joins.remove(&id) {
                     let _ = done.send((succeeded, errors));
                 }
-                return;
             }
-            CoreEvent::ReliableSent { id, result } => {
+            Completion::ReliableSent { id, result } => {
                 if let Some((to, done)) = self.reliables.remove(&id) {
                     let _ = done.send(result.map_err(|reason| Error::SendFailed { to, reason }));
                 }
-                return;
             }
-            CoreEvent::BroadcastFinished(id) => {
+            Completion::BroadcastFinished(id) => {
                 if let Some(done) = self.broadcasts.remove(&id) {
                     let _ = done.send(Ok(()));
                 }
-                return;
             }
-        };
-        // No receivers is fine: events are also given to the delegates.
-        if let Some(tx) = self.events.tx.get() {
-            let _ = tx.send(public);
         }
     }
 }

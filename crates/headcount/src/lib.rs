@@ -27,7 +27,6 @@ mod clock;
 pub mod delegate;
 mod driver;
 mod error;
-mod event;
 mod memberlist;
 mod net;
 mod options;
@@ -41,7 +40,12 @@ pub use delegate::{
     MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
 };
 pub use error::Error;
-pub use event::Event;
+/// Something that happened in the cluster, as seen by this node. The same
+/// type as the core's [`headcount_proto::Event`], defined once there.
+/// Receive them with [`Memberlist::events`]; the delegates are told as
+/// well. Completions of operations (joins, pings, sends, leaves) never
+/// appear here: they resolve the futures that wait for them.
+pub use headcount_proto::Event;
 pub use memberlist::{Memberlist, MembersWatch, Stats};
 pub use options::Options;
 pub use resolve::DEFAULT_PORT;

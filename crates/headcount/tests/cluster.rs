@@ -594,3 +594,17 @@ async fn reading_from_a_locked_delegate_panics_instead_of_deadlocking() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// The shell's event is the core's, defined once and re-exported: each
+/// converts to the other with no code, in both directions.
+#[test]
+fn the_shell_event_is_the_core_event() {
+    fn to_core(e: headcount::Event) -> headcount_proto::Event {
+        e
+    }
+    fn to_shell(e: headcount_proto::Event) -> headcount::Event {
+        e
+    }
+    let e = headcount::Event::HealthChanged(2);
+    assert_eq!(to_shell(to_core(e.clone())), e);
+}

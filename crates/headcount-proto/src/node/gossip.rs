@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::select::k_random_members;
 use super::{encode, Node, TimerKey};
 use crate::broadcast::Broadcast;
-use crate::event::{BroadcastId, Event};
+use crate::event::{BroadcastId, Completion};
 use crate::name::Name;
 use crate::state::MemberState;
 use crate::time::Instant;
@@ -152,7 +152,7 @@ impl Node {
             self.broadcasts
                 .get_broadcasts(overhead, limit, n, self.config.retransmit_mult);
         for token in finished {
-            self.emit(Event::BroadcastFinished(BroadcastId(token)));
+            self.complete(Completion::BroadcastFinished(BroadcastId(token)));
         }
         let used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
@@ -178,7 +178,7 @@ impl Node {
             notify: notify.map(|b| b.0),
         };
         for token in self.broadcasts.queue(b) {
-            self.emit(Event::BroadcastFinished(BroadcastId(token)));
+            self.complete(Completion::BroadcastFinished(BroadcastId(token)));
         }
         if let Some(at) = self.gossip_pacing.parked.take() {
             self.timers.schedule(TimerKey::GossipTick, at);

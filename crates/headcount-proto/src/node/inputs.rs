@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::{Node, PendingStream};
-use crate::event::{Event, StreamFailure, StreamId};
+use crate::event::{Completion, Event, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
 use crate::time::Instant;
 use crate::wire::{self, AckResp, Message, StreamMessage};
@@ -177,7 +177,7 @@ impl Node {
         match pending {
             PendingStream::Reliable => {
                 let result = result.map(|_| ()).map_err(|e| e.to_string());
-                self.emit(Event::ReliableSent { id, result });
+                self.complete(Completion::ReliableSent { id, result });
             }
             PendingStream::FallbackPing { seq } => self.fallback_ping_result(now, seq, result),
             PendingStream::PushPull {

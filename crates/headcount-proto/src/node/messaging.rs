@@ -38,7 +38,7 @@ impl Node {
     }
 
     /// Sends a user message over a stream. Finishes with
-    /// [`Event::ReliableSent`](crate::Event::ReliableSent).
+    /// [`Completion::ReliableSent`](crate::Completion::ReliableSent).
     pub fn send_reliable(
         &mut self,
         _now: Instant,

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use super::select::shuffle;
 use super::{encode, Node, PendingStream, TimerKey};
-use crate::event::{Event, PingId, StreamFailure};
+use crate::event::{Completion, Event, PingId, StreamFailure};
 use crate::state::{socket_addr_from_wire, MemberState};
 use crate::time::Instant;
 use crate::wire::{
@@ -84,7 +84,7 @@ impl Node {
     }
 
     /// Pings `addr` (expecting the node called `name`, or anyone if empty)
-    /// and reports the round-trip time with [`Event::PingResult`] within
+    /// and reports the round-trip time with [`Completion::PingResult`] within
     /// `probe_timeout`.
     pub fn ping(&mut self, now: Instant, name: &str, addr: SocketAddr) -> PingId {
         let id = PingId(self.next_id());
@@ -304,7 +304,9 @@ impl Node {
                 let nack = Message::Nack(NackResp { seq_no: origin_seq });
                 self.send_msg(origin, &nack);
             }
-            Some(AckHandler::UserPing { id, .. }) => self.emit(Event::PingResult { id, rtt: None }),
+            Some(AckHandler::UserPing { id, .. }) => {
+                self.complete(Completion::PingResult { id, rtt: None })
+            }
             _ => {}
         }
     }
@@ -371,7 +373,7 @@ impl Node {
                 self.send_msg(origin, &Message::Ack(reply));
             }
             AckHandler::UserPing { id, sent } => {
-                self.emit(Event::PingResult {
+                self.complete(Completion::PingResult {
                     id,
                     rtt: Some(now - sent),
                 });

@@ -12,7 +12,7 @@ use core::time::Duration;
 use std::net::SocketAddr;
 
 use super::{Node, PendingStream, TimerKey};
-use crate::event::{Event, JoinId, StreamFailure};
+use crate::event::{Completion, JoinId, StreamFailure};
 use crate::state::{socket_addr_from_wire, MemberInfo, MemberState};
 use crate::time::Instant;
 use crate::wire::{
@@ -57,11 +57,11 @@ pub(super) struct JoinProgress {
 
 impl Node {
     /// Joins a cluster: a push/pull with every address given. Finishes with
-    /// [`Event::JoinFinished`].
+    /// [`Completion::JoinFinished`].
     pub fn join(&mut self, now: Instant, addrs: &[SocketAddr]) -> JoinId {
         let id = JoinId(self.next_id());
         if addrs.is_empty() {
-            self.emit(Event::JoinFinished {
+            self.complete(Completion::JoinFinished {
                 id,
                 succeeded: 0,
                 errors: Vec::new(),
@@ -318,7 +318,7 @@ impl Node {
         p.pending -= 1;
         if p.pending == 0 {
             let p = self.joins.remove(&id).expect("present");
-            self.emit(Event::JoinFinished {
+            self.complete(Completion::JoinFinished {
                 id,
                 succeeded: p.succeeded,
                 errors: p.errors,

@@ -45,8 +45,9 @@ struct Prior {
 
 impl Node {
     /// Leaves the cluster gracefully: gossips that we left. Returns the
-    /// broadcast to wait for ([`Event::BroadcastFinished`]), or `None` when
-    /// there is nobody to tell or we already left.
+    /// broadcast to wait for
+    /// ([`Completion::BroadcastFinished`](crate::Completion::BroadcastFinished)),
+    /// or `None` when there is nobody to tell or we already left.
     pub fn leave(&mut self, now: Instant) -> Option<BroadcastId> {
         if self.leaving {
             return None;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use headcount_proto::wire::{self, StreamDecode};
 use headcount_proto::{
-    Config, Event, Instant, Keyring, LocalNode, MemberState, Node, NonceSource, Output,
+    Completion, Config, Event, Instant, Keyring, LocalNode, MemberState, Node, NonceSource, Output,
     StreamFailure, StreamId, StreamMessage,
 };
 
@@ -46,6 +46,9 @@ pub struct Cluster {
     pub queue: BinaryHeap<Reverse<(Instant, u64)>>,
     pub pending: HashMap<u64, Delivery>,
     pub events: Vec<(usize, Instant, Event)>,
+    /// Joins, pings, sends and broadcasts that finished, as a driver would
+    /// route them to their waiters.
+    pub completions: Vec<(usize, Instant, Completion)>,
     /// Packets sent that none of `tap_keys` decrypts (counted only when
     /// `tap_keys` is set).
     pub plaintext_packets: u64,
@@ -89,6 +92,7 @@ impl Cluster {
             queue: BinaryHeap::new(),
             pending: HashMap::new(),
             events: Vec::new(),
+            completions: Vec::new(),
             plaintext_packets: 0,
             tap_keys,
             packets: 0,
@@ -190,6 +194,7 @@ impl Cluster {
                     );
                 }
                 Output::Event(e) => self.events.push((i, self.now, e)),
+                Output::Completion(c) => self.completions.push((i, self.now, c)),
             }
         }
     }

@@ -356,7 +356,7 @@ impl Harness {
                     assert!(data.len() <= 65_507, "a {}-byte datagram", data.len());
                 }
                 Output::Dial(d) => self.pending.push(d.id),
-                Output::Event(_) => {}
+                Output::Event(_) | Output::Completion(_) => {}
             }
         }
         self.outputs += n;
