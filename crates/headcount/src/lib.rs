@@ -38,9 +38,9 @@ mod target;
 
 pub use delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
-    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
+    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate, Veto,
 };
-pub use error::Error;
+pub use error::{AddressError, Error, JoinError, RandomError};
 pub use event::Event;
 pub use memberlist::{Memberlist, MembersWatch, Stats};
 pub use options::Options;
@@ -76,3 +76,11 @@ pub use headcount_proto::ConfigError;
 pub use headcount_proto::Keyring;
 /// Why a keyring operation was refused.
 pub use headcount_proto::KeyringError;
+/// Why a remote state was not merged (part of [`PushPullError`]).
+pub use headcount_proto::MergeError;
+/// Why a push/pull with one address of a join failed (part of
+/// [`JoinError`]).
+pub use headcount_proto::PushPullError;
+/// Why a stream failed: a reliable send ([`Error::SendFailed`]) or a
+/// push/pull ([`PushPullError::Stream`]).
+pub use headcount_proto::StreamFailure;
