@@ -6,6 +6,7 @@
 //! user state to send in a push/pull, whether to accept a node or a merge.
 //! Hooks run on the driver's task: they must be quick and must not block.
 
+pub use crate::error::Veto;
 use crate::state::MemberInfo;
 
 /// Synchronous hooks into the protocol. Every method has a default that does
@@ -37,9 +38,11 @@ pub trait Hooks: Send {
         let _ = (state, join);
     }
 
-    /// Veto a push/pull merge: an error rejects the whole remote state
+    /// Veto a push/pull merge: a [`Veto`] rejects the whole remote state,
+    /// and a join it belongs to fails with
+    /// [`MergeError::Vetoed`](crate::MergeError::Vetoed)
     /// (Go: `MergeDelegate.NotifyMerge`).
-    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), String> {
+    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), Veto> {
         let _ = peers;
         Ok(())
     }
@@ -52,8 +55,9 @@ pub trait Hooks: Send {
         true
     }
 
-    /// Veto an alive message about a node (Go: `AliveDelegate.NotifyAlive`).
-    fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), String> {
+    /// Veto an alive message about a node: a [`Veto`] ignores it
+    /// (Go: `AliveDelegate.NotifyAlive`).
+    fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), Veto> {
         let _ = peer;
         Ok(())
     }

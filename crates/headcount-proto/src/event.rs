@@ -4,7 +4,9 @@
 use core::time::Duration;
 use std::net::SocketAddr;
 
+use crate::error::PushPullError;
 use crate::state::MemberInfo;
+use crate::wire::StreamError;
 
 /// Identifies an outbound stream the core asked the driver to dial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,24 +64,74 @@ pub struct Dial {
 
 /// What went wrong with a stream, as the driver reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StreamFailure {
     /// Connecting, writing or reading failed.
-    Io(String),
+    Io(std::io::ErrorKind),
     /// The operation took longer than the dial's timeout.
     Timeout,
+    /// The peer closed (or reset) the connection without a word where a
+    /// reply was expected. That is how a peer refuses a stream whose label
+    /// differs or that it cannot decrypt, so the message hints at it:
+    /// `secured` says whether we dialed with an encryption key or a label.
+    Unanswered {
+        /// We have a keyring or a label.
+        secured: bool,
+    },
+    /// The peer closed the connection partway through its reply.
+    Truncated {
+        /// Bytes of the reply received.
+        received: usize,
+    },
+    /// The reply is larger than we accept.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The reply could not be decoded.
-    Decode(String),
+    Decode(StreamError),
 }
 
 impl core::fmt::Display for StreamFailure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            StreamFailure::Io(e) => write!(f, "i/o error: {e}"),
+            StreamFailure::Io(kind) => write!(f, "{kind}"),
             StreamFailure::Timeout => write!(f, "timed out"),
-            StreamFailure::Decode(e) => write!(f, "bad reply: {e}"),
+            StreamFailure::Unanswered { secured: true } => write!(
+                f,
+                "closed the connection without answering: wrong encryption key or label?"
+            ),
+            StreamFailure::Unanswered { secured: false } => write!(
+                f,
+                "closed the connection without answering (does it need an encryption key or a label, or refuse our address?)"
+            ),
+            StreamFailure::Truncated { received } => write!(
+                f,
+                "connection closed after {received} bytes of an incomplete reply"
+            ),
+            StreamFailure::TooLarge { limit } => {
+                write!(f, "reply larger than {limit} bytes")
+            }
+            StreamFailure::Decode(e) => {
+                f.write_str("bad reply: ")?;
+                match e {
+                    StreamError::Decrypt(_) => f.write_str(
+                        "it did not decrypt with any of our keys: wrong encryption key or label?",
+                    ),
+                    StreamError::NotEncrypted => f.write_str(
+                        "it is not encrypted: the peer has no encryption key (or turn incoming verification off while migrating)",
+                    ),
+                    StreamError::EncryptionNotConfigured => {
+                        f.write_str("it is encrypted and we have no encryption key")
+                    }
+                    e => write!(f, "{e}"),
+                }
+            }
         }
     }
 }
+
+impl std::error::Error for StreamFailure {}
 
 /// Something that happened in the cluster, as seen by this node: what an
 /// application may want to know. The driver hands these to the
@@ -152,14 +204,14 @@ pub enum Completion {
         /// How many addresses completed a push/pull.
         succeeded: usize,
         /// The addresses that failed, with why.
-        errors: Vec<(SocketAddr, String)>,
+        errors: Vec<(SocketAddr, PushPullError)>,
     },
     /// A reliable send finished.
     ReliableSent {
         /// The stream that carried it.
         id: StreamId,
         /// Whether it was delivered to the peer's socket.
-        result: Result<(), String>,
+        result: Result<(), StreamFailure>,
     },
     /// A broadcast the caller waits for has been sent as often as the
     /// retransmit limit asks, or was superseded.

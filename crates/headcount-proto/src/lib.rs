@@ -20,6 +20,7 @@ pub mod broadcast;
 pub mod cidr;
 pub mod config;
 pub mod delegate;
+pub mod error;
 pub mod event;
 mod fxhash;
 pub mod inbound;
@@ -35,6 +36,7 @@ pub use broadcast::TransmitLimitedQueue;
 pub use cidr::Cidr;
 pub use config::{Config, ConfigError};
 pub use delegate::{Hooks, NoHooks};
+pub use error::{MergeError, PushPullError, Veto};
 pub use event::{
     BroadcastId, Completion, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId,
 };

@@ -71,8 +71,11 @@ fn a_failed_join_is_a_completion_only() {
         panic!("a join dials its contact first: {out:?}");
     };
     let dial = d.id;
-    c.node(0)
-        .handle_stream_result(now, dial, Err(StreamFailure::Io("refused".into())));
+    c.node(0).handle_stream_result(
+        now,
+        dial,
+        Err(StreamFailure::Io(std::io::ErrorKind::ConnectionRefused)),
+    );
     let out = outputs(&mut c, 0);
     match &out[..] {
         [Output::Completion(Completion::JoinFinished {

@@ -7,17 +7,31 @@ mod common;
 use std::time::Duration;
 
 use common::Cluster;
-use headcount_proto::{Completion, Config, Hooks, LocalNode, MemberInfo, Node};
+use headcount_proto::{
+    Completion, Config, Hooks, LocalNode, MemberInfo, MergeError, Node, PushPullError, Veto,
+};
 
-struct Veto {
+/// The application's own reason, kept through the veto.
+#[derive(Debug)]
+struct NotThisCluster;
+
+impl std::fmt::Display for NotThisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not this cluster")
+    }
+}
+
+impl std::error::Error for NotThisCluster {}
+
+struct Vetoes {
     seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Hooks for Veto {
-    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), String> {
+impl Hooks for Vetoes {
+    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), Veto> {
         self.seen
             .fetch_add(peers.len(), std::sync::atomic::Ordering::Relaxed);
-        Err("not this cluster".into())
+        Err(Veto::new(NotThisCluster))
     }
 }
 
@@ -33,7 +47,7 @@ fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
     let now = c.now;
     c.nodes[0] = Some(
         Node::builder(Config::local(), local)
-            .hooks(Box::new(Veto { seen: seen.clone() }))
+            .hooks(Box::new(Vetoes { seen: seen.clone() }))
             .seed(3)
             .build(now)
             .unwrap(),
@@ -51,7 +65,15 @@ fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
         })
         .expect("join finished");
     assert_eq!(finished.0, 0);
-    assert!(finished.1[0].1.contains("not this cluster"), "{finished:?}");
+    let [(addr, PushPullError::Merge(MergeError::Vetoed(veto)))] = &finished.1[..] else {
+        panic!("one vetoed merge expected: {finished:?}");
+    };
+    assert_eq!(*addr, c.addrs[1]);
+    assert!(veto.reason().is::<NotThisCluster>(), "{veto:?}");
+    assert_eq!(
+        finished.1[0].1.to_string(),
+        "merge refused: not this cluster"
+    );
     // The hook saw node-1's state: node-1 answers before it merges ours
     // (as Go's handleConn does), so it lists only itself.
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);

@@ -384,7 +384,9 @@ fn run_cluster(inputs: &[(usize, Input)]) {
                                         _ => Ok(None),
                                     }
                                 }
-                                None => Err(headcount_proto::StreamFailure::Io("refused".into())),
+                                None => Err(headcount_proto::StreamFailure::Io(
+                                    std::io::ErrorKind::ConnectionRefused,
+                                )),
                             };
                             nodes[i].handle_stream_result(now, d.id, result);
                         }

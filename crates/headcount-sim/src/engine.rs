@@ -708,7 +708,7 @@ impl Sim {
                         from,
                         from_gen,
                         id,
-                        StreamLeg::Failed(StreamFailure::Io("connection refused".into())),
+                        StreamLeg::Failed(StreamFailure::Io(std::io::ErrorKind::ConnectionRefused)),
                     );
                 } else if slot.starved_until.is_some() {
                     // The kernel accepts the connection; the process reads
@@ -937,7 +937,7 @@ impl Sim {
         let leg = match (expect_reply, reply) {
             (false, _) => StreamLeg::Written,
             (true, Some(bytes)) => StreamLeg::Reply(bytes),
-            (true, None) => StreamLeg::Failed(StreamFailure::Io("closed without reply".into())),
+            (true, None) => StreamLeg::Failed(StreamFailure::Unanswered { secured: false }),
         };
         self.answer_stream(to, from, from_gen, id, leg);
     }
@@ -966,7 +966,10 @@ impl Sim {
             StreamLeg::Reply(bytes) => {
                 match wire::decode_stream(&bytes, &[], false, &self.limits) {
                     Ok(StreamDecode::Complete { msg, .. }) => Ok(Some(msg)),
-                    other => Err(StreamFailure::Decode(format!("{other:?}"))),
+                    Ok(StreamDecode::NeedMore { .. }) => Err(StreamFailure::Truncated {
+                        received: bytes.len(),
+                    }),
+                    Err(e) => Err(StreamFailure::Decode(e)),
                 }
             }
         };
@@ -1087,7 +1090,10 @@ impl Sim {
                     to: from32,
                     gen,
                     id: d.id,
-                    result: StreamLeg::Failed(StreamFailure::Io("no route to host".into())),
+                    // No such host: its address is not available.
+                    result: StreamLeg::Failed(StreamFailure::Io(
+                        std::io::ErrorKind::AddrNotAvailable,
+                    )),
                 },
             );
             return;

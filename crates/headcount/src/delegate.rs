@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use headcount_proto::delegate::Hooks;
 
+pub use headcount_proto::Veto;
+
 use crate::MemberInfo;
 
 /// Supplies this node's metadata (Go: `Delegate.NodeMeta`).
@@ -96,9 +98,11 @@ pub trait ConflictDelegate: Send + Sync {
 
 /// Vetoes merges of remote state (Go: `MergeDelegate`).
 pub trait MergeDelegate: Send + Sync {
-    /// Called before the members a peer sent in a push/pull are merged; an
-    /// error rejects the whole exchange (and fails the join it belongs to).
-    fn notify_merge(&self, peers: &[MemberInfo]) -> Result<(), String> {
+    /// Called before the members a peer sent in a push/pull are merged; a
+    /// [`Veto`] rejects the whole exchange (and fails the join it belongs
+    /// to, with [`MergeError::Vetoed`](crate::MergeError::Vetoed) carrying
+    /// it).
+    fn notify_merge(&self, peers: &[MemberInfo]) -> Result<(), Veto> {
         let _ = peers;
         Ok(())
     }
@@ -106,8 +110,9 @@ pub trait MergeDelegate: Send + Sync {
 
 /// Filters alive messages (Go: `AliveDelegate`).
 pub trait AliveDelegate: Send + Sync {
-    /// Called for every alive message about another node; an error ignores it.
-    fn notify_alive(&self, peer: &MemberInfo) -> Result<(), String> {
+    /// Called for every alive message about another node; a [`Veto`]
+    /// ignores it.
+    fn notify_alive(&self, peer: &MemberInfo) -> Result<(), Veto> {
         let _ = peer;
         Ok(())
     }
@@ -194,7 +199,7 @@ impl Hooks for HooksAdapter {
         }
     }
 
-    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), String> {
+    fn allow_merge(&mut self, peers: &[MemberInfo]) -> Result<(), Veto> {
         match &self.0.merge {
             Some(d) => d.notify_merge(peers),
             None => Ok(()),
@@ -205,7 +210,7 @@ impl Hooks for HooksAdapter {
         self.0.merge.is_some()
     }
 
-    fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), String> {
+    fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), Veto> {
         match &self.0.alive {
             Some(d) => d.notify_alive(peer),
             None => Ok(()),

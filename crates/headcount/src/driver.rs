@@ -20,6 +20,7 @@ use headcount_proto::event::{
     BroadcastId, Completion, Dial, JoinId, Output, PingId, StreamFailure, StreamId,
 };
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
+use headcount_proto::{ConfigError, PushPullError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
@@ -27,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::delegate::Delegates;
-use crate::net::{describe_io, read_message};
+use crate::net::{read_message, ReadError};
 use crate::security::{reply_failure, Key, SecurityOp};
 use crate::shared_core::{lock_for_driver, Core, CoreGuard};
 use crate::{Error, Event, Target};
@@ -77,7 +78,7 @@ thread_local! {
 }
 
 /// How a join ended: successes, and failures by address.
-pub(crate) type JoinOutcome = (usize, Vec<(SocketAddr, String)>);
+pub(crate) type JoinOutcome = (usize, Vec<(SocketAddr, PushPullError)>);
 
 /// A request from an API handle.
 pub(crate) enum Command {
@@ -123,7 +124,7 @@ type DialResult = (StreamId, Result<Option<StreamMessage>, StreamFailure>);
 /// to put the reply.
 pub(crate) struct Inbound {
     from: SocketAddr,
-    msg: Result<StreamMessage, String>,
+    msg: Result<StreamMessage, ReadError>,
     reply: oneshot::Sender<Option<Vec<u8>>>,
 }
 
@@ -315,7 +316,7 @@ impl Driver {
                     match r {
                         Ok((stream, from)) => self.on_accept(stream, from),
                         Err(e) => {
-                            tracing::warn!("accepting a TCP connection failed: {}", describe_io(&e));
+                            tracing::warn!("accepting a TCP connection failed: {e}");
                             // Errors like EMFILE repeat at once; yield a little.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
@@ -411,7 +412,7 @@ impl Driver {
         self.counters
             .udp_recv_errors
             .fetch_add(1, Ordering::Relaxed);
-        tracing::debug!("UDP receive error: {}", describe_io(e));
+        tracing::debug!("UDP receive error: {e}");
     }
 
     fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
@@ -495,7 +496,14 @@ impl Driver {
                 match r {
                     Ok(id) => self.answer_after_broadcast(id, done),
                     Err(e) => {
-                        let _ = done.send(Err(Error::Config(e.to_string())));
+                        let e = match e {
+                            ConfigError::MetaTooLarge(size) => Error::MetaTooLarge {
+                                size,
+                                limit: headcount_proto::config::META_MAX_SIZE,
+                            },
+                            other => Error::Config(other),
+                        };
+                        let _ = done.send(Err(e));
                     }
                 }
             }
@@ -632,7 +640,7 @@ impl Driver {
             self.counters
                 .udp_send_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%to, "UDP send failed: {}", describe_io(&e));
+            tracing::debug!(%to, "UDP send failed: {e}");
         }
     }
 
@@ -766,7 +774,7 @@ async fn serve_inbound(
     ctx: &StreamCtx,
     tx: mpsc::Sender<Inbound>,
     counters: &ShellCounters,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let work = async {
         // A malformed or oversized message is answered with an errResp
         // (which the core frames), then reported as a failure.
@@ -779,8 +787,8 @@ async fn serve_inbound(
         .await;
         let (msg, failed) = match read {
             Ok(msg) => (Ok(msg), None),
-            Err(e) if e.wants_reply() => (Err(e.to_string()), Some(e.to_string())),
-            Err(e) => return Err(e.to_string()),
+            Err(e) if e.wants_reply() => (Err(e.clone()), Some(e)),
+            Err(e) => return Err(ServeError::Read(e)),
         };
         let (reply_tx, reply_rx) = oneshot::channel();
         tx.send(Inbound {
@@ -789,28 +797,44 @@ async fn serve_inbound(
             reply: reply_tx,
         })
         .await
-        .map_err(|_| "shutting down".to_string())?;
-        let reply = reply_rx.await.map_err(|_| "shutting down".to_string())?;
+        .map_err(|_| ServeError::Shutdown)?;
+        let reply = reply_rx.await.map_err(|_| ServeError::Shutdown)?;
         if let Some(bytes) = reply {
             counters
                 .tcp_bytes_sent
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            stream
-                .write_all(&bytes)
-                .await
-                .map_err(|e| describe_io(&e))?;
-            stream.flush().await.map_err(|e| describe_io(&e))?;
+            let write = |e: std::io::Error| ServeError::Write(e.kind());
+            stream.write_all(&bytes).await.map_err(write)?;
+            stream.flush().await.map_err(write)?;
         }
         let _ = stream.shutdown().await;
         match failed {
-            Some(e) => Err(e),
+            Some(e) => Err(ServeError::Read(e)),
             None => Ok(()),
         }
     };
     match tokio::time::timeout(ctx.tcp_timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err("timed out".to_string()),
+        Err(_) => Err(ServeError::Timeout),
     }
+}
+
+/// Why serving an inbound stream failed (logged and counted).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// The message could not be read (answered with an error when the
+    /// peer should know why).
+    #[error("{0}")]
+    Read(ReadError),
+    /// Writing the reply failed.
+    #[error("writing the reply: {0}")]
+    Write(std::io::ErrorKind),
+    /// The driver stopped before it answered.
+    #[error("shutting down")]
+    Shutdown,
+    /// Not done within the TCP timeout.
+    #[error("timed out")]
+    Timeout,
 }
 
 /// Connects, writes `data` and reads one reply with `reply` when given.
@@ -822,7 +846,7 @@ async fn dial_stream(
     max_bytes: usize,
     secured: bool,
 ) -> Result<Option<StreamMessage>, StreamFailure> {
-    let io = |e: std::io::Error| StreamFailure::Io(describe_io(&e));
+    let io = |e: std::io::Error| StreamFailure::Io(e.kind());
     let mut stream = TcpStream::connect(to).await.map_err(io)?;
     let _ = stream.set_nodelay(true);
     stream.write_all(data).await.map_err(io)?;

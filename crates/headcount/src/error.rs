@@ -1,6 +1,11 @@
 //! The errors of the public API.
 
+use std::io;
 use std::net::SocketAddr;
+
+use headcount_proto::{ConfigError, PushPullError, StreamFailure};
+
+pub use crate::resolve::AddressError;
 
 /// What went wrong in a [`crate::Memberlist`] call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -8,14 +13,24 @@ use std::net::SocketAddr;
 pub enum Error {
     /// The options are not usable.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
+    /// The node would announce an unspecified address (it is bound to
+    /// `0.0.0.0` or `::` and has no advertise address).
+    #[error("cannot announce the unspecified address {}: set an advertise address", .addr.ip())]
+    AdvertiseUnspecified {
+        /// The address it would announce.
+        addr: SocketAddr,
+    },
+    /// The operating system's secure random generator failed.
+    #[error("the OS random generator failed: {0}")]
+    Random(RandomError),
     /// Binding the UDP socket or the TCP listener failed.
-    #[error("cannot bind {addr}: {reason}")]
+    #[error("cannot bind {addr}: {kind}")]
     Bind {
         /// The address we tried to bind.
         addr: SocketAddr,
         /// Why it failed.
-        reason: String,
+        kind: io::ErrorKind,
     },
     /// A join address could not be parsed or resolved.
     #[error("bad join address {addr:?}: {reason}")]
@@ -23,13 +38,13 @@ pub enum Error {
         /// The address as given.
         addr: String,
         /// Why it is unusable.
-        reason: String,
+        reason: AddressError,
     },
     /// No join address completed a push/pull.
     #[error("join failed: no address answered ({})", format_failures(.failures))]
     JoinFailed {
         /// Each address tried (or given, when it could not be resolved), with why it failed.
-        failures: Vec<(String, String)>,
+        failures: Vec<(String, JoinError)>,
     },
     /// The operation did not finish in the time allowed.
     #[error("{0} timed out")]
@@ -41,6 +56,15 @@ pub enum Error {
     #[error("message of {size} bytes is too large (limit {limit} bytes)")]
     TooLarge {
         /// Size of the message.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The node metadata is larger than allowed
+    /// ([`crate::META_MAX_SIZE`]).
+    #[error("node metadata is {size} bytes, at most {limit} allowed")]
+    MetaTooLarge {
+        /// Size of the metadata.
         size: usize,
         /// The limit.
         limit: usize,
@@ -57,7 +81,7 @@ pub enum Error {
         /// The destination.
         to: SocketAddr,
         /// Why it failed.
-        reason: String,
+        reason: StreamFailure,
     },
     /// The node was shut down.
     #[error("the memberlist is shut down")]
@@ -68,7 +92,32 @@ pub enum Error {
     Keyring(headcount_proto::KeyringError),
 }
 
-fn format_failures(f: &[(String, String)]) -> String {
+/// Why one address of a join failed (see [`Error::JoinFailed`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The address could not be parsed or resolved.
+    #[error(transparent)]
+    Address(AddressError),
+    /// The push/pull with it failed.
+    #[error(transparent)]
+    PushPull(PushPullError),
+}
+
+/// Why the operating system's random generator failed (see
+/// [`Error::Random`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RandomError(pub(crate) getrandom::Error);
+
+impl RandomError {
+    /// The operating system's error code, if it gave one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.0.raw_os_error()
+    }
+}
+
+fn format_failures(f: &[(String, JoinError)]) -> String {
     if f.is_empty() {
         return "no address given".to_string();
     }
@@ -95,8 +144,11 @@ mod tests {
 
     #[test]
     fn join_failure_message() {
+        let refused = JoinError::PushPull(PushPullError::Stream(StreamFailure::Io(
+            io::ErrorKind::ConnectionRefused,
+        )));
         let e = Error::JoinFailed {
-            failures: vec![("127.0.0.1:7000".into(), "connection refused".into())],
+            failures: vec![("127.0.0.1:7000".into(), refused)],
         };
         assert_eq!(
             e.to_string(),

@@ -37,9 +37,9 @@ mod target;
 
 pub use delegate::{
     AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
-    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate,
+    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate, Veto,
 };
-pub use error::Error;
+pub use error::{AddressError, Error, JoinError, RandomError};
 /// Something that happened in the cluster, as seen by this node. The same
 /// type as the core's [`headcount_proto::Event`], defined once there.
 /// Receive them with [`Memberlist::events`]; the delegates are told as
@@ -80,3 +80,11 @@ pub use headcount_proto::ConfigError;
 pub use headcount_proto::Keyring;
 /// Why a keyring operation was refused.
 pub use headcount_proto::KeyringError;
+/// Why a remote state was not merged (part of [`PushPullError`]).
+pub use headcount_proto::MergeError;
+/// Why a push/pull with one address of a join failed (part of
+/// [`JoinError`]).
+pub use headcount_proto::PushPullError;
+/// Why a stream failed: a reliable send ([`Error::SendFailed`]) or a
+/// push/pull ([`PushPullError::Stream`]).
+pub use headcount_proto::StreamFailure;

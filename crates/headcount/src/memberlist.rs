@@ -14,7 +14,7 @@ use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::shared_core::{lock_for_read, Core};
-use crate::{net, Config, CoreStats, Error, Event, MemberInfo, Options, Target};
+use crate::{net, Config, CoreStats, Error, Event, JoinError, MemberInfo, Options, Target};
 
 /// Capacity of the command channel from handles to the driver.
 const COMMAND_QUEUE: usize = 256;
@@ -106,17 +106,14 @@ impl Memberlist {
         let (udp, listener) = net::bind(bind_addr).await?;
         let local_addr = udp.local_addr().map_err(|e| Error::Bind {
             addr: bind_addr,
-            reason: e.to_string(),
+            kind: e.kind(),
         })?;
         let mut advertise = advertise_addr.unwrap_or(local_addr);
         if advertise.port() == 0 {
             advertise.set_port(local_addr.port());
         }
         if advertise.ip().is_unspecified() {
-            return Err(Error::Config(format!(
-                "cannot announce the unspecified address {}: set an advertise address",
-                advertise.ip()
-            )));
+            return Err(Error::AdvertiseUnspecified { addr: advertise });
         }
         let meta = match &delegates.node_meta {
             Some(d) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
@@ -138,7 +135,7 @@ impl Memberlist {
             .seed(seed)
             .nonce_source(os_nonce_source())
             .build(clock.now())
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(Error::Config)?;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -211,7 +208,7 @@ impl Memberlist {
     /// defaults to 7946. Fails when no address answered, saying why for
     /// each.
     pub async fn join<S: AsRef<str>>(&self, addrs: &[S]) -> Result<usize, Error> {
-        let mut failures: Vec<(String, String)> = Vec::new();
+        let mut failures: Vec<(String, JoinError)> = Vec::new();
         let mut resolved: Vec<SocketAddr> = Vec::new();
         for a in addrs {
             let a = a.as_ref();
@@ -223,7 +220,7 @@ impl Memberlist {
                         }
                     }
                 }
-                Err(reason) => failures.push((a.to_string(), reason)),
+                Err(reason) => failures.push((a.to_string(), JoinError::Address(reason))),
             }
         }
         if resolved.is_empty() {
@@ -236,14 +233,11 @@ impl Memberlist {
             })
             .await?;
         if succeeded == 0 {
-            // "i/o error: connection refused" reads better without the prefix.
-            failures.extend(errors.into_iter().map(|(a, e)| {
-                let e = e
-                    .strip_prefix("i/o error: ")
-                    .map(str::to_string)
-                    .unwrap_or(e);
-                (a.to_string(), e)
-            }));
+            failures.extend(
+                errors
+                    .into_iter()
+                    .map(|(a, e)| (a.to_string(), JoinError::PushPull(e))),
+            );
             return Err(Error::JoinFailed { failures });
         }
         // The error above says why; here only a partial failure needs a log.

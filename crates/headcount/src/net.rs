@@ -23,7 +23,7 @@ const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
     let bind_err = |addr: SocketAddr, e: io::Error| Error::Bind {
         addr,
-        reason: describe_io(&e),
+        kind: e.kind(),
     };
     if addr.port() != 0 {
         let udp = UdpSocket::bind(addr).await.map_err(|e| bind_err(addr, e))?;
@@ -44,27 +44,16 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), E
     Err(last.expect("at least one attempt"))
 }
 
-/// A short description of an I/O error, e.g. "connection refused".
-pub(crate) fn describe_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-        io::ErrorKind::ConnectionReset => "connection reset".to_string(),
-        io::ErrorKind::AddrInUse => "address in use".to_string(),
-        io::ErrorKind::AddrNotAvailable => "address not available".to_string(),
-        io::ErrorKind::TimedOut => "timed out".to_string(),
-        io::ErrorKind::UnexpectedEof => "connection closed early".to_string(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
-
 /// Why reading a stream message failed.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum ReadError {
-    Io(io::Error),
+    Io(io::ErrorKind),
+    /// The peer closed the connection after this many bytes, before the
+    /// message was complete.
     Closed(usize),
     Decode(StreamError),
-    TooLarge,
+    /// The message is larger than this many bytes, the most we buffer.
+    TooLarge(usize),
     /// The shared budget of inbound stream buffers is used up.
     Busy,
 }
@@ -78,7 +67,7 @@ impl ReadError {
     pub(crate) fn wants_reply(&self) -> bool {
         match self {
             ReadError::Decode(StreamError::LabelEmpty | StreamError::LabelMismatch { .. }) => false,
-            ReadError::Decode(_) | ReadError::TooLarge | ReadError::Busy => true,
+            ReadError::Decode(_) | ReadError::TooLarge(_) | ReadError::Busy => true,
             ReadError::Io(_) | ReadError::Closed(_) => false,
         }
     }
@@ -87,20 +76,22 @@ impl ReadError {
 impl core::fmt::Display for ReadError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            ReadError::Io(e) => f.write_str(&describe_io(e)),
+            ReadError::Io(kind) => write!(f, "{kind}"),
             ReadError::Closed(0) => f.write_str("connection closed before any data"),
             ReadError::Closed(n) => write!(
                 f,
                 "connection closed after {n} bytes of an incomplete message"
             ),
             ReadError::Decode(e) => write!(f, "{e}"),
-            ReadError::TooLarge => write!(f, "message larger than {MAX_STREAM_BYTES} bytes"),
+            ReadError::TooLarge(max) => write!(f, "message larger than {max} bytes"),
             ReadError::Busy => {
                 f.write_str("too much inbound stream data buffered; try again later")
             }
         }
     }
 }
+
+impl std::error::Error for ReadError {}
 
 /// Reads exactly one stream message with the incremental decoder (made by
 /// `Node::stream_decoder`, which knows our label, keys and limits),
@@ -125,13 +116,13 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     loop {
         while buf.len() < need {
             if buf.len() >= max {
-                return Err(ReadError::TooLarge);
+                return Err(ReadError::TooLarge(max));
             }
             let want = (need - buf.len()).clamp(4096, 1 << 20);
             if let Some(sem) = budget {
                 if buf.len() + want > buf.capacity() {
                     let grow = u32::try_from(buf.len() + want - buf.capacity())
-                        .map_err(|_| ReadError::TooLarge)?;
+                        .map_err(|_| ReadError::TooLarge(max))?;
                     let p = sem.try_acquire_many(grow).map_err(|_| ReadError::Busy)?;
                     match &mut held {
                         Some(h) => h.merge(p),
@@ -142,7 +133,10 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
             }
             let start = buf.len();
             buf.resize(start + want, 0);
-            let n = r.read(&mut buf[start..]).await.map_err(ReadError::Io)?;
+            let n = r
+                .read(&mut buf[start..])
+                .await
+                .map_err(|e| ReadError::Io(e.kind()))?;
             buf.truncate(start + n);
             if n == 0 {
                 return Err(ReadError::Closed(buf.len()));

@@ -1,12 +1,56 @@
 //! Parsing and resolving join addresses.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::error::ResolveErrorKind;
 
 use hickory_resolver::TokioAsyncResolver;
 use tokio::sync::OnceCell;
 
 /// The port used when a join address has none (Go's default `BindPort`).
 pub const DEFAULT_PORT: u16 = 7946;
+
+/// Why a join address is unusable (see [`crate::JoinError::Address`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// `name/address` with nothing before the `/`.
+    #[error("the node name before '/' is empty")]
+    EmptyNodeName,
+    /// Nothing to resolve.
+    #[error("empty address")]
+    Empty,
+    /// `[` without its `]`.
+    #[error("missing ']' after an IPv6 address")]
+    MissingBracket,
+    /// Something other than `:port` after `[address]`.
+    #[error("expected ':' after ']'")]
+    ExpectedColon,
+    /// Between `[` and `]` is not an IPv6 address (the text found).
+    #[error("{0:?} is not an IPv6 address")]
+    BadIpv6(String),
+    /// The port is not a number from 0 to 65535 (the text found).
+    #[error("{0:?} is not a port number")]
+    BadPort(String),
+    /// A port without a host.
+    #[error("empty host")]
+    EmptyHost,
+    /// The host name has no A or AAAA records.
+    #[error("{host} has no addresses")]
+    NoRecords {
+        /// The host name.
+        host: String,
+    },
+    /// Looking the host name up failed.
+    #[error("cannot resolve {host}: {kind}")]
+    LookupFailed {
+        /// The host name.
+        host: String,
+        /// Why, as far as the resolver said.
+        kind: io::ErrorKind,
+    },
+}
 
 /// A join address split into host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,32 +62,30 @@ pub(crate) struct HostPort {
 /// Parses `host:port`, `name/host:port`, `[v6]:port`, `[v6]`, a bare IP or
 /// a bare host name. The name part of `name/…` is ignored but must not be
 /// empty.
-pub(crate) fn parse(s: &str) -> Result<HostPort, String> {
+pub(crate) fn parse(s: &str) -> Result<HostPort, AddressError> {
     let s = s.trim();
     let rest = match s.split_once('/') {
         Some((name, rest)) => {
             if name.is_empty() {
-                return Err("the node name before '/' is empty".to_string());
+                return Err(AddressError::EmptyNodeName);
             }
             rest
         }
         None => s,
     };
     if rest.is_empty() {
-        return Err("empty address".to_string());
+        return Err(AddressError::Empty);
     }
     let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-        let (host, after) = inner
-            .split_once(']')
-            .ok_or("missing ']' after an IPv6 address")?;
+        let (host, after) = inner.split_once(']').ok_or(AddressError::MissingBracket)?;
         let port = if after.is_empty() {
             DEFAULT_PORT
         } else {
-            let p = after.strip_prefix(':').ok_or("expected ':' after ']'")?;
+            let p = after.strip_prefix(':').ok_or(AddressError::ExpectedColon)?;
             parse_port(p)?
         };
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+            return Err(AddressError::BadIpv6(host.to_string()));
         }
         (host.to_string(), port)
     } else if rest.parse::<IpAddr>().is_ok() {
@@ -55,14 +97,14 @@ pub(crate) fn parse(s: &str) -> Result<HostPort, String> {
         }
     };
     if host.is_empty() {
-        return Err("empty host".to_string());
+        return Err(AddressError::EmptyHost);
     }
     Ok(HostPort { host, port })
 }
 
-fn parse_port(p: &str) -> Result<u16, String> {
+fn parse_port(p: &str) -> Result<u16, AddressError> {
     p.parse::<u16>()
-        .map_err(|_| format!("{p:?} is not a port number"))
+        .map_err(|_| AddressError::BadPort(p.to_string()))
 }
 
 /// Resolves join addresses: IP literals directly, host names to all their
@@ -74,7 +116,7 @@ pub(crate) struct Resolver {
 }
 
 impl Resolver {
-    pub(crate) async fn resolve(&self, s: &str) -> Result<Vec<SocketAddr>, String> {
+    pub(crate) async fn resolve(&self, s: &str) -> Result<Vec<SocketAddr>, AddressError> {
         let hp = parse(s)?;
         if let Ok(ip) = hp.host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, hp.port)]);
@@ -91,7 +133,8 @@ impl Resolver {
                 }
             })
             .await;
-        let mut first_err = None;
+        // Why hickory failed, if it did: no records, or the error kind.
+        let mut first_err: Option<Option<io::ErrorKind>> = None;
         if let Some(r) = hickory {
             match r.lookup_ip(hp.host.as_str()).await {
                 Ok(ips) => {
@@ -102,7 +145,14 @@ impl Resolver {
                         return Ok(out);
                     }
                 }
-                Err(e) => first_err = Some(e.to_string()),
+                Err(e) => {
+                    first_err = Some(match e.kind() {
+                        ResolveErrorKind::NoRecordsFound { .. } => None,
+                        ResolveErrorKind::Timeout => Some(io::ErrorKind::TimedOut),
+                        ResolveErrorKind::Io(e) => Some(e.kind()),
+                        _ => Some(io::ErrorKind::Other),
+                    })
+                }
             }
         }
         let looked_up = tokio::net::lookup_host((hp.host.as_str(), hp.port)).await;
@@ -115,12 +165,26 @@ impl Resolver {
                     }
                 }
                 if out.is_empty() {
-                    Err(format!("{} has no addresses", hp.host))
+                    Err(AddressError::NoRecords {
+                        host: hp.host.clone(),
+                    })
                 } else {
                     Ok(out)
                 }
             }
-            Err(e) => Err(first_err.unwrap_or_else(|| format!("cannot resolve {}: {e}", hp.host))),
+            Err(e) => Err(match first_err {
+                Some(None) => AddressError::NoRecords {
+                    host: hp.host.clone(),
+                },
+                Some(Some(kind)) => AddressError::LookupFailed {
+                    host: hp.host.clone(),
+                    kind,
+                },
+                None => AddressError::LookupFailed {
+                    host: hp.host.clone(),
+                    kind: e.kind(),
+                },
+            }),
         }
     }
 }
@@ -129,7 +193,7 @@ impl Resolver {
 mod tests {
     use super::*;
 
-    fn hp(host: &str, port: u16) -> Result<HostPort, String> {
+    fn hp(host: &str, port: u16) -> Result<HostPort, AddressError> {
         Ok(HostPort {
             host: host.into(),
             port,
@@ -149,12 +213,24 @@ mod tests {
             parse("example.invalid"),
             hp("example.invalid", DEFAULT_PORT)
         );
-        assert!(parse("/127.0.0.1:7000").is_err());
-        assert!(parse("127.0.0.1:x").is_err());
-        assert!(parse("127.0.0.1:70000").is_err());
-        assert!(parse("[::1").is_err());
-        assert!(parse("").is_err());
-        assert!(parse(":7000").is_err());
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        use AddressError::*;
+        assert_eq!(parse("/127.0.0.1:7000"), Err(EmptyNodeName));
+        assert_eq!(parse("127.0.0.1:x"), Err(BadPort("x".into())));
+        assert_eq!(parse("127.0.0.1:70000"), Err(BadPort("70000".into())));
+        assert_eq!(parse("[::1"), Err(MissingBracket));
+        assert_eq!(parse("[::1]7000"), Err(ExpectedColon));
+        assert_eq!(parse("[10.0.0.1]:7000"), Err(BadIpv6("10.0.0.1".into())));
+        assert_eq!(parse(""), Err(Empty));
+        assert_eq!(parse("n/"), Err(Empty));
+        assert_eq!(parse(":7000"), Err(EmptyHost));
+        assert_eq!(
+            BadPort("x".into()).to_string(),
+            "\"x\" is not a port number"
+        );
     }
 
     #[tokio::test]

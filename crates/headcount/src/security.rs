@@ -5,15 +5,15 @@
 use core::fmt;
 
 use headcount_proto::event::StreamFailure;
-use headcount_proto::wire::{EncryptionVersion, Keyring, NonceSource, StreamError};
+use headcount_proto::wire::{EncryptionVersion, Keyring, NonceSource};
 
+use crate::error::RandomError;
 use crate::net::ReadError;
 use crate::Error;
 
 /// Fills `buf` from the operating system's secure random generator.
 pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::getrandom(buf)
-        .map_err(|e| Error::Config(format!("the OS random generator failed: {e}")))
+    getrandom::getrandom(buf).map_err(|e| Error::Random(RandomError(e)))
 }
 
 /// The nonce source of a real node: the OS generator. Checked once at
@@ -95,9 +95,10 @@ pub(crate) enum SecurityOp {
 }
 
 /// Turns a failure to read the reply of a stream we dialed into what the
-/// core (and so a failed join) reports, with a hint when it looks like the
-/// peer refused our encryption key or label. `secured`: we have a keyring
-/// or a label.
+/// core (and so a failed join) reports. A peer that closes the connection
+/// without a word may be refusing our encryption key or label, and the
+/// failure says so ([`StreamFailure::Unanswered`]); `secured`: we have a
+/// keyring or a label, which picks the hint.
 ///
 /// What a refusing peer does: Go memberlist closes a stream whose label
 /// differs without a word, and answers one it cannot decrypt with an error
@@ -105,41 +106,25 @@ pub(crate) enum SecurityOp {
 /// closes both without a word.
 pub(crate) fn reply_failure(e: ReadError, secured: bool) -> StreamFailure {
     use std::io::ErrorKind;
-    let closed = match &e {
-        ReadError::Closed(0) => true,
-        ReadError::Io(io) => matches!(
-            io.kind(),
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
-        ),
-        _ => false,
-    };
-    if closed {
-        return StreamFailure::Io(if secured {
-            "closed the connection without answering: wrong encryption key or label?".to_string()
-        } else {
-            "closed the connection without answering (does it need an encryption key or a label, or refuse our address?)"
-                .to_string()
-        });
-    }
     match e {
-        ReadError::Decode(StreamError::Decrypt(_)) => StreamFailure::Decode(
-            "it did not decrypt with any of our keys: wrong encryption key or label?".to_string(),
-        ),
-        ReadError::Decode(StreamError::NotEncrypted) => StreamFailure::Decode(
-            "it is not encrypted: the peer has no encryption key (or turn incoming verification off while migrating)"
-                .to_string(),
-        ),
-        ReadError::Decode(StreamError::EncryptionNotConfigured) => StreamFailure::Decode(
-            "it is encrypted and we have no encryption key".to_string(),
-        ),
-        ReadError::Decode(d) => StreamFailure::Decode(d.to_string()),
-        other => StreamFailure::Io(other.to_string()),
+        ReadError::Closed(0)
+        | ReadError::Io(
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe,
+        ) => StreamFailure::Unanswered { secured },
+        ReadError::Closed(received) => StreamFailure::Truncated { received },
+        ReadError::Io(kind) => StreamFailure::Io(kind),
+        ReadError::Decode(d) => StreamFailure::Decode(d),
+        ReadError::TooLarge(limit) => StreamFailure::TooLarge { limit },
+        // Replies are read without the inbound budget, so this does not
+        // happen; if it did, buffer space ran out.
+        ReadError::Busy => StreamFailure::Io(ErrorKind::OutOfMemory),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use headcount_proto::wire::StreamError;
 
     #[test]
     fn key_debug_hides_the_key() {
@@ -171,6 +156,11 @@ mod tests {
             "{f}"
         );
         let f = reply_failure(ReadError::Closed(10), true);
+        assert_eq!(f, StreamFailure::Truncated { received: 10 });
         assert!(!f.to_string().contains("key"), "{f}");
+        assert_eq!(
+            reply_failure(ReadError::Io(std::io::ErrorKind::ConnectionReset), false),
+            StreamFailure::Unanswered { secured: false }
+        );
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headcount::{
-    Config, Error, EventDelegate, MemberInfo, MemberState, Memberlist, MessageDelegate,
-    NodeMetaDelegate, Options, StateDelegate,
+    AddressError, Config, Error, EventDelegate, JoinError, MemberInfo, MemberState, Memberlist,
+    MessageDelegate, NodeMetaDelegate, Options, PushPullError, StateDelegate, StreamFailure,
 };
 use tokio::sync::mpsc;
 
@@ -426,6 +426,16 @@ async fn join_errors_say_what_went_wrong() {
     };
     let err = ml.join(&[closed.to_string()]).await.unwrap_err();
     let text = err.to_string();
+    match &err {
+        Error::JoinFailed { failures } => match &failures[..] {
+            [(addr, JoinError::PushPull(PushPullError::Stream(StreamFailure::Io(kind))))] => {
+                assert_eq!(*addr, closed.to_string());
+                assert_eq!(*kind, std::io::ErrorKind::ConnectionRefused);
+            }
+            other => panic!("one refused connection expected: {other:?}"),
+        },
+        other => panic!("a join failure expected: {other:?}"),
+    }
     assert!(
         text.starts_with("join failed: no address answered ("),
         "{text}"
@@ -439,10 +449,32 @@ async fn join_errors_say_what_went_wrong() {
         .join(&["/127.0.0.1:1", "127.0.0.1:notaport"])
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, Error::JoinFailed { ref failures } if failures.len() == 2),
+    let Error::JoinFailed { failures } = &err else {
+        panic!("a join failure expected: {err}");
+    };
+    assert_eq!(
+        failures,
+        &[
+            (
+                "/127.0.0.1:1".to_string(),
+                JoinError::Address(AddressError::EmptyNodeName)
+            ),
+            (
+                "127.0.0.1:notaport".to_string(),
+                JoinError::Address(AddressError::BadPort("notaport".into()))
+            ),
+        ],
         "{err}"
     );
+
+    // A reliable send to the closed port fails the same way.
+    match ml.send_reliable(closed, b"x").await {
+        Err(Error::SendFailed {
+            to,
+            reason: StreamFailure::Io(std::io::ErrorKind::ConnectionRefused),
+        }) => assert_eq!(to, closed),
+        other => panic!("a refused send expected: {other:?}"),
+    }
     let empty: [&str; 0] = [];
     assert!(ml.join(&empty).await.is_err());
 

@@ -148,12 +148,13 @@ impl Node {
     /// (malformed, or over one of the [`Limits`](crate::wire::Limits)), and returns the reply
     /// to write before closing it: `[13] errResp{error}`, framed like any
     /// reply (compressed, encrypted), as Go's `handleConn` answers a failed
-    /// `readStream`.
+    /// `readStream`. The error's message is what the peer is told: the
+    /// wire carries it as text.
     pub fn handle_stream_error(
         &mut self,
         _now: Instant,
         _from: SocketAddr,
-        error: &str,
+        error: &dyn core::fmt::Display,
     ) -> Option<Vec<u8>> {
         self.stats.streams_rejected += 1;
         let msg = StreamMessage::Err(wire::ErrResp {
@@ -176,7 +177,7 @@ impl Node {
         };
         match pending {
             PendingStream::Reliable => {
-                let result = result.map(|_| ()).map_err(|e| e.to_string());
+                let result = result.map(|_| ());
                 self.complete(Completion::ReliableSent { id, result });
             }
             PendingStream::FallbackPing { seq } => self.fallback_ping_result(now, seq, result),

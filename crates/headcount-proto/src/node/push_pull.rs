@@ -12,6 +12,7 @@ use core::time::Duration;
 use std::net::SocketAddr;
 
 use super::{Node, PendingStream, TimerKey};
+use crate::error::{MergeError, PushPullError};
 use crate::event::{Completion, JoinId, StreamFailure};
 use crate::state::{socket_addr_from_wire, MemberInfo, MemberState};
 use crate::time::Instant;
@@ -52,7 +53,7 @@ pub(super) struct PushPullPacing {
 pub(super) struct JoinProgress {
     pending: usize,
     succeeded: usize,
-    errors: Vec<(SocketAddr, String)>,
+    errors: Vec<(SocketAddr, PushPullError)>,
 }
 
 impl Node {
@@ -168,12 +169,12 @@ impl Node {
         result: Result<Option<StreamMessage>, StreamFailure>,
     ) {
         let outcome = match result {
-            Ok(Some(StreamMessage::PushPull(pp))) => {
-                self.merge_remote_state(now, join, pp.states, &pp.user_state)
-            }
-            Ok(Some(StreamMessage::Err(e))) => Err(format!("remote error: {}", e.error)),
-            Ok(_) => Err("unexpected reply to push/pull".to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Some(StreamMessage::PushPull(pp))) => self
+                .merge_remote_state(now, join, pp.states, &pp.user_state)
+                .map_err(PushPullError::Merge),
+            Ok(Some(StreamMessage::Err(e))) => Err(PushPullError::Remote(e.error)),
+            Ok(_) => Err(PushPullError::UnexpectedReply),
+            Err(e) => Err(PushPullError::Stream(e)),
         };
         if let Some(jid) = join_id {
             self.join_progress(now, jid, addr, outcome);
@@ -181,7 +182,7 @@ impl Node {
     }
 
     /// Lets the merge hook veto a remote state (Go `NotifyMerge`).
-    fn vet_merge(&mut self, states: &[PushNodeState]) -> Result<(), String> {
+    fn vet_merge(&mut self, states: &[PushNodeState]) -> Result<(), MergeError> {
         let infos: Vec<MemberInfo> = states
             .iter()
             .filter_map(|s| {
@@ -200,7 +201,7 @@ impl Node {
                 })
             })
             .collect();
-        self.hooks.allow_merge(&infos)
+        self.hooks.allow_merge(&infos).map_err(MergeError::Vetoed)
     }
 
     pub(super) fn merge_remote_state(
@@ -209,7 +210,7 @@ impl Node {
         join: bool,
         states: Vec<PushNodeState>,
         user_state: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), MergeError> {
         self.verify_protocol(&states)?;
         if self.hooks.vets_merges() {
             self.vet_merge(&states)?;
@@ -260,7 +261,7 @@ impl Node {
 
     /// Go's `verifyProtocol`: every entry's current versions must lie in
     /// the range all alive nodes (theirs and ours) support.
-    fn verify_protocol(&self, remote: &[PushNodeState]) -> Result<(), String> {
+    fn verify_protocol(&self, remote: &[PushNodeState]) -> Result<(), MergeError> {
         let (mut max_pmin, mut min_pmax, mut max_dmin, mut min_dmax) = (0u8, u8::MAX, 0u8, u8::MAX);
         let alive_vsns = remote
             .iter()
@@ -285,14 +286,20 @@ impl Node {
         for (name, v) in all {
             let (p, d) = (v[VSN_PROTOCOL_CUR], v[VSN_DELEGATE_CUR]);
             if p < max_pmin || p > min_pmax {
-                return Err(format!(
-                    "node '{name}' protocol version ({p}) is incompatible: [{max_pmin}, {min_pmax}]"
-                ));
+                return Err(MergeError::ProtocolIncompatible {
+                    node: name.to_string(),
+                    version: p,
+                    min: max_pmin,
+                    max: min_pmax,
+                });
             }
             if d < max_dmin || d > min_dmax {
-                return Err(format!(
-                    "node '{name}' delegate protocol version ({d}) is incompatible: [{max_dmin}, {min_dmax}]"
-                ));
+                return Err(MergeError::DelegateIncompatible {
+                    node: name.to_string(),
+                    version: d,
+                    min: max_dmin,
+                    max: min_dmax,
+                });
             }
         }
         Ok(())
@@ -303,7 +310,7 @@ impl Node {
         now: Instant,
         id: JoinId,
         addr: SocketAddr,
-        outcome: Result<(), String>,
+        outcome: Result<(), PushPullError>,
     ) {
         if outcome.is_ok() {
             self.bring_push_pull_forward(now);

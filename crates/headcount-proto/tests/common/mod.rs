@@ -209,7 +209,7 @@ impl Cluster {
         expect_reply: bool,
     ) -> Result<Option<StreamMessage>, StreamFailure> {
         let Some(&j) = self.by_addr.get(&to) else {
-            return Err(StreamFailure::Io("connection refused".into()));
+            return Err(StreamFailure::Io(std::io::ErrorKind::ConnectionRefused));
         };
         if self.side[from] != self.side[j] {
             return Err(StreamFailure::Timeout);
@@ -219,7 +219,11 @@ impl Cluster {
         let msg = match self.node(j).stream_decoder(false).decode(data) {
             Ok(StreamDecode::Complete { msg, .. }) => msg,
             Ok(StreamDecode::NeedMore { .. }) => panic!("dialed stream incomplete"),
-            Err(e) => return Err(StreamFailure::Io(format!("closed by peer ({e})"))),
+            Err(_) => {
+                let node = self.node(from);
+                let secured = node.keyring().is_some() || !node.config().label.is_empty();
+                return Err(StreamFailure::Unanswered { secured });
+            }
         };
         let now = self.now;
         let from_addr = self.addrs[from];
@@ -228,12 +232,12 @@ impl Cluster {
         if !expect_reply {
             return Ok(None);
         }
-        let reply = reply.ok_or_else(|| StreamFailure::Io("closed without reply".into()))?;
+        let reply = reply.ok_or(StreamFailure::Unanswered { secured: false })?;
         self.count_stream(&reply);
         match self.node(from).stream_decoder(true).decode(&reply) {
             Ok(StreamDecode::Complete { msg, .. }) => Ok(Some(msg)),
             Ok(StreamDecode::NeedMore { .. }) => panic!("reply incomplete"),
-            Err(e) => Err(StreamFailure::Decode(e.to_string())),
+            Err(e) => Err(StreamFailure::Decode(e)),
         }
     }
 
