@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::event::StreamFailure;
 
 /// Why a push/pull with one address failed (one entry of
-/// [`Event::JoinFinished`](crate::Event::JoinFinished)'s `errors`).
+/// [`Completion::JoinFinished`](crate::Completion::JoinFinished)'s `errors`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushPullError {
