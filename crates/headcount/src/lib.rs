@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod advertise;
 mod clock;
 pub mod delegate;
 mod driver;

@@ -14,7 +14,9 @@ use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::shared_core::{lock_for_read, Core};
-use crate::{net, Config, CoreStats, Error, Event, JoinError, MemberInfo, Options, Target};
+use crate::{
+    advertise, net, Config, CoreStats, Error, Event, JoinError, MemberInfo, Options, Target,
+};
 
 /// Capacity of the command channel from handles to the driver.
 const COMMAND_QUEUE: usize = 256;
@@ -94,6 +96,7 @@ impl Memberlist {
             name,
             bind_addr,
             advertise_addr,
+            dns_config_path,
             config,
             meta,
             delegates,
@@ -108,13 +111,8 @@ impl Memberlist {
             addr: bind_addr,
             kind: e.kind(),
         })?;
-        let mut advertise = advertise_addr.unwrap_or(local_addr);
-        if advertise.port() == 0 {
-            advertise.set_port(local_addr.port());
-        }
-        if advertise.ip().is_unspecified() {
-            return Err(Error::AdvertiseUnspecified { addr: advertise });
-        }
+        let advertise =
+            advertise::final_addr(advertise_addr, local_addr, advertise::unspecified_bind)?;
         let meta = match &delegates.node_meta {
             Some(d) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
             None => meta,
@@ -174,7 +172,8 @@ impl Memberlist {
                 shutdown_tx,
                 done_rx,
                 counters,
-                resolver: Resolver::default(),
+                // Go's resolveAddr defaults to config.BindPort, the bound port.
+                resolver: Resolver::new(local_addr.port(), dns_config_path),
             }),
         })
     }
@@ -204,9 +203,17 @@ impl Memberlist {
     /// Joins a cluster by a push/pull with every address given, and
     /// returns how many completed one. Accepts `host:port`, `name/host:port`
     /// (the name is ignored but must not be empty), `[v6]:port`, bare IPs
-    /// and DNS names, which resolve to all their addresses; the port
-    /// defaults to 7946. Fails when no address answered, saying why for
-    /// each.
+    /// and DNS names. Fails when no address answered, saying why for each.
+    ///
+    /// As in Go memberlist (`resolveAddr`):
+    /// - an address without a port (`host`, `name/host`, `[v6]`, a bare
+    ///   IPv6 address) uses this node's bound port, the one
+    ///   [`Memberlist::local_addr`] reports, not [`crate::DEFAULT_PORT`];
+    /// - a DNS name resolves to all its A and AAAA records, each tried. A
+    ///   name with a dot is first looked up over TCP at the first name
+    ///   server of [`Options::dns_config_path`] (UDP answers may be cut
+    ///   short), then over the usual transports with search domains and
+    ///   the hosts file, then by the system resolver.
     pub async fn join<S: AsRef<str>>(&self, addrs: &[S]) -> Result<usize, Error> {
         let mut failures: Vec<(String, JoinError)> = Vec::new();
         let mut resolved: Vec<SocketAddr> = Vec::new();
