@@ -195,10 +195,14 @@ fn unspecified_bind_announces_the_private_address() {
     // veth pairs, both ends up so the link runs (dummy interfaces need a
     // module that containers may lack).
     let setup: &[&[&str]] = &[
-        &["ip", "link", "add", "hc0", "type", "veth", "peer", "name", "hc0p"],
+        &[
+            "ip", "link", "add", "hc0", "type", "veth", "peer", "name", "hc0p",
+        ],
         &["ip", "addr", "add", "203.0.114.1/24", "dev", "hc0"],
         &["ip", "addr", "add", "2a00:77::1/64", "dev", "hc0", "nodad"],
-        &["ip", "link", "add", "hc1", "type", "veth", "peer", "name", "hc1p"],
+        &[
+            "ip", "link", "add", "hc1", "type", "veth", "peer", "name", "hc1p",
+        ],
         &["ip", "addr", "add", "10.77.0.1/24", "dev", "hc1"],
         &["ip", "addr", "add", "fd77::1/64", "dev", "hc1", "nodad"],
         &["ip", "link", "set", "hc0p", "up"],
