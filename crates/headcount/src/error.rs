@@ -26,7 +26,7 @@ pub enum Error {
     /// IPv4 address for `0.0.0.0`; a unique local or global IPv6 address
     /// for `::`; see [`crate::Options::bind_addr`]). Go memberlist fails
     /// the same way ("No private IP address found").
-    #[error("bound to {bind} and no interface has a private address to announce: set an advertise address")]
+    #[error("bound to {bind} and no interface has an address to announce in its place: set an advertise address")]
     NoPrivateAddress {
         /// The address the node is bound to (with the port it got).
         bind: SocketAddr,
