@@ -334,7 +334,8 @@ async fn read_commands(ml: Memberlist, printer: Printer) {
                     event: &'a str,
                     members: Vec<MemberEntry<'a>>,
                 }
-                let members = ml.members();
+                // Every state, as the answer shows each member's.
+                let members = ml.members_all();
                 let entries = members
                     .iter()
                     .map(|m| MemberEntry {

@@ -61,8 +61,9 @@ pub struct Options {
     pub delegates: Delegates,
     /// Seed of the node's random choices; `None` draws one.
     pub seed: Option<u64>,
-    /// Capacity of the event channel of [`crate::Memberlist::events`];
-    /// slower receivers miss events (and are told how many).
+    /// How many events each stream of [`crate::Memberlist::events`] may
+    /// fall behind: a slower reader misses the oldest and is then told
+    /// how many ([`crate::Lagged`]).
     pub event_capacity: usize,
 }
 
