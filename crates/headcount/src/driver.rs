@@ -663,6 +663,7 @@ impl Driver {
                 data,
                 expect_reply: _,
                 timeout,
+                ..
             } = dial;
             counters
                 .tcp_bytes_sent

@@ -122,11 +122,7 @@ impl Memberlist {
         let seed = seed.unwrap_or_else(random_seed);
         let clock = Clock::start();
         let hooks = Box::new(HooksAdapter(delegates.clone()));
-        let local = LocalNode {
-            name: name.clone(),
-            addr: advertise,
-            meta,
-        };
+        let local = LocalNode::new(name.clone(), advertise).with_meta(meta);
         // Every node gets the OS generator for nonces, so keys can be added
         // at run time even when it starts in plaintext. Check it once here.
         os_random(&mut [0u8; 12])?;

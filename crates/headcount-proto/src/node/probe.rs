@@ -216,7 +216,11 @@ impl Node {
         if let Some(p) = self.probing.in_flight.as_mut() {
             p.expected_nacks = expected_nacks;
         }
-        if !self.config.disable_tcp_pings && t_pmax >= 3 {
+        // The hook is asked last, only when a fallback ping would be sent.
+        if !self.config.disable_tcp_pings
+            && t_pmax >= 3
+            && !self.hooks.disable_tcp_pings_for_node(&target)
+        {
             let deadline = self
                 .timers
                 .deadline_of(&TimerKey::AckDeadline(seq))

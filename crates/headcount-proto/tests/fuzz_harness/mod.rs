@@ -317,11 +317,8 @@ impl Harness {
     /// input is read too) when `encrypted`.
     pub fn new(encrypted: bool, seed: u64) -> Self {
         let mut config = Config::local();
-        let local = LocalNode {
-            name: SELF.into(),
-            addr: SocketAddr::from(([127, 0, 0, 100], 7946)),
-            meta: b"meta".to_vec(),
-        };
+        let local = LocalNode::new(SELF, SocketAddr::from(([127, 0, 0, 100], 7946)))
+            .with_meta(b"meta".to_vec());
         if encrypted {
             config.keyring = Some(Keyring::new(&KEY).expect("valid key"));
             config.gossip_verify_incoming = false;

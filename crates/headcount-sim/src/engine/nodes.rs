@@ -43,11 +43,7 @@ impl Sim {
         }
         let gen = self.slots[i].gen + 1;
         let seed = splitmix64(self.seed ^ splitmix64((i as u64) << 20 ^ u64::from(gen)));
-        let local = LocalNode {
-            name: name_of(i),
-            addr: addr_of(i),
-            meta: Vec::new(),
-        };
+        let local = LocalNode::new(name_of(i), addr_of(i));
         let node = Node::builder(self.config.clone(), local)
             .seed(seed)
             .build(self.now)
