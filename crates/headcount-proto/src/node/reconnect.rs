@@ -110,6 +110,10 @@ impl Node {
         }
         let pick = (self.rng.next_u64() % failed) as usize;
         let addr = self.reconnect.failed[pick].addr;
+        tracing::info!(
+            "attempting reconnect to {} {addr}",
+            self.reconnect.failed[pick].name
+        );
         self.stats.reconnect_attempts += 1;
         self.start_push_pull(now, addr, true, None);
     }
