@@ -92,7 +92,7 @@ impl Node {
                 && members
                     .get(&f.name)
                     // Reaped members stay; ones that came back or left go.
-                    .map_or(true, |m| m.state == MemberState::Dead)
+                    .is_none_or(|m| m.state == MemberState::Dead)
         });
         if self.reconnect.failed.is_empty() || self.leaving {
             self.reconnect.armed = false;

@@ -214,7 +214,7 @@ fn pick_addr_bytes(b: &mut Bytes<'_>) -> Vec<u8> {
 }
 
 fn pick_vsn(b: &mut Bytes<'_>) -> [u8; 6] {
-    if b.u8() % 4 == 0 {
+    if b.u8().is_multiple_of(4) {
         [b.u8(), b.u8(), b.u8(), b.u8(), b.u8(), b.u8()]
     } else {
         [1, 5, 2, 0, 0, 0]

@@ -125,9 +125,7 @@ impl Sim {
                     j != i
                         && self.slots[j].ever_started
                         && !self.slots[j].left
-                        && self
-                            .state_seen(i, j)
-                            .map_or(true, |st| st.is_dead_or_left())
+                        && self.state_seen(i, j).is_none_or(|st| st.is_dead_or_left())
                 })
                 .collect();
             if lost.is_empty() {
