@@ -20,6 +20,11 @@
 //! ml.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Logs go through [`tracing`]: everything a node logs is inside a `node`
+//! span whose `name` field is the node's name, and state changes use Go
+//! memberlist's wording (`marking node-2 as failed, suspect timeout
+//! reached (0 peer confirmations)`). Per-packet detail is at debug level.
 
 #![forbid(unsafe_code)]
 
