@@ -93,3 +93,8 @@ pub use headcount_proto::PushPullError;
 /// Why a stream failed: a reliable send ([`Error::SendFailed`]) or a
 /// push/pull ([`PushPullError::Stream`]).
 pub use headcount_proto::StreamFailure;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
