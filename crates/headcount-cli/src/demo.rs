@@ -107,7 +107,7 @@ impl Demo {
     ) -> bool {
         self.nodes.keys().filter(|o| o.as_str() != except).all(|o| {
             self.view(o, node)
-                .is_some_and(|(s, a)| s == state && addr.map_or(true, |x| x == a))
+                .is_some_and(|(s, a)| s == state && addr.is_none_or(|x| x == a))
         })
     }
 }

@@ -298,11 +298,10 @@ fn broadcast_queue(bencher: Bencher, n: usize) {
 /// A node that knows `n` members (itself included).
 fn node_with_members(n: usize) -> (Node, Instant) {
     let now = Instant::ZERO;
-    let local = LocalNode {
-        name: "node-0.example.internal".into(),
-        addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 0), 7946)),
-        meta: Vec::new(),
-    };
+    let local = LocalNode::new(
+        "node-0.example.internal",
+        SocketAddr::from((Ipv4Addr::new(10, 0, 0, 0), 7946)),
+    );
     let mut node = Node::builder(Config::lan(), local)
         .seed(1)
         .build(now)

@@ -17,9 +17,60 @@ pub const PROTOCOL_VERSION_MIN: u8 = 1;
 /// Largest node metadata accepted, as in Go (`MetaMaxSize`).
 pub const META_MAX_SIZE: usize = 512;
 
-/// Protocol configuration. Build one with [`Config::lan`], [`Config::wan`] or
-/// [`Config::local`] and adjust fields; [`Config::validate`] says what is wrong.
+/// Protocol configuration. Start from a preset, [`Config::lan`],
+/// [`Config::wan`] or [`Config::local`], and change what you need with the
+/// `with_*` setters (one per field); [`Config::validate`] says what is
+/// wrong. The fields are public for reading (and may be assigned), but the
+/// struct is `#[non_exhaustive]`: new knobs arrive as new fields with a
+/// default that keeps today's behaviour, so struct literals are not
+/// possible outside this crate.
+///
+/// ```
+/// use std::time::Duration;
+/// use headcount_proto::Config;
+///
+/// let config = Config::lan()
+///     .with_probe_interval(Duration::from_millis(500))
+///     .with_probe_timeout(Duration::from_millis(250))
+///     .with_label("prod");
+/// assert!(config.validate().is_ok());
+/// ```
+///
+/// # Go memberlist's `Config`, field by field
+///
+/// | Go field | headcount |
+/// |---|---|
+/// | `Name`, `BindAddr`, `BindPort`, `AdvertiseAddr`, `AdvertisePort` | the node's identity and sockets: [`LocalNode`](crate::LocalNode) here, `headcount::Options` in the shell |
+/// | `Transport` | the shell's sockets; the core has no I/O |
+/// | `ProtocolVersion` | [`Config::protocol_version`] |
+/// | `TCPTimeout` | [`Config::tcp_timeout`] |
+/// | `IndirectChecks` | [`Config::indirect_checks`] |
+/// | `RetransmitMult` | [`Config::retransmit_mult`] |
+/// | `SuspicionMult`, `SuspicionMaxTimeoutMult` | [`Config::suspicion_mult`], [`Config::suspicion_max_timeout_mult`] |
+/// | `PushPullInterval` | [`Config::push_pull_interval`] |
+/// | `ProbeInterval`, `ProbeTimeout` | [`Config::probe_interval`], [`Config::probe_timeout`] |
+/// | `DisableTcpPings` | [`Config::disable_tcp_pings`] |
+/// | `DisableTcpPingsForNode` | [`Hooks::disable_tcp_pings_for_node`](crate::Hooks::disable_tcp_pings_for_node) (`PingDelegate::disable_tcp_pings_for_node` in the shell): a predicate, so a hook rather than a field, which keeps `Config` `Clone + Eq + Debug` |
+/// | `AwarenessMaxMultiplier` | [`Config::awareness_max_multiplier`] |
+/// | `GossipInterval`, `GossipNodes`, `GossipToTheDeadTime` | [`Config::gossip_interval`], [`Config::gossip_nodes`], [`Config::gossip_to_the_dead_time`] |
+/// | `GossipVerifyIncoming`, `GossipVerifyOutgoing` | [`Config::gossip_verify_incoming`], [`Config::gossip_verify_outgoing`] |
+/// | `EnableCompression` | [`Config::enable_compression`] |
+/// | `SecretKey`, `Keyring` | [`Config::keyring`] (its first key is the primary) |
+/// | `Delegate`, `Events`, `Conflict`, `Merge`, `Ping`, `Alive` | [`Hooks`](crate::Hooks) and [`Event`](crate::Event)s here; `Delegates` in the shell |
+/// | `DelegateProtocolVersion`, `DelegateProtocolMin`, `DelegateProtocolMax` | [`Config::delegate_protocol_version`], [`Config::delegate_protocol_min`], [`Config::delegate_protocol_max`] |
+/// | `DNSConfigPath` | not a protocol knob: DNS is the shell's (see `headcount::Options`) |
+/// | `LogOutput`, `Logger` | omitted: logs go through [`tracing`]; the subscriber decides where |
+/// | `HandoffQueueDepth` | [`Config::handoff_queue_depth`] |
+/// | `UDPBufferSize` | [`Config::udp_buffer_size`] |
+/// | `DeadNodeReclaimTime` | [`Config::dead_node_reclaim_time`] |
+/// | `RequireNodeNames` | omitted: it makes sends to an address without a node name fail, which matters only to a name-aware transport (Go's `NodeAwareTransport`); headcount always addresses a member by its socket address, and a join address has no name to require |
+/// | `CIDRsAllowed` | [`Config::cidrs_allowed`] |
+/// | `Label`, `SkipInboundLabelCheck` (newer memberlist) | [`Config::label`], [`Config::skip_inbound_label_check`] |
+/// | `MetricLabels` (newer memberlist) | omitted: headcount exports counters ([`Stats`](crate::Stats)), not go-metrics; label them where you export them |
+/// | `QueueCheckInterval` (newer memberlist) | omitted: Go's timer that warns when the broadcast queue is long; poll [`Node::queued_broadcasts`](crate::Node::queued_broadcasts) instead. Not a protocol knob |
+/// | — (headcount only) | [`Config::reconnect_interval`], [`Config::reconnect_timeout`], [`Config::lifeguard_suspect_piggyback`], [`Config::lifeguard_nacks`], [`Config::lifeguard_health_scaled_suspicion`] |
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Protocol version we speak (`pCur`), between 1 and 5. Go's default is 2.
     pub protocol_version: u8,
@@ -196,7 +247,83 @@ impl Config {
             ..Self::lan()
         }
     }
+}
 
+/// One `with_*` setter per field: `$name(value)` sets `$field`.
+macro_rules! setters {
+    ($($name:ident => $field:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets [`Config::", stringify!($field), "`].")]
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+/// Builder-style setters, one per field, named like `Options::with_*` in
+/// the shell. Each takes and returns the config, so they chain from a
+/// preset.
+impl Config {
+    setters! {
+        with_protocol_version => protocol_version: u8,
+        with_delegate_protocol_version => delegate_protocol_version: u8,
+        with_delegate_protocol_min => delegate_protocol_min: u8,
+        with_delegate_protocol_max => delegate_protocol_max: u8,
+        with_tcp_timeout => tcp_timeout: Duration,
+        with_indirect_checks => indirect_checks: usize,
+        with_retransmit_mult => retransmit_mult: u32,
+        with_suspicion_mult => suspicion_mult: u32,
+        with_suspicion_max_timeout_mult => suspicion_max_timeout_mult: u32,
+        with_push_pull_interval => push_pull_interval: Duration,
+        with_probe_interval => probe_interval: Duration,
+        with_probe_timeout => probe_timeout: Duration,
+        with_disable_tcp_pings => disable_tcp_pings: bool,
+        with_awareness_max_multiplier => awareness_max_multiplier: u32,
+        with_gossip_interval => gossip_interval: Duration,
+        with_gossip_nodes => gossip_nodes: usize,
+        with_gossip_to_the_dead_time => gossip_to_the_dead_time: Duration,
+        with_reconnect_interval => reconnect_interval: Duration,
+        with_reconnect_timeout => reconnect_timeout: Duration,
+        with_enable_compression => enable_compression: bool,
+        with_udp_buffer_size => udp_buffer_size: usize,
+        with_handoff_queue_depth => handoff_queue_depth: usize,
+        with_dead_node_reclaim_time => dead_node_reclaim_time: Duration,
+        with_skip_inbound_label_check => skip_inbound_label_check: bool,
+        with_lifeguard_suspect_piggyback => lifeguard_suspect_piggyback: bool,
+        with_lifeguard_nacks => lifeguard_nacks: bool,
+        with_lifeguard_health_scaled_suspicion => lifeguard_health_scaled_suspicion: bool,
+        with_gossip_verify_incoming => gossip_verify_incoming: bool,
+        with_gossip_verify_outgoing => gossip_verify_outgoing: bool,
+    }
+
+    /// Sets [`Config::label`] (at most 255 bytes).
+    #[must_use]
+    pub fn with_label(mut self, label: impl Into<Vec<u8>>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Sets [`Config::keyring`]: a [`Keyring`] to encrypt with, or `None`
+    /// for plaintext.
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: impl Into<Option<Keyring>>) -> Self {
+        self.keyring = keyring.into();
+        self
+    }
+
+    /// Sets [`Config::cidrs_allowed`] to these blocks (`None`, every
+    /// address, is the presets' value).
+    #[must_use]
+    pub fn with_cidrs_allowed(mut self, cidrs: impl IntoIterator<Item = Cidr>) -> Self {
+        self.cidrs_allowed = Some(cidrs.into_iter().collect());
+        self
+    }
+}
+
+impl Config {
     /// Our version vector `[pMin, pMax, pCur, dMin, dMax, dCur]`.
     pub fn vsn(&self) -> [u8; 6] {
         [

@@ -103,6 +103,18 @@ pub trait Hooks: Send {
     fn ack_payload(&mut self) -> Vec<u8> {
         Vec::new()
     }
+
+    /// Whether to skip the TCP fallback ping when probing `node` (Go:
+    /// `Config.DisableTcpPingsForNode`; [`Config::disable_tcp_pings`]
+    /// skips it for everyone). Asked only when a probe's direct ping went
+    /// unanswered and a fallback ping would otherwise be sent. A predicate
+    /// rather than a `Config` field so that the config stays plain data.
+    ///
+    /// [`Config::disable_tcp_pings`]: crate::Config::disable_tcp_pings
+    fn disable_tcp_pings_for_node(&mut self, node: &str) -> bool {
+        let _ = node;
+        false
+    }
 }
 
 /// Hooks that do nothing: the behaviour of Go memberlist without delegates.

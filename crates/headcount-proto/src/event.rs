@@ -49,6 +49,7 @@ pub enum Output {
 
 /// A request to open a stream (see [`Output::Dial`]).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Dial {
     /// Identifies the stream in [`crate::Node::handle_stream_result`].
     pub id: StreamId,

@@ -47,3 +47,8 @@ pub use state::{Member, MemberInfo, MemberState};
 pub use time::Instant;
 pub use wire::security::{Keyring, KeyringError, NonceSource};
 pub use wire::StreamMessage;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -74,8 +74,10 @@ use probe::{AckHandler, ProbeState};
 use push_pull::{JoinProgress, PushPullPacing};
 use reconnect::ReconnectState;
 
-/// Who this node is.
+/// Who this node is. Build it with [`LocalNode::new`] (it is
+/// `#[non_exhaustive]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalNode {
     /// Unique name in the cluster.
     pub name: String,
@@ -83,6 +85,25 @@ pub struct LocalNode {
     pub addr: SocketAddr,
     /// Metadata, at most [`META_MAX_SIZE`] bytes.
     pub meta: Vec<u8>,
+}
+
+impl LocalNode {
+    /// A node called `name`, reached at `addr`, without metadata.
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
+        LocalNode {
+            name: name.into(),
+            addr,
+            meta: Vec::new(),
+        }
+    }
+
+    /// The same node with metadata `meta` (at most [`META_MAX_SIZE`]
+    /// bytes).
+    #[must_use]
+    pub fn with_meta(mut self, meta: impl Into<Vec<u8>>) -> Self {
+        self.meta = meta.into();
+        self
+    }
 }
 
 /// Why a send was refused.
@@ -118,8 +139,10 @@ impl core::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-/// Counters of what the node has seen and done.
+/// Counters of what the node has seen and done (`#[non_exhaustive]`: new
+/// counters may be added).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Packets handed to `handle_packet`.
     pub packets_received: u64,

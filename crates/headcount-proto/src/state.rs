@@ -55,7 +55,12 @@ impl core::fmt::Display for MemberState {
 }
 
 /// A snapshot of one member, as given to the application.
+///
+/// `#[non_exhaustive]`: fields may be added, so outside this crate build
+/// one with [`MemberInfo::new`] (for tests of your delegates) and assign
+/// the fields you need.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct MemberInfo {
     /// Unique node name.
     pub name: String,
@@ -69,6 +74,21 @@ pub struct MemberInfo {
     pub incarnation: u32,
     /// Version vector `[pMin, pMax, pCur, dMin, dMax, dCur]`.
     pub vsn: Vsn,
+}
+
+impl MemberInfo {
+    /// An alive member at incarnation 0, without metadata, speaking what
+    /// [`Config::lan`](crate::Config::lan) announces.
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
+        MemberInfo {
+            name: name.into(),
+            addr,
+            meta: Vec::new(),
+            state: MemberState::Alive,
+            incarnation: 0,
+            vsn: crate::Config::lan().vsn(),
+        }
+    }
 }
 
 /// Turns wire address bytes and a port into a socket address. IPv4-mapped
@@ -185,6 +205,7 @@ impl PartialEq<[u8]> for RawAddr {
 /// address is derived from `raw_addr` and `port` rather than stored, and
 /// the metadata is a boxed slice.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Member {
     /// Unique node name.
     pub name: Name,

@@ -22,10 +22,7 @@ fn test_keys() -> Keyring {
 }
 
 fn encrypted_config(key: &[u8]) -> Config {
-    Config {
-        keyring: Some(Keyring::new(key).unwrap()),
-        ..Config::local()
-    }
+    Config::local().with_keyring(Keyring::new(key).unwrap())
 }
 
 fn suspects(c: &Cluster) -> Vec<String> {
@@ -48,11 +45,7 @@ fn undecryptable(c: &Cluster) -> u64 {
 }
 
 fn local_a() -> LocalNode {
-    LocalNode {
-        name: "a".into(),
-        addr: "127.0.0.1:1".parse().unwrap(),
-        meta: vec![],
-    }
+    LocalNode::new("a", "127.0.0.1:1".parse().unwrap())
 }
 
 #[test]
@@ -73,11 +66,9 @@ fn building_with_a_keyring_and_no_nonce_source_fails() {
 
 #[test]
 fn runtime_security_changes_leave_the_config_alone() {
-    let config = Config {
-        gossip_verify_incoming: true,
-        gossip_verify_outgoing: true,
-        ..encrypted_config(&K1)
-    };
+    let config = encrypted_config(&K1)
+        .with_gossip_verify_incoming(true)
+        .with_gossip_verify_outgoing(true);
     let mut n = Node::builder(config.clone(), local_a())
         .seed(1)
         .nonce_source(NonceSource::from_fn(|b| b.fill(7)))
@@ -139,11 +130,9 @@ fn encrypted_cluster_converges() {
         (1, encrypted_config(&K1)),
         (
             2,
-            Config {
-                label: b"prod".to_vec(),
-                protocol_version: 1, // v0: padded
-                ..encrypted_config(&K2)
-            },
+            encrypted_config(&K2)
+                .with_label("prod")
+                .with_protocol_version(1), // v0: padded
         ),
     ] {
         let mut c = Cluster::with_tap_keys(4, config, seed, Some(test_keys()));

@@ -36,11 +36,7 @@ fn time_to_declare(scaled: bool, accusations: u32) -> (Duration, u32) {
     let mut config = Config::local();
     config.lifeguard_health_scaled_suspicion = scaled;
     let start = Instant::from_millis(0);
-    let local = LocalNode {
-        name: SELF.into(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
-        meta: Vec::new(),
-    };
+    let local = LocalNode::new(SELF, SocketAddr::from(([127, 0, 0, 1], 7000)));
     let mut node = Node::builder(config, local).seed(42).build(start).unwrap();
     let peer = SocketAddr::from(([127, 0, 0, 3], 7000));
     node.handle_packet(start, peer, &packet(alive("b", 2)));

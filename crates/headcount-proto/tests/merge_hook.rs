@@ -39,11 +39,7 @@ impl Hooks for Vetoes {
 fn a_vetoing_merge_hook_is_called_and_rejects_the_join() {
     let mut c = Cluster::new(2, Config::local(), 3);
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let local = LocalNode {
-        name: "node-0".into(),
-        addr: c.addrs[0],
-        meta: Vec::new(),
-    };
+    let local = LocalNode::new("node-0", c.addrs[0]);
     let now = c.now;
     c.nodes[0] = Some(
         Node::builder(Config::local(), local)

@@ -328,11 +328,7 @@ fn run_cluster(inputs: &[(usize, Input)]) {
     let mut now = Instant::ZERO;
     let mut nodes: Vec<Node> = (0..n)
         .map(|i| {
-            let local = LocalNode {
-                name: format!("n{i}"),
-                addr: addrs[i],
-                meta: Vec::new(),
-            };
+            let local = LocalNode::new(format!("n{i}"), addrs[i]);
             Node::builder(Config::local(), local)
                 .seed(i as u64)
                 .build(now)
@@ -540,11 +536,7 @@ fn incarnation_saturates_at_max() {
 fn burst_beyond_the_queue_is_handled_in_windows_alive_first() {
     let mut config = Config::local();
     config.handoff_queue_depth = 4;
-    let local = LocalNode {
-        name: SELF.into(),
-        addr: SocketAddr::from(([127, 0, 0, 100], 7946)),
-        meta: Vec::new(),
-    };
+    let local = LocalNode::new(SELF, SocketAddr::from(([127, 0, 0, 100], 7946)));
     let mut node = Node::builder(config, local)
         .seed(3)
         .build(Instant::ZERO)

@@ -27,7 +27,7 @@ fn split_for_long(config: Config, seed: u64) -> Cluster {
         let other = if i < N / 2 { N - 1 } else { 0 };
         let seen = c.state_seen_by(i, &format!("node-{other}"));
         assert!(
-            seen.map_or(true, |s| s.is_dead_or_left()),
+            seen.is_none_or(|s| s.is_dead_or_left()),
             "node-{i} still holds node-{other} as {seen:?} after five minutes apart"
         );
     }

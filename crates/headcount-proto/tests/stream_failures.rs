@@ -11,11 +11,7 @@ use headcount_proto::{
 };
 
 fn node() -> Node {
-    let local = LocalNode {
-        name: "n".into(),
-        addr: "127.0.0.1:7946".parse().unwrap(),
-        meta: Vec::new(),
-    };
+    let local = LocalNode::new("n", "127.0.0.1:7946".parse().unwrap());
     Node::builder(Config::local(), local)
         .seed(1)
         .build(Instant::ZERO)

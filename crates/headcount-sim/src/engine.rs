@@ -449,7 +449,7 @@ impl Sim {
                 let ok = if t.status == Status::Running {
                     state == Some(MemberState::Alive)
                 } else {
-                    state.map_or(true, |st| st.is_dead_or_left())
+                    state.is_none_or(|st| st.is_dead_or_left())
                 };
                 if !ok {
                     return false;
@@ -530,7 +530,7 @@ impl Sim {
                 }
             }
             Action::Starve(i, d) => {
-                if self.slots.get(i).map_or(true, |s| s.node.is_none()) {
+                if self.slots.get(i).is_none_or(|s| s.node.is_none()) {
                     return;
                 }
                 let until = self.now + d;

@@ -229,7 +229,7 @@ pub fn detection(
         let all = sim.run_while_not(bound * 3, Duration::from_millis(50), |s| {
             (0..s.len()).filter(|&i| s.is_running(i)).all(|i| {
                 s.state_seen(i, victim)
-                    .map_or(true, |st| st.is_dead_or_left())
+                    .is_none_or(|st| st.is_dead_or_left())
             })
         });
         let first = |k: Kind, log: &[Record]| {
@@ -457,7 +457,7 @@ pub fn dissemination_run_with(
     sim.run_while_not(bound + limit, Duration::from_millis(100), |s| {
         (0..s.len()).filter(|&i| s.is_running(i)).all(|i| {
             s.state_seen(i, victim)
-                .map_or(true, |st| st.is_dead_or_left())
+                .is_none_or(|st| st.is_dead_or_left())
         })
     });
     let first_dead = sim.log[from..]

@@ -61,7 +61,7 @@ proptest! {
         let t = sim.run_while_not(bound, Duration::from_millis(100), |s| {
             (0..s.len())
                 .filter(|&i| s.is_running(i))
-                .all(|i| s.state_seen(i, victim).map_or(true, |st| st.is_dead_or_left()))
+                .all(|i| s.state_seen(i, victim).is_none_or(|st| st.is_dead_or_left()))
         });
         prop_assert!(t.is_some(), "seed {}: node {} not dead everywhere within {:?}", seed, victim, bound);
         let t = t.unwrap();

@@ -161,10 +161,23 @@ pub trait PingDelegate: Send + Sync {
     fn notify_ping_complete(&self, node: &MemberInfo, rtt: Duration, payload: &[u8]) {
         let _ = (node, rtt, payload);
     }
+
+    /// Whether to skip the TCP fallback ping when a probe of `node` goes
+    /// unanswered (Go: `Config.DisableTcpPingsForNode`;
+    /// [`Config::disable_tcp_pings`](crate::Config::disable_tcp_pings)
+    /// skips it for everyone). Called on the driver's task: be quick.
+    fn disable_tcp_pings_for_node(&self, node: &str) -> bool {
+        let _ = node;
+        false
+    }
 }
 
 /// The delegates of one memberlist; `None` means Go's behaviour without it.
+/// `#[non_exhaustive]`, so that a delegate can be added: start from
+/// `Delegates::default()` and assign fields, or use the
+/// `Options::with_*_delegate` methods.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct Delegates {
     /// Supplies node metadata.
     pub node_meta: Option<Arc<dyn NodeMetaDelegate>>,
@@ -253,5 +266,12 @@ impl Hooks for HooksAdapter {
             Some(d) => d.ack_payload(),
             None => Vec::new(),
         }
+    }
+
+    fn disable_tcp_pings_for_node(&mut self, node: &str) -> bool {
+        self.0
+            .ping
+            .as_ref()
+            .is_some_and(|d| d.disable_tcp_pings_for_node(node))
     }
 }

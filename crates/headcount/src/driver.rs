@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::delegate::Delegates;
@@ -416,7 +417,7 @@ impl Driver {
         let decoder = self.node().stream_decoder(false);
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             // A join storm opens many connections at once: they wait for
             // their turn (within the TCP timeout) rather than fail.
             let permit = tokio::time::timeout(ctx.tcp_timeout, permits.acquire_owned()).await;
@@ -434,7 +435,9 @@ impl Driver {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%from, "inbound stream failed: {e}");
             }
-        });
+        };
+        // Stream tasks log inside the node's span, as the driver does.
+        self.tasks.spawn(task.in_current_span());
     }
 
     fn on_inbound(&mut self, inb: Inbound) {
@@ -645,13 +648,14 @@ impl Driver {
         };
         let max_bytes = self.stream_ctx.limits.max_stream_bytes;
         let counters = self.counters.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             let Dial {
                 id,
                 to,
                 data,
                 expect_reply: _,
                 timeout,
+                ..
             } = dial;
             counters
                 .tcp_bytes_sent
@@ -669,7 +673,8 @@ impl Driver {
                 counters.dial_failures.fetch_add(1, Ordering::Relaxed);
             }
             let _ = tx.send((id, res));
-        });
+        };
+        self.tasks.spawn(task.in_current_span());
     }
 
     /// Tells the delegates (the event streams were told by
@@ -693,12 +698,7 @@ impl Driver {
                 }
             }
             Event::Conflict { existing, other } => {
-                tracing::warn!(
-                    "name conflict: {} is at {} but {} claims it",
-                    existing.name,
-                    existing.addr,
-                    other.addr
-                );
+                // The core logs it ("conflicting address for ...").
                 if let Some(d) = &d.conflict {
                     d.notify_conflict(existing, other);
                 }

@@ -41,6 +41,11 @@
 //! the members alive or suspect and agrees with
 //! [`Memberlist::num_members`]; [`Memberlist::members_all`] adds the dead
 //! and left ones until they are reaped.
+//!
+//! Logs go through [`tracing`]: everything a node logs is inside a `node`
+//! span whose `name` field is the node's name, and state changes use Go
+//! memberlist's wording (`marking node-2 as failed, suspect timeout
+//! reached (0 peer confirmations)`). Per-packet detail is at debug level.
 
 #![forbid(unsafe_code)]
 
@@ -112,3 +117,8 @@ pub use headcount_proto::PushPullError;
 /// Why a stream failed: a reliable send ([`Error::SendFailed`]) or a
 /// push/pull ([`PushPullError::Stream`]).
 pub use headcount_proto::StreamFailure;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use headcount_proto::node::{LocalNode, Node};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::delegate::HooksAdapter;
@@ -119,19 +120,21 @@ impl Memberlist {
         let seed = seed.unwrap_or_else(random_seed);
         let clock = Clock::start();
         let hooks = Box::new(HooksAdapter(delegates.clone()));
-        let local = LocalNode {
-            name: name.clone(),
-            addr: advertise,
-            meta,
-        };
+        let local = LocalNode::new(name.clone(), advertise).with_meta(meta);
         // Every node gets the OS generator for nonces, so keys can be added
         // at run time even when it starts in plaintext. Check it once here.
         os_random(&mut [0u8; 12])?;
-        let node = Node::builder(config.clone(), local)
-            .hooks(hooks)
-            .seed(seed)
-            .nonce_source(os_nonce_source())
-            .build(clock.now())
+        // Everything the node logs, from its own first alive to the driver
+        // task's last word, is inside one span carrying its name.
+        let span = tracing::info_span!("node", name = %name);
+        let node = span
+            .in_scope(|| {
+                Node::builder(config.clone(), local)
+                    .hooks(hooks)
+                    .seed(seed)
+                    .nonce_source(os_nonce_source())
+                    .build(clock.now())
+            })
             .map_err(Error::Config)?;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -154,13 +157,14 @@ impl Memberlist {
             counters: counters.clone(),
         });
         let closer = CloseEvents(events.clone());
-        tokio::spawn(async move {
+        let run = async move {
             // Dropped when the driver ends, even by a panic: event streams
             // must end with it rather than wait forever.
             let _closer = closer;
             driver.run().await;
             let _ = done_tx.send(true);
-        });
+        };
+        tokio::spawn(run.instrument(span));
         tracing::debug!(node = %name, addr = %advertise, "memberlist started");
         Ok(Memberlist {
             inner: Arc::new(Inner {

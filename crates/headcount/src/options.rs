@@ -11,8 +11,11 @@ use crate::delegate::{
 use crate::{Cidr, Config, Keyring};
 
 /// Options of [`crate::Memberlist::create`]. Build with [`Options::new`]
-/// and the `with_*` methods, or set the public fields.
+/// and the `with_*` methods, or assign the public fields. It is
+/// `#[non_exhaustive]` so that options can be added without breaking
+/// anyone: struct literals are not possible outside this crate.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// Unique name of this node in the cluster.
     pub name: String,
@@ -112,6 +115,19 @@ impl Options {
     /// Sets the random seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Sets all the delegates at once (the `with_*_delegate` methods set
+    /// one each).
+    pub fn with_delegates(mut self, delegates: Delegates) -> Self {
+        self.delegates = delegates;
+        self
+    }
+
+    /// Sets the capacity of the event channel ([`Options::event_capacity`]).
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
         self
     }
 

@@ -96,7 +96,7 @@ fn hostile_datagram(rng: &mut Rng, i: usize, bomb: &[u8]) -> Vec<u8> {
         3 => {
             // Compound header promising 255 parts of 65535 bytes.
             let mut p = vec![7u8, 255];
-            p.extend(std::iter::repeat([0xff, 0xff]).take(255).flatten());
+            p.extend(std::iter::repeat_n([0xff, 0xff], 255).flatten());
             p.extend(rng.bytes(1000));
             p
         }
@@ -218,7 +218,7 @@ async fn cluster_survives_a_flood() {
     // A compression bomb: megabytes of zeros in a small packet.
     let bomb = tokio::task::spawn_blocking(|| {
         let mut inner = vec![8u8];
-        inner.extend(std::iter::repeat(0).take(4 << 20));
+        inner.extend(std::iter::repeat_n(0, 4 << 20));
         let mut p = Vec::new();
         wire::packet::encode_compress(&inner, &mut p);
         p.truncate(60_000);
@@ -235,7 +235,7 @@ async fn cluster_survives_a_flood() {
             let d = hostile_datagram(&mut rng, sent, &bomb);
             let _ = sock.send_to(&d, target).await;
             sent += 1;
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }

@@ -13,11 +13,7 @@ use crate::wire::security::NonceSource;
 /// ```
 /// use headcount_proto::{Config, Instant, LocalNode, Node};
 ///
-/// let local = LocalNode {
-///     name: "a".into(),
-///     addr: "127.0.0.1:7946".parse().unwrap(),
-///     meta: Vec::new(),
-/// };
+/// let local = LocalNode::new("a", "127.0.0.1:7946".parse().unwrap());
 /// let node = Node::builder(Config::local(), local)
 ///     .seed(42)
 ///     .build(Instant::ZERO)

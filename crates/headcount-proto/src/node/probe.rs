@@ -195,6 +195,7 @@ impl Node {
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive
         });
+        tracing::debug!("failed ping: {target} (timeout reached)");
         let mut expected_nacks = 0;
         for (peer_addr, peer_pmax) in helpers {
             let nack = self.config.lifeguard_nacks && peer_pmax >= 4;
@@ -216,7 +217,11 @@ impl Node {
         if let Some(p) = self.probing.in_flight.as_mut() {
             p.expected_nacks = expected_nacks;
         }
-        if !self.config.disable_tcp_pings && t_pmax >= 3 {
+        // The hook is asked last, only when a fallback ping would be sent.
+        if !self.config.disable_tcp_pings
+            && t_pmax >= 3
+            && !self.hooks.disable_tcp_pings_for_node(&target)
+        {
             let deadline = self
                 .timers
                 .deadline_of(&TimerKey::AckDeadline(seq))
@@ -276,6 +281,7 @@ impl Node {
             1
         };
         self.apply_awareness(delta);
+        tracing::info!("suspect {} has failed, no acks received", probe.target);
         let s = Suspect {
             incarnation: probe.incarnation,
             node: probe.target,

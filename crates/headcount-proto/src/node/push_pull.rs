@@ -177,7 +177,15 @@ impl Node {
             Err(e) => Err(PushPullError::Stream(e)),
         };
         if let Some(jid) = join_id {
+            // A join: its caller is told of each failed address.
             self.join_progress(now, jid, addr, outcome);
+        } else if let Err(e) = &outcome {
+            if join {
+                // A reconnect attempt: the member is down, as expected.
+                tracing::debug!("reconnect to {addr} failed: {e}");
+            } else {
+                tracing::warn!("push/pull with {addr} failed: {e}");
+            }
         }
     }
 

@@ -92,7 +92,7 @@ impl Node {
                 && members
                     .get(&f.name)
                     // Reaped members stay; ones that came back or left go.
-                    .map_or(true, |m| m.state == MemberState::Dead)
+                    .is_none_or(|m| m.state == MemberState::Dead)
         });
         if self.reconnect.failed.is_empty() || self.leaving {
             self.reconnect.armed = false;
@@ -110,6 +110,10 @@ impl Node {
         }
         let pick = (self.rng.next_u64() % failed) as usize;
         let addr = self.reconnect.failed[pick].addr;
+        tracing::info!(
+            "attempting reconnect to {} {addr}",
+            self.reconnect.failed[pick].name
+        );
         self.stats.reconnect_attempts += 1;
         self.start_push_pull(now, addr, true, None);
     }

@@ -111,7 +111,16 @@ impl Node {
         let pos = self.alive_slot(now, &a, raw_addr);
         let reclaim = match self.address_check(now, pos, raw_addr, a.port) {
             AddressCheck::Same => false,
-            AddressCheck::Reclaim => true,
+            AddressCheck::Reclaim => {
+                if let Some(m) = self.members.at(pos) {
+                    tracing::info!(
+                        "updating address for left or failed node {} from {} to {addr}",
+                        a.node,
+                        m.addr()
+                    );
+                }
+                true
+            }
             AddressCheck::Conflict => {
                 self.report_conflict(pos, a, addr);
                 return;
@@ -125,6 +134,7 @@ impl Node {
             // An alive about us from the network: refute it unless it is
             // exactly what we hold (our own gossip coming back).
             if a.incarnation != prior.incarnation || prior.meta_differs || a.vsn != prior.vsn {
+                tracing::warn!("refuting an alive message for '{}' ({addr})", a.node);
                 self.refute(a.incarnation);
             }
             return;
@@ -244,6 +254,13 @@ impl Node {
             incarnation: a.incarnation,
             vsn: a.vsn,
         };
+        // Go logs this at ERR: two nodes share a name.
+        tracing::error!(
+            "conflicting address for {}: mine {}, theirs {addr}, old state {}",
+            other.name,
+            existing.addr,
+            existing.state
+        );
         self.emit(Event::Conflict { existing, other });
     }
 
@@ -303,9 +320,11 @@ impl Node {
         self.membership_version += 1;
         if prior.state.is_dead_or_left() {
             let info = m.info();
+            tracing::info!("member joined: {} {}", info.name, info.addr);
             self.emit(Event::Join(info));
         } else if prior.meta_differs {
             let info = m.info();
+            tracing::debug!("member updated: {} {}", info.name, info.addr);
             self.emit(Event::Update(info));
         }
     }
@@ -333,6 +352,7 @@ impl Node {
             return;
         }
         if s.node == self.name {
+            tracing::warn!("refuting a suspect message (from: {})", s.from);
             self.refute(s.incarnation);
             return;
         }
@@ -354,6 +374,7 @@ impl Node {
         self.timers
             .schedule(TimerKey::Suspicion(s.node.clone()), susp.deadline());
         self.suspicions.insert(s.node.clone(), susp);
+        tracing::debug!("suspecting {} (from: {})", info.name, s.from);
         self.emit(Event::Suspect {
             member: info,
             from: s.from,
@@ -381,6 +402,10 @@ impl Node {
         if m.state != MemberState::Suspect {
             return;
         }
+        tracing::info!(
+            "marking {name} as failed, suspect timeout reached ({} peer confirmations)",
+            susp.confirmations()
+        );
         let d = Dead {
             incarnation: m.incarnation,
             node: name,
@@ -405,6 +430,7 @@ impl Node {
             return;
         }
         if d.node == self.name && !self.leaving {
+            tracing::warn!("refuting a dead message (from: {})", d.from);
             self.refute(d.incarnation);
             return;
         }
@@ -420,8 +446,16 @@ impl Node {
         let info = m.info();
         self.membership_version += 1;
         if info.state == MemberState::Dead {
+            // When we declared it ourselves, "marking ... as failed" said so.
+            tracing::info!(
+                "member failed: {} {} (from: {})",
+                info.name,
+                info.addr,
+                d.from
+            );
             self.note_failed(now, &info.name, info.addr);
         } else {
+            tracing::info!("member left: {} {}", info.name, info.addr);
             self.forget_failed(&info.name);
         }
         self.emit(Event::Leave(info));

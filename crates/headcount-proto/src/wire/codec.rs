@@ -528,7 +528,7 @@ pub(crate) mod tests {
                 out.extend_from_slice(p.as_bytes());
             } else {
                 let h: String = p.chars().filter(|c| !c.is_whitespace()).collect();
-                assert!(h.len() % 2 == 0, "odd hex {h}");
+                assert!(h.len().is_multiple_of(2), "odd hex {h}");
                 for i in (0..h.len()).step_by(2) {
                     out.push(u8::from_str_radix(&h[i..i + 2], 16).unwrap());
                 }

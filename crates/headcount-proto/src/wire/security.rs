@@ -416,7 +416,7 @@ impl Keyring {
 /// message never parses).
 fn unpad(buf: &mut Vec<u8>) -> Result<(), DecryptError> {
     let pad = *buf.last().ok_or(DecryptError::BadPadding)? as usize;
-    if buf.len() % BLOCK_SIZE != 0 || pad == 0 || pad > BLOCK_SIZE {
+    if !buf.len().is_multiple_of(BLOCK_SIZE) || pad == 0 || pad > BLOCK_SIZE {
         return Err(DecryptError::BadPadding);
     }
     let keep = buf.len() - pad;

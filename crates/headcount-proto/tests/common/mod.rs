@@ -114,11 +114,7 @@ impl Cluster {
 
     pub fn add_node(&mut self, name: &str, port: u16, config: Config, seed: u64) -> usize {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let local = LocalNode {
-            name: name.into(),
-            addr,
-            meta: Vec::new(),
-        };
+        let local = LocalNode::new(name, addr);
         let nonces = NonceSource::insecure_seeded_for_simulation(seed);
         let node = Node::builder(config, local)
             .seed(seed)

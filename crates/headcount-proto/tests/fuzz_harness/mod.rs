@@ -214,7 +214,7 @@ fn pick_addr_bytes(b: &mut Bytes<'_>) -> Vec<u8> {
 }
 
 fn pick_vsn(b: &mut Bytes<'_>) -> [u8; 6] {
-    if b.u8() % 4 == 0 {
+    if b.u8().is_multiple_of(4) {
         [b.u8(), b.u8(), b.u8(), b.u8(), b.u8(), b.u8()]
     } else {
         [1, 5, 2, 0, 0, 0]
@@ -317,11 +317,8 @@ impl Harness {
     /// input is read too) when `encrypted`.
     pub fn new(encrypted: bool, seed: u64) -> Self {
         let mut config = Config::local();
-        let local = LocalNode {
-            name: SELF.into(),
-            addr: SocketAddr::from(([127, 0, 0, 100], 7946)),
-            meta: b"meta".to_vec(),
-        };
+        let local = LocalNode::new(SELF, SocketAddr::from(([127, 0, 0, 100], 7946)))
+            .with_meta(b"meta".to_vec());
         if encrypted {
             config.keyring = Some(Keyring::new(&KEY).expect("valid key"));
             config.gossip_verify_incoming = false;

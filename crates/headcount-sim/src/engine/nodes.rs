@@ -43,11 +43,7 @@ impl Sim {
         }
         let gen = self.slots[i].gen + 1;
         let seed = splitmix64(self.seed ^ splitmix64((i as u64) << 20 ^ u64::from(gen)));
-        let local = LocalNode {
-            name: name_of(i),
-            addr: addr_of(i),
-            meta: Vec::new(),
-        };
+        let local = LocalNode::new(name_of(i), addr_of(i));
         let node = Node::builder(self.config.clone(), local)
             .seed(seed)
             .build(self.now)
@@ -129,9 +125,7 @@ impl Sim {
                     j != i
                         && self.slots[j].ever_started
                         && !self.slots[j].left
-                        && self
-                            .state_seen(i, j)
-                            .map_or(true, |st| st.is_dead_or_left())
+                        && self.state_seen(i, j).is_none_or(|st| st.is_dead_or_left())
                 })
                 .collect();
             if lost.is_empty() {

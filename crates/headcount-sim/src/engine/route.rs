@@ -63,7 +63,7 @@ impl Sim {
             return;
         };
         let d = d.max(self.now);
-        if slot.wake_at.map_or(true, |w| d < w) {
+        if slot.wake_at.is_none_or(|w| d < w) {
             slot.wake_at = Some(d);
             let gen = slot.gen;
             self.push(
