@@ -75,6 +75,9 @@ impl Transport for TokioTransport {
         self.listener.poll_accept(cx)
     }
 
+    // Not an `async fn`: its future would borrow `self`, and dial futures
+    // must be `'static`.
+    #[allow(clippy::manual_async_fn)]
     fn dial(
         &self,
         to: SocketAddr,
