@@ -48,11 +48,14 @@ pub struct AgentArgs {
     /// Address to bind, UDP and TCP (port 0 picks one).
     #[arg(long, value_name = "IP:PORT")]
     bind: SocketAddr,
-    /// Address to announce to other nodes (default: the bound address).
+    /// Address to announce to other nodes (default: the bound address; for
+    /// 0.0.0.0 a private IPv4 address of the host, for :: a unique local or
+    /// global IPv6 one).
     #[arg(long, value_name = "IP:PORT")]
     advertise: Option<SocketAddr>,
     /// Address of a node to join (repeatable): host:port, name/host:port,
-    /// `[v6]:port` or a DNS name; port 7946 by default.
+    /// `[v6]:port` or a DNS name (all its A and AAAA records); without a
+    /// port, the bound port.
     #[arg(long, value_name = "ADDR")]
     join: Vec<String>,
     /// Timing profile.
@@ -331,7 +334,8 @@ async fn read_commands(ml: Memberlist, printer: Printer) {
                     event: &'a str,
                     members: Vec<MemberEntry<'a>>,
                 }
-                let members = ml.members();
+                // Every state, as the answer shows each member's.
+                let members = ml.members_all();
                 let entries = members
                     .iter()
                     .map(|m| MemberEntry {

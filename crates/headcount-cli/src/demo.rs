@@ -12,6 +12,7 @@ use clap::Args;
 use headcount::{Config, Event, MemberInfo, MemberState, Memberlist, Options};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_stream::StreamExt;
 
 /// Arguments of `headcount demo`.
 #[derive(Args, Debug)]
@@ -63,17 +64,18 @@ impl Demo {
         let mut members = ml.watch_members();
         let observer = name.to_string();
         tokio::spawn(async move {
-            let _ = tx.send(Report::Members(observer.clone(), members.members()));
+            // Every state: the timeline waits for members to be seen dead.
+            let _ = tx.send(Report::Members(observer.clone(), members.members_all()));
             loop {
                 tokio::select! {
-                    e = events.recv() => match e {
-                        Ok(e) => { let _ = tx.send(Report::Event(observer.clone(), e)); }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => break,
+                    e = events.next() => match e {
+                        Some(Ok(e)) => { let _ = tx.send(Report::Event(observer.clone(), e)); }
+                        Some(Err(_lagged)) => {}
+                        None => break,
                     },
                     r = members.changed() => match r {
                         Ok(()) => {
-                            let _ = tx.send(Report::Members(observer.clone(), members.members()));
+                            let _ = tx.send(Report::Members(observer.clone(), members.members_all()));
                         }
                         Err(_) => break,
                     },

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::delegate::BroadcastContext;
 use crate::fxhash::hash_str;
 use crate::name::Name;
 
@@ -284,6 +285,29 @@ impl TransmitLimitedQueue {
             &mut finished,
         );
         (msgs, finished)
+    }
+
+    /// The user-broadcast hook's answer: [`get_broadcasts`](Self::get_broadcasts)
+    /// with the budget, cluster size and retransmit multiplier the node
+    /// passes to [`Hooks::broadcasts`](crate::Hooks::broadcasts), each
+    /// payload copied out. The notify tokens of broadcasts that are done
+    /// are dropped; call `get_broadcasts` to keep them.
+    ///
+    /// ```
+    /// use headcount_proto::broadcast::{Broadcast, TransmitLimitedQueue};
+    /// use headcount_proto::BroadcastContext;
+    ///
+    /// let mut q = TransmitLimitedQueue::new();
+    /// q.queue(Broadcast::keyed("config", b"v1".to_vec()));
+    /// // A newer value under the same key replaces the queued one.
+    /// q.queue(Broadcast::keyed("config", b"v2".to_vec()));
+    /// let ctx = BroadcastContext::new(2, 1400, 5, 4);
+    /// assert_eq!(q.get_broadcasts_for(&ctx), vec![b"v2".to_vec()]);
+    /// ```
+    pub fn get_broadcasts_for(&mut self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
+        let (msgs, _finished) =
+            self.get_broadcasts(ctx.overhead, ctx.limit, ctx.num_nodes, ctx.retransmit_mult);
+        msgs.iter().map(|m| m.to_vec()).collect()
     }
 
     /// [`get_broadcasts`](Self::get_broadcasts) appending to caller-owned

@@ -9,20 +9,57 @@
 pub use crate::error::Veto;
 use crate::state::MemberInfo;
 
+/// What [`Hooks::broadcasts`] is asked for: the byte budget, and what a
+/// [`TransmitLimitedQueue`](crate::broadcast::TransmitLimitedQueue) of user
+/// broadcasts needs to know to count retransmissions. Go's delegate gets
+/// only `overhead` and `limit` and the application's queue calls
+/// `NumMembers()` itself; here the hook runs while the node is busy, so
+/// the node hands the count over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BroadcastContext {
+    /// Bytes of framing each returned message costs on top of its length.
+    pub overhead: usize,
+    /// Most bytes all returned messages may take together, each counted
+    /// as its length plus `overhead`.
+    pub limit: usize,
+    /// Members alive or suspect, this node included (Go's `NumMembers()`,
+    /// what Go applications give their queue's `NumNodes`).
+    pub num_nodes: usize,
+    /// The node's [`Config::retransmit_mult`](crate::Config::retransmit_mult).
+    pub retransmit_mult: u32,
+}
+
+impl BroadcastContext {
+    /// A context with these values (for testing a hook outside a node).
+    pub fn new(overhead: usize, limit: usize, num_nodes: usize, retransmit_mult: u32) -> Self {
+        BroadcastContext {
+            overhead,
+            limit,
+            num_nodes,
+            retransmit_mult,
+        }
+    }
+}
+
 /// Synchronous hooks into the protocol. Every method has a default that does
 /// what Go memberlist does without a delegate.
 pub trait Hooks: Send {
-    /// User broadcasts to piggyback on gossip, each at most `limit` bytes
-    /// including `overhead` per message (Go: `Delegate.GetBroadcasts`).
-    fn broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        let _ = (overhead, limit);
+    /// User broadcasts to piggyback on gossip, together at most
+    /// `ctx.limit` bytes counting `ctx.overhead` per message (Go:
+    /// `Delegate.GetBroadcasts`). Serve them from a
+    /// [`TransmitLimitedQueue`](crate::broadcast::TransmitLimitedQueue)
+    /// with [`get_broadcasts_for`](crate::broadcast::TransmitLimitedQueue::get_broadcasts_for).
+    /// Called only when [`Hooks::may_broadcast`] says so.
+    fn broadcasts(&mut self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
+        let _ = ctx;
         Vec::new()
     }
 
     /// Whether [`Hooks::broadcasts`] may ever return something. When it
-    /// may not, the core skips its gossip ticks while its own broadcast
-    /// queue is empty instead of waking up every gossip interval to send
-    /// nothing. The default, `true`, always ticks.
+    /// may not, the core never asks it, and skips its gossip ticks while
+    /// its own broadcast queue is empty instead of waking up every gossip
+    /// interval to send nothing. The default, `true`, always ticks.
     fn may_broadcast(&self) -> bool {
         true
     }

@@ -35,7 +35,7 @@ pub mod wire;
 pub use broadcast::TransmitLimitedQueue;
 pub use cidr::Cidr;
 pub use config::{Config, ConfigError};
-pub use delegate::{Hooks, NoHooks};
+pub use delegate::{BroadcastContext, Hooks, NoHooks};
 pub use error::{MergeError, PushPullError, Veto};
 pub use event::{
     BroadcastId, Completion, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId,

@@ -330,7 +330,10 @@ impl Node {
     }
 
     /// Every entry of the membership table (dead and left ones until they
-    /// are reaped), in probe order.
+    /// are reaped), in probe order: the core's view, which the probe and
+    /// gossip rounds walk. Go's `Members()` (and `headcount`'s
+    /// `Memberlist::members`) list only those alive or suspect, the ones
+    /// [`Node::num_members`] counts.
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.members.iter()
     }
@@ -415,6 +418,18 @@ impl Node {
             self.outputs.shrink_to(OUTPUTS_RETAINED);
         }
         out
+    }
+
+    /// The events queued for [`Node::poll_output`] and not yet taken, in
+    /// order. Their effect is already in the membership table: a driver
+    /// that hands out a snapshot of the table and then the events it
+    /// drains from now on uses this to tell which of those the snapshot
+    /// already shows.
+    pub fn queued_events(&self) -> impl Iterator<Item = &Event> {
+        self.outputs.iter().filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
     }
 
     /// When `handle_timeout` should be called next.

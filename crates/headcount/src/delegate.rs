@@ -19,6 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use headcount_proto::delegate::Hooks;
+/// What [`BroadcastDelegate::get_broadcasts`] is asked for: the byte
+/// budget, the cluster size and the retransmit multiplier.
+pub use headcount_proto::BroadcastContext;
 
 pub use headcount_proto::Veto;
 
@@ -43,13 +46,41 @@ pub trait MessageDelegate: Send + Sync {
 }
 
 /// Supplies user broadcasts to piggyback on gossip (Go:
-/// `Delegate.GetBroadcasts`). A [`crate::TransmitLimitedQueue`] is a
-/// convenient store for them.
+/// `Delegate.GetBroadcasts`).
+///
+/// A [`crate::TransmitLimitedQueue`] is the store Go applications use for
+/// them, and it needs the cluster size to know how often to send each
+/// message. Go applications read it with `NumMembers()`; this delegate
+/// runs while the node holds its state locked, where reading the
+/// [`crate::Memberlist`] panics, so the node passes it in
+/// [`BroadcastContext::num_nodes`]:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use headcount::{Broadcast, BroadcastContext, BroadcastDelegate, TransmitLimitedQueue};
+///
+/// #[derive(Default)]
+/// struct Broadcasts(Mutex<TransmitLimitedQueue>);
+///
+/// impl Broadcasts {
+///     /// Gossips `value` under `key`, replacing a queued value of that key.
+///     fn publish(&self, key: &str, value: Vec<u8>) {
+///         self.0.lock().unwrap().queue(Broadcast::keyed(key, value));
+///     }
+/// }
+///
+/// impl BroadcastDelegate for Broadcasts {
+///     fn get_broadcasts(&self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
+///         self.0.lock().unwrap().get_broadcasts_for(ctx)
+///     }
+/// }
+/// ```
 pub trait BroadcastDelegate: Send + Sync {
-    /// Messages to piggyback, each costing its length plus `overhead`,
-    /// together at most `limit` bytes.
-    fn get_broadcasts(&self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
-        let _ = (overhead, limit);
+    /// Messages to piggyback, each costing its length plus `ctx.overhead`,
+    /// together at most `ctx.limit` bytes. `ctx.num_nodes` counts the
+    /// members alive or suspect (Go's `NumMembers()`).
+    fn get_broadcasts(&self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
+        let _ = ctx;
         Vec::new()
     }
 }
@@ -175,9 +206,9 @@ impl core::fmt::Debug for Delegates {
 pub(crate) struct HooksAdapter(pub(crate) Delegates);
 
 impl Hooks for HooksAdapter {
-    fn broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+    fn broadcasts(&mut self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
         match &self.0.broadcast {
-            Some(d) => d.get_broadcasts(overhead, limit),
+            Some(d) => d.get_broadcasts(ctx),
             None => Vec::new(),
         }
     }

@@ -22,11 +22,12 @@ use headcount_proto::event::{
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use headcount_proto::{ConfigError, PushPullError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::delegate::Delegates;
+use crate::events::EventChannel;
 use crate::net::{read_message, ReadError};
 use crate::security::{reply_failure, Key, SecurityOp};
 use crate::shared_core::{lock_for_driver, Core, CoreGuard};
@@ -116,31 +117,6 @@ pub(crate) struct ShellCounters {
     pub inbound_stream_errors: AtomicU64,
     pub dial_failures: AtomicU64,
     pub tcp_bytes_sent: AtomicU64,
-}
-
-/// The channel behind [`crate::Memberlist::events`], made on first use: its
-/// ring of `capacity` slots is preallocated, which is most of an idle
-/// node's memory when nobody listens.
-#[derive(Debug)]
-pub(crate) struct EventChannel {
-    capacity: usize,
-    tx: std::sync::OnceLock<broadcast::Sender<Event>>,
-}
-
-impl EventChannel {
-    pub(crate) fn new(capacity: usize) -> Self {
-        EventChannel {
-            capacity: capacity.max(1),
-            tx: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// A receiver of the events sent from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.tx
-            .get_or_init(|| broadcast::channel(self.capacity).0)
-            .subscribe()
-    }
 }
 
 /// What inbound stream tasks need besides their decoder.
@@ -578,7 +554,7 @@ impl<T: Transport> Driver<T> {
         loop {
             // One statement, so the guard is gone before the output is
             // handled.
-            let Some(out) = self.node().poll_output() else {
+            let Some(out) = self.next_output() else {
                 break;
             };
             match out {
@@ -593,6 +569,19 @@ impl<T: Transport> Driver<T> {
             self.members_version = version;
             self.members_tx.send_replace(version);
         }
+    }
+
+    /// The core's next output. An event goes to the event streams before
+    /// the lock is released, so that a new stream's member snapshot and
+    /// its events meet without a gap (see `events.rs`); the delegates are
+    /// told after, without the lock.
+    fn next_output(&self) -> Option<Output> {
+        let mut node = self.node();
+        let out = node.poll_output();
+        if let Some(Output::Event(e)) = &out {
+            self.events.publish(e);
+        }
+        out
     }
 
     fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
@@ -646,7 +635,8 @@ impl<T: Transport> Driver<T> {
         });
     }
 
-    /// Tells the delegates, then the event stream.
+    /// Tells the delegates (the event streams were told by
+    /// [`Driver::next_output`]).
     fn on_event(&mut self, e: Event) {
         let d = &self.delegates;
         match &e {
@@ -689,10 +679,6 @@ impl<T: Transport> Driver<T> {
             // Suspicion and health have no delegate (Go has none either);
             // events the core adds later reach the stream only.
             _ => {}
-        }
-        // No receivers is fine: events are also given to the delegates.
-        if let Some(tx) = self.events.tx.get() {
-            let _ = tx.send(e);
         }
     }
 

@@ -14,12 +14,22 @@ pub enum Error {
     /// The options are not usable.
     #[error("invalid configuration: {0}")]
     Config(ConfigError),
-    /// The node would announce an unspecified address (it is bound to
-    /// `0.0.0.0` or `::` and has no advertise address).
+    /// The advertise address given is unspecified (`0.0.0.0` or `::`):
+    /// other nodes cannot reach it.
     #[error("cannot announce the unspecified address {}: set an advertise address", .addr.ip())]
     AdvertiseUnspecified {
         /// The address it would announce.
         addr: SocketAddr,
+    },
+    /// The node is bound to `0.0.0.0` or `::`, has no advertise address,
+    /// and no interface has an address to announce in its place (a private
+    /// IPv4 address for `0.0.0.0`; a unique local or global IPv6 address
+    /// for `::`; see [`crate::Options::bind_addr`]). Go memberlist fails
+    /// the same way ("No private IP address found").
+    #[error("bound to {bind} and no interface has an address to announce in its place: set an advertise address")]
+    NoPrivateAddress {
+        /// The address the node is bound to (with the port it got).
+        bind: SocketAddr,
     },
     /// The operating system's secure random generator failed.
     #[error("the OS random generator failed: {0}")]

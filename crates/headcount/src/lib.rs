@@ -11,24 +11,47 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), headcount::Error> {
-//! use headcount::{Config, Memberlist, Options};
+//! use headcount::{Config, Event, Memberlist, Options};
+//! use tokio_stream::StreamExt;
+//!
 //! let opts = Options::new("node-1", "127.0.0.1:7946".parse().unwrap(), Config::lan());
 //! let ml = Memberlist::create(opts).await?;
 //! ml.join(&["127.0.0.1:7947"]).await?;
+//! // Alive and suspect members, as Go's Members().
 //! for m in ml.members() {
 //!     println!("{} {} {}", m.name, m.addr, m.state);
 //! }
+//! // The current members as joins (this node first), then every change.
+//! let mut events = ml.events();
+//! tokio::spawn(async move {
+//!     while let Some(e) = events.next().await {
+//!         match e {
+//!             Ok(Event::Join(m)) => println!("join {}", m.name),
+//!             Ok(Event::Leave(m)) => println!("{} {}", m.name, m.state),
+//!             Ok(_) => {}
+//!             // A slow reader is told how many events it missed.
+//!             Err(lagged) => eprintln!("{lagged}"),
+//!         }
+//!     }
+//! });
 //! ml.leave(std::time::Duration::from_secs(5)).await?;
 //! ml.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Membership reads follow Go memberlist: [`Memberlist::members`] lists
+//! the members alive or suspect and agrees with
+//! [`Memberlist::num_members`]; [`Memberlist::members_all`] adds the dead
+//! and left ones until they are reaped.
 
 #![forbid(unsafe_code)]
 
+mod advertise;
 mod clock;
 pub mod delegate;
 mod driver;
 mod error;
+mod events;
 mod memberlist;
 mod net;
 mod options;
@@ -39,10 +62,11 @@ mod target;
 pub mod transport;
 
 pub use delegate::{
-    AliveDelegate, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate, MergeDelegate,
-    MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate, Veto,
+    AliveDelegate, BroadcastContext, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate,
+    MergeDelegate, MessageDelegate, NodeMetaDelegate, PingDelegate, StateDelegate, Veto,
 };
 pub use error::{AddressError, Error, JoinError, RandomError};
+pub use events::{Events, Lagged};
 /// Something that happened in the cluster, as seen by this node. The same
 /// type as the core's [`headcount_proto::Event`], defined once there.
 /// Receive them with [`Memberlist::events`]; the delegates are told as

@@ -6,16 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headcount_proto::node::{LocalNode, Node};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::delegate::HooksAdapter;
-use crate::driver::{Command, Driver, DriverParts, EventChannel, ShellCounters};
+use crate::driver::{Command, Driver, DriverParts, ShellCounters};
+use crate::events::{EventChannel, Events};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::shared_core::{lock_for_read, Core};
 use crate::transport::{TokioTransport, Transport};
-use crate::{Config, CoreStats, Error, Event, JoinError, MemberInfo, Options, Target};
+use crate::{advertise, Config, CoreStats, Error, JoinError, MemberInfo, Options, Target};
 
 /// Capacity of the command channel from handles to the driver.
 const COMMAND_QUEUE: usize = 256;
@@ -109,6 +110,7 @@ impl Memberlist {
             name,
             bind_addr,
             advertise_addr,
+            dns_config_path,
             config,
             meta,
             delegates,
@@ -121,13 +123,8 @@ impl Memberlist {
         // The transport is bound already (to `bind_addr` by `create`).
         let _ = bind_addr;
         let local_addr = transport.local_addr();
-        let mut advertise = advertise_addr.unwrap_or(local_addr);
-        if advertise.port() == 0 {
-            advertise.set_port(local_addr.port());
-        }
-        if advertise.ip().is_unspecified() {
-            return Err(Error::AdvertiseUnspecified { addr: advertise });
-        }
+        let advertise =
+            advertise::final_addr(advertise_addr, local_addr, advertise::unspecified_bind)?;
         let meta = match &delegates.node_meta {
             Some(d) => d.node_meta(headcount_proto::config::META_MAX_SIZE),
             None => meta,
@@ -168,7 +165,11 @@ impl Memberlist {
             events: events.clone(),
             counters: counters.clone(),
         });
+        let closer = CloseEvents(events.clone());
         tokio::spawn(async move {
+            // Dropped when the driver ends, even by a panic: event streams
+            // must end with it rather than wait forever.
+            let _closer = closer;
             driver.run().await;
             let _ = done_tx.send(true);
         });
@@ -186,7 +187,8 @@ impl Memberlist {
                 shutdown_tx,
                 done_rx,
                 counters,
-                resolver: Resolver::default(),
+                // Go's resolveAddr defaults to config.BindPort, the bound port.
+                resolver: Resolver::new(local_addr.port(), dns_config_path),
             }),
         })
     }
@@ -216,9 +218,17 @@ impl Memberlist {
     /// Joins a cluster by a push/pull with every address given, and
     /// returns how many completed one. Accepts `host:port`, `name/host:port`
     /// (the name is ignored but must not be empty), `[v6]:port`, bare IPs
-    /// and DNS names, which resolve to all their addresses; the port
-    /// defaults to 7946. Fails when no address answered, saying why for
-    /// each.
+    /// and DNS names. Fails when no address answered, saying why for each.
+    ///
+    /// As in Go memberlist (`resolveAddr`):
+    /// - an address without a port (`host`, `name/host`, `[v6]`, a bare
+    ///   IPv6 address) uses this node's bound port, the one
+    ///   [`Memberlist::local_addr`] reports, not [`crate::DEFAULT_PORT`];
+    /// - a DNS name resolves to all its A and AAAA records, each tried. A
+    ///   name with a dot is first looked up over TCP at the first name
+    ///   server of [`Options::dns_config_path`] (UDP answers may be cut
+    ///   short), then over the usual transports with search domains and
+    ///   the hosts file, then by the system resolver.
     pub async fn join<S: AsRef<str>>(&self, addrs: &[S]) -> Result<usize, Error> {
         let mut failures: Vec<(String, JoinError)> = Vec::new();
         let mut resolved: Vec<SocketAddr> = Vec::new();
@@ -304,33 +314,47 @@ impl Memberlist {
         *self.inner.done_rx.borrow() || *self.inner.shutdown_tx.borrow()
     }
 
-    /// Every member this node knows, itself included, with its state. Dead
-    /// and left members stay listed until they are reaped (after
-    /// `gossip_to_the_dead_time`). Copies the table under the node's lock,
-    /// which the protocol waits for meanwhile.
+    /// The members alive or suspect, this node included (while it has not
+    /// left), as Go's `Members()`: as many as [`Memberlist::num_members`]
+    /// counts at the same moment (two calls may see different moments).
+    /// Members declared dead or gone are in [`Memberlist::members_all`].
+    /// Copies them under the node's lock, which the protocol waits for
+    /// meanwhile.
     ///
     /// # Panics
     ///
-    /// Like every method that reads the node's state ([`Memberlist::member`],
+    /// Like every method that reads the node's state
+    /// ([`Memberlist::members_all`], [`Memberlist::member`],
     /// [`Memberlist::num_members`], [`Memberlist::local_node`],
     /// [`Memberlist::health_score`], [`Memberlist::stats`],
-    /// [`MembersWatch::members`]), when called from a delegate that the
-    /// protocol runs while it holds that lock (the broadcast, state, merge
-    /// and alive delegates and [`crate::PingDelegate::ack_payload`]), which
-    /// would otherwise deadlock. Event, message, conflict and ping-complete
-    /// delegates may call it.
+    /// [`Memberlist::events`], [`MembersWatch::members`]), when called from
+    /// a delegate that the protocol runs while it holds that lock (the
+    /// broadcast, state, merge and alive delegates and
+    /// [`crate::PingDelegate::ack_payload`]), which would otherwise
+    /// deadlock. Event, message, conflict and ping-complete delegates may
+    /// call it. A [`crate::BroadcastDelegate`] is given the count it needs.
     pub fn members(&self) -> Vec<MemberInfo> {
-        members_of(&self.inner.core)
+        members_of(&self.inner.core, Which::Live)
     }
 
-    /// The member called `name`, if known.
+    /// Every member this node knows, itself included, in every state: the
+    /// dead and left ones stay until they are reaped (after
+    /// [`Config::gossip_to_the_dead_time`]). Panics like
+    /// [`Memberlist::members`].
+    pub fn members_all(&self) -> Vec<MemberInfo> {
+        members_of(&self.inner.core, Which::All)
+    }
+
+    /// The member called `name`, if known, in any state (also dead or
+    /// left, until reaped).
     pub fn member(&self, name: &str) -> Option<MemberInfo> {
         lock_for_read(&self.inner.core)
             .member(name)
             .map(|m| m.info())
     }
 
-    /// Number of members that are alive or suspect, this node included.
+    /// Number of members that are alive or suspect, this node included:
+    /// the length of [`Memberlist::members`] (Go: `NumMembers()`).
     pub fn num_members(&self) -> usize {
         lock_for_read(&self.inner.core).num_members()
     }
@@ -480,12 +504,17 @@ impl Memberlist {
             .map(drop)
     }
 
-    /// A receiver of [`Event`]s from now on. A receiver that falls more
-    /// than `Options::event_capacity` events behind misses the oldest and
-    /// is told so (`RecvError::Lagged`); use an [`crate::EventDelegate`] to
-    /// miss nothing.
-    pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+    /// A [`Stream`](futures_core::Stream) of this node's events: first a
+    /// [`crate::Event::Join`] for each current member (alive or suspect,
+    /// this node first, as [`Memberlist::members`]), then every event from
+    /// then on, with no gap or repeat between the two, so every stream
+    /// sees this node's own join however late it is made. A slow reader
+    /// is told what it missed with a [`crate::Lagged`] item; see
+    /// [`Events`]. Panics like [`Memberlist::members`].
+    pub fn events(&self) -> Events {
+        // Under the lock the driver publishes under: see `events.rs`.
+        let node = lock_for_read(&self.inner.core);
+        self.inner.events.subscribe(&node)
     }
 }
 
@@ -516,24 +545,50 @@ impl MembersWatch {
         self.rx.changed().await.map_err(|_| Error::Shutdown)
     }
 
-    /// Every member the node knows now, like [`Memberlist::members`]
+    /// The members alive or suspect now, like [`Memberlist::members`]
     /// (which says when it panics). Still readable after shutdown.
     pub fn members(&self) -> Vec<MemberInfo> {
-        members_of(&self.core)
+        members_of(&self.core, Which::Live)
     }
 
-    /// Waits until the members satisfy `cond`, and returns them. Checks at
-    /// once, then after every change. Fails with [`Error::Shutdown`] when
-    /// the node stops before they do.
+    /// Every member the node knows now, dead and left ones included, like
+    /// [`Memberlist::members_all`].
+    pub fn members_all(&self) -> Vec<MemberInfo> {
+        members_of(&self.core, Which::All)
+    }
+
+    /// Waits until the members alive or suspect ([`MembersWatch::members`])
+    /// satisfy `cond`, and returns them. Checks at once, then after every
+    /// change. Fails with [`Error::Shutdown`] when the node stops before
+    /// they do. To wait for a member to be declared dead or to have left,
+    /// use [`MembersWatch::wait_for_all`].
     pub async fn wait_for(
         &mut self,
+        cond: impl FnMut(&[MemberInfo]) -> bool,
+    ) -> Result<Vec<MemberInfo>, Error> {
+        self.wait(Which::Live, cond).await
+    }
+
+    /// [`MembersWatch::wait_for`] on every member the node knows
+    /// ([`MembersWatch::members_all`]), e.g. until one is
+    /// [`MemberState::Dead`](crate::MemberState::Dead).
+    pub async fn wait_for_all(
+        &mut self,
+        cond: impl FnMut(&[MemberInfo]) -> bool,
+    ) -> Result<Vec<MemberInfo>, Error> {
+        self.wait(Which::All, cond).await
+    }
+
+    async fn wait(
+        &mut self,
+        which: Which,
         mut cond: impl FnMut(&[MemberInfo]) -> bool,
     ) -> Result<Vec<MemberInfo>, Error> {
         loop {
             // Marked seen before the read: a change after it wakes
             // `changed`, so none is missed.
             self.rx.borrow_and_update();
-            let members = self.members();
+            let members = members_of(&self.core, which);
             if cond(&members) {
                 return Ok(members);
             }
@@ -542,9 +597,32 @@ impl MembersWatch {
     }
 }
 
-/// Copies the member table of `core`.
-fn members_of(core: &Mutex<Node>) -> Vec<MemberInfo> {
-    lock_for_read(core).members().map(|m| m.info()).collect()
+/// Which members a list holds.
+#[derive(Clone, Copy)]
+enum Which {
+    /// Alive or suspect (Go's `Members()`).
+    Live,
+    /// Every entry of the table, dead and left ones until reaped.
+    All,
+}
+
+/// Copies members of `core`.
+fn members_of(core: &Mutex<Node>, which: Which) -> Vec<MemberInfo> {
+    let node = lock_for_read(core);
+    let all = matches!(which, Which::All);
+    node.members()
+        .filter(|m| all || !m.state.is_dead_or_left())
+        .map(|m| m.info())
+        .collect()
+}
+
+/// Ends the event streams when dropped with the driver's task.
+struct CloseEvents(Arc<EventChannel>);
+
+impl Drop for CloseEvents {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 async fn wait<T>(

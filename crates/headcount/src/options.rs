@@ -1,6 +1,7 @@
 //! What a [`crate::Memberlist`] is created from.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::delegate::{
@@ -16,12 +17,40 @@ pub struct Options {
     /// Unique name of this node in the cluster.
     pub name: String,
     /// Address to bind, UDP and TCP on the same port. Port 0 picks a free
-    /// port for both.
+    /// port for both. The bound port is also the port of join addresses
+    /// given without one (see [`crate::Memberlist::join`]).
+    ///
+    /// Bound to `0.0.0.0` or `::` without an
+    /// [`advertise_addr`](Self::advertise_addr), the node announces an
+    /// address of one of the host's interfaces that are up, chosen when it
+    /// is created:
+    ///
+    /// - `0.0.0.0`: a private IPv4 address, as Go memberlist's
+    ///   `sockaddr.GetPrivateIP`: in 10/8, 172.16/12, 192.168/16,
+    ///   100.64/10 (RFC 6598), 192.88.99/24 or 198.18/15; the default
+    ///   route's interface first, then the larger network (shorter prefix),
+    ///   then the order the system lists them in.
+    /// - `::`: a unique local IPv6 address (fc00::/7), else any other
+    ///   IPv6 address a router forwards (not loopback, link-local,
+    ///   v4-mapped or documentation), ranked the same way. Go memberlist
+    ///   announces `::` itself here.
+    ///
+    /// IPv4 for `0.0.0.0` and IPv6 for `::` only, so the announced address
+    /// is one the socket serves. When no address fits,
+    /// [`crate::Memberlist::create`] fails with
+    /// [`crate::Error::NoPrivateAddress`].
     pub bind_addr: SocketAddr,
-    /// Address to announce to other nodes. Default: the bound address,
-    /// which must then not be unspecified (`0.0.0.0` or `::`). A port of 0
-    /// means the bound port.
+    /// Address to announce to other nodes. Default: the bound address, or
+    /// for `0.0.0.0` and `::` one chosen from the host's interfaces (see
+    /// [`bind_addr`](Self::bind_addr)). A port of 0 means the bound port.
+    /// An unspecified address here is refused
+    /// ([`crate::Error::AdvertiseUnspecified`]).
     pub advertise_addr: Option<SocketAddr>,
+    /// The resolv.conf that name servers and resolver options are read
+    /// from when a join address is a host name (Go's `DNSConfigPath`).
+    /// Default: `/etc/resolv.conf`. When it cannot be read, host names are
+    /// resolved by the system resolver.
+    pub dns_config_path: PathBuf,
     /// Protocol configuration: start from [`Config::lan`], [`Config::wan`]
     /// or [`Config::local`].
     pub config: Config,
@@ -32,8 +61,9 @@ pub struct Options {
     pub delegates: Delegates,
     /// Seed of the node's random choices; `None` draws one.
     pub seed: Option<u64>,
-    /// Capacity of the event channel of [`crate::Memberlist::events`];
-    /// slower receivers miss events (and are told how many).
+    /// How many events each stream of [`crate::Memberlist::events`] may
+    /// fall behind: a slower reader misses the oldest and is then told
+    /// how many ([`crate::Lagged`]).
     pub event_capacity: usize,
 }
 
@@ -45,6 +75,7 @@ impl Options {
             name: name.into(),
             bind_addr,
             advertise_addr: None,
+            dns_config_path: crate::resolve::DEFAULT_DNS_CONFIG_PATH.into(),
             config,
             meta: Vec::new(),
             delegates: Delegates::default(),
@@ -62,6 +93,13 @@ impl Options {
     /// Sets the address announced to other nodes.
     pub fn with_advertise_addr(mut self, addr: SocketAddr) -> Self {
         self.advertise_addr = Some(addr);
+        self
+    }
+
+    /// Sets the resolv.conf read to resolve host names
+    /// ([`Options::dns_config_path`]).
+    pub fn with_dns_config_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dns_config_path = path.into();
         self
     }
 

@@ -1,15 +1,27 @@
-//! Parsing and resolving join addresses.
+//! Parsing and resolving join addresses, as Go memberlist's `resolveAddr`
+//! and `tcpLookupIP` (`memberlist.go`) do.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, Protocol, ResolverConfig};
 use hickory_resolver::error::ResolveErrorKind;
-
 use hickory_resolver::TokioAsyncResolver;
 use tokio::sync::OnceCell;
 
-/// The port used when a join address has none (Go's default `BindPort`).
+/// Go memberlist's default `BindPort` and `AdvertisePort`, the port
+/// memberlist clusters conventionally listen on. A join address without a
+/// port uses the joining node's own bound port, not this one (as Go does).
 pub const DEFAULT_PORT: u16 = 7946;
+
+/// Go memberlist's default `DNSConfigPath`.
+pub(crate) const DEFAULT_DNS_CONFIG_PATH: &str = "/etc/resolv.conf";
+
+/// How long the TCP-first lookup may take (Go's `dns.Client` dials and
+/// reads with 2 s timeouts).
+const TCP_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a join address is unusable (see [`crate::JoinError::Address`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,9 +72,10 @@ pub(crate) struct HostPort {
 }
 
 /// Parses `host:port`, `name/host:port`, `[v6]:port`, `[v6]`, a bare IP or
-/// a bare host name. The name part of `name/…` is ignored but must not be
-/// empty.
-pub(crate) fn parse(s: &str) -> Result<HostPort, AddressError> {
+/// a bare host name; `default_port` when there is no port (in every form,
+/// `name/host` included, as Go's `ensurePort`). The name part of `name/…`
+/// is ignored but must not be empty.
+pub(crate) fn parse(s: &str, default_port: u16) -> Result<HostPort, AddressError> {
     let s = s.trim();
     let rest = match s.split_once('/') {
         Some((name, rest)) => {
@@ -79,7 +92,7 @@ pub(crate) fn parse(s: &str) -> Result<HostPort, AddressError> {
     let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
         let (host, after) = inner.split_once(']').ok_or(AddressError::MissingBracket)?;
         let port = if after.is_empty() {
-            DEFAULT_PORT
+            default_port
         } else {
             let p = after.strip_prefix(':').ok_or(AddressError::ExpectedColon)?;
             parse_port(p)?
@@ -89,11 +102,11 @@ pub(crate) fn parse(s: &str) -> Result<HostPort, AddressError> {
         }
         (host.to_string(), port)
     } else if rest.parse::<IpAddr>().is_ok() {
-        (rest.to_string(), DEFAULT_PORT)
+        (rest.to_string(), default_port)
     } else {
         match rest.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), parse_port(p)?),
-            None => (rest.to_string(), DEFAULT_PORT),
+            None => (rest.to_string(), default_port),
         }
     };
     if host.is_empty() {
@@ -107,27 +120,94 @@ fn parse_port(p: &str) -> Result<u16, AddressError> {
         .map_err(|_| AddressError::BadPort(p.to_string()))
 }
 
-/// Resolves join addresses: IP literals directly, host names to all their
-/// A and AAAA records with hickory (system configuration), falling back to
-/// the system resolver.
-#[derive(Default)]
+/// Resolves join addresses as Go's `resolveAddr`: IP literals directly;
+/// a host name with a dot first over TCP to the first name server of the
+/// DNS configuration (Go's `tcpLookupIP`: UDP answers may be cut short
+/// without the truncated bit, as Consul's are), then with hickory over the
+/// usual transports (hosts file, search domains), then with the system
+/// resolver. Every lookup asks for both A and AAAA records and keeps all
+/// of them, as Go's `net.LookupIP` does.
 pub(crate) struct Resolver {
-    hickory: OnceCell<Option<TokioAsyncResolver>>,
+    /// The port of an address without one: the node's bound port.
+    default_port: u16,
+    /// The resolv.conf to read name servers and options from.
+    dns_config_path: PathBuf,
+    hickory: OnceCell<Option<Lookups>>,
+}
+
+/// The two hickory resolvers built from the DNS configuration.
+struct Lookups {
+    /// Only the first name server, only over TCP; `None` without name
+    /// servers.
+    tcp_first: Option<TokioAsyncResolver>,
+    /// Every name server, as configured.
+    normal: TokioAsyncResolver,
+}
+
+/// Builds the resolvers from the resolv.conf at `path`.
+fn lookups(path: &Path) -> io::Result<Lookups> {
+    let text = std::fs::read(path)?;
+    let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    // hickory's default (Ipv4thenIpv6) asks for AAAA only when there is no
+    // A record; Go returns both.
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    let tcp_first = config.name_servers().first().map(|ns| {
+        let server = NameServerConfig::new(ns.socket_addr, Protocol::Tcp);
+        let mut tcp_opts = opts.clone();
+        tcp_opts.timeout = TCP_LOOKUP_TIMEOUT;
+        tcp_opts.attempts = 1;
+        // Go's TCP lookup asks the server, never the hosts file.
+        tcp_opts.use_hosts_file = false;
+        TokioAsyncResolver::tokio(
+            ResolverConfig::from_parts(None, vec![], vec![server]),
+            tcp_opts,
+        )
+    });
+    Ok(Lookups {
+        tcp_first,
+        normal: TokioAsyncResolver::tokio(config, opts),
+    })
+}
+
+/// All the addresses of `ips` at `port`, in order, without duplicates.
+fn with_port(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for ip in ips {
+        let a = SocketAddr::new(ip, port);
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 impl Resolver {
+    /// A resolver that gives addresses without a port `default_port` and
+    /// reads name servers from `dns_config_path` (when first needed).
+    pub(crate) fn new(default_port: u16, dns_config_path: PathBuf) -> Self {
+        Resolver {
+            default_port,
+            dns_config_path,
+            hickory: OnceCell::new(),
+        }
+    }
+
     pub(crate) async fn resolve(&self, s: &str) -> Result<Vec<SocketAddr>, AddressError> {
-        let hp = parse(s)?;
+        let hp = parse(s, self.default_port)?;
         if let Ok(ip) = hp.host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, hp.port)]);
         }
         let hickory = self
             .hickory
             .get_or_init(|| async {
-                match TokioAsyncResolver::tokio_from_system_conf() {
+                match lookups(&self.dns_config_path) {
                     Ok(r) => Some(r),
                     Err(e) => {
-                        tracing::debug!("no DNS resolver from the system configuration ({e}); using the system resolver");
+                        tracing::debug!(
+                            "no DNS resolver from {} ({e}); using the system resolver",
+                            self.dns_config_path.display()
+                        );
                         None
                     }
                 }
@@ -136,11 +216,27 @@ impl Resolver {
         // Why hickory failed, if it did: no records, or the error kind.
         let mut first_err: Option<Option<io::ErrorKind>> = None;
         if let Some(r) = hickory {
-            match r.lookup_ip(hp.host.as_str()).await {
+            if let (Some(tcp), true) = (&r.tcp_first, hp.host.contains('.')) {
+                // Fully qualified, as Go makes it: no search domains.
+                let fqdn = if hp.host.ends_with('.') {
+                    hp.host.clone()
+                } else {
+                    format!("{}.", hp.host)
+                };
+                match tcp.lookup_ip(fqdn.as_str()).await {
+                    Ok(ips) if ips.iter().next().is_some() => {
+                        return Ok(with_port(ips.iter(), hp.port));
+                    }
+                    Ok(_) => {}
+                    // Not fatal, as in Go: the usual lookup follows.
+                    Err(e) => {
+                        tracing::debug!("TCP-first lookup of {} failed ({e}); trying UDP", hp.host)
+                    }
+                }
+            }
+            match r.normal.lookup_ip(hp.host.as_str()).await {
                 Ok(ips) => {
-                    let mut out: Vec<SocketAddr> =
-                        ips.iter().map(|ip| SocketAddr::new(ip, hp.port)).collect();
-                    out.dedup();
+                    let out = with_port(ips.iter(), hp.port);
                     if !out.is_empty() {
                         return Ok(out);
                     }
@@ -158,12 +254,7 @@ impl Resolver {
         let looked_up = tokio::net::lookup_host((hp.host.as_str(), hp.port)).await;
         match looked_up {
             Ok(addrs) => {
-                let mut out: Vec<SocketAddr> = Vec::new();
-                for a in addrs {
-                    if !out.contains(&a) {
-                        out.push(a);
-                    }
-                }
+                let out = with_port(addrs.map(|a| a.ip()), hp.port);
                 if out.is_empty() {
                     Err(AddressError::NoRecords {
                         host: hp.host.clone(),
@@ -200,19 +291,36 @@ mod tests {
         })
     }
 
+    /// The bind port a test node would have.
+    const BIND: u16 = 7001;
+
+    fn parse(s: &str) -> Result<HostPort, AddressError> {
+        super::parse(s, BIND)
+    }
+
+    fn resolver() -> Resolver {
+        Resolver::new(BIND, DEFAULT_DNS_CONFIG_PATH.into())
+    }
+
     #[test]
     fn parses_forms() {
         assert_eq!(parse("127.0.0.1:7000"), hp("127.0.0.1", 7000));
-        assert_eq!(parse("127.0.0.1"), hp("127.0.0.1", DEFAULT_PORT));
         assert_eq!(parse("node-a/127.0.0.1:7000"), hp("127.0.0.1", 7000));
         assert_eq!(parse("[::1]:7000"), hp("::1", 7000));
-        assert_eq!(parse("[::1]"), hp("::1", DEFAULT_PORT));
-        assert_eq!(parse("::1"), hp("::1", DEFAULT_PORT));
         assert_eq!(parse("localhost:1234"), hp("localhost", 1234));
-        assert_eq!(
-            parse("example.invalid"),
-            hp("example.invalid", DEFAULT_PORT)
-        );
+    }
+
+    #[test]
+    fn no_port_means_the_bind_port() {
+        // Go's resolveAddr: ensurePort(host, m.config.BindPort), after the
+        // node name is peeled off.
+        assert_eq!(parse("127.0.0.1"), hp("127.0.0.1", BIND));
+        assert_eq!(parse("node-a/127.0.0.1"), hp("127.0.0.1", BIND));
+        assert_eq!(parse("[::1]"), hp("::1", BIND));
+        assert_eq!(parse("::1"), hp("::1", BIND));
+        assert_eq!(parse("node-a/[::1]"), hp("::1", BIND));
+        assert_eq!(parse("example.invalid"), hp("example.invalid", BIND));
+        assert_eq!(parse("n/example.invalid"), hp("example.invalid", BIND));
     }
 
     #[test]
@@ -235,7 +343,11 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_literals_without_dns() {
-        let r = Resolver::default();
+        let r = resolver();
+        assert_eq!(
+            r.resolve("127.0.0.1").await.unwrap(),
+            vec![SocketAddr::from(([127, 0, 0, 1], BIND))]
+        );
         assert_eq!(
             r.resolve("n/127.0.0.1:9").await.unwrap(),
             vec!["127.0.0.1:9".parse().unwrap()]
@@ -248,7 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_localhost() {
-        let r = Resolver::default();
+        let r = resolver();
         let addrs = r.resolve("localhost:9").await.unwrap();
         assert!(
             addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9),

@@ -75,7 +75,9 @@ pub(crate) fn lock_for_driver(core: &Mutex<Node>) -> CoreGuard<'_> {
 /// Panics, instead of deadlocking, when called on a thread that is inside
 /// one of this core's driver steps: that is, from a delegate the core runs
 /// under the lock (broadcast, state, merge and alive delegates, ack
-/// payloads). Reading another node from there is fine.
+/// payloads). Reading another node from there is fine. A broadcast
+/// delegate is handed the cluster size it needs instead
+/// (`BroadcastContext::num_nodes`).
 pub(crate) fn lock_for_read(core: &Mutex<Node>) -> MutexGuard<'_, Node> {
     if DRIVER_LOCKED.with(Cell::get) == core_id(core) {
         panic!(

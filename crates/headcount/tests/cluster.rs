@@ -15,6 +15,7 @@ use headcount::{
     StreamFailure,
 };
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 
 /// Generous for real sockets, where the machine running the tests may be
 /// busy; in virtual time, waiting costs nothing.
@@ -106,7 +107,8 @@ fn state_of(ms: &[MemberInfo], name: &str) -> Option<MemberState> {
     ms.iter().find(|m| m.name == name).map(|m| m.state)
 }
 
-/// Awaits a member snapshot of `ml` that satisfies `cond`.
+/// Awaits a member snapshot of `ml` (every member, dead and left ones
+/// included) that satisfies `cond`.
 async fn wait_members(
     ml: &Memberlist,
     timeout: Duration,
@@ -114,13 +116,13 @@ async fn wait_members(
     mut cond: impl FnMut(&[MemberInfo]) -> bool,
 ) {
     let mut rx = ml.watch_members();
-    let r = tokio::time::timeout(timeout, rx.wait_for(|ms| cond(ms))).await;
+    let r = tokio::time::timeout(timeout, rx.wait_for_all(|ms| cond(ms))).await;
     match r {
         Ok(Ok(_)) => {}
         Ok(Err(_)) => panic!("{what}: the node stopped"),
         Err(_) => {
             let now: Vec<String> = ml
-                .members()
+                .members_all()
                 .iter()
                 .map(|m| format!("{}@{}={}", m.name, m.addr, m.state))
                 .collect();
@@ -240,10 +242,11 @@ async fn meta_updates_propagate() {
     // An Update event reached b.
     let got = tokio::time::timeout(CONVERGE, async {
         loop {
-            match events.recv().await {
-                Ok(headcount::Event::Update(m)) if m.name == "meta-a" => return m,
-                Ok(_) => {}
-                Err(e) => panic!("event stream: {e}"),
+            match events.next().await {
+                Some(Ok(headcount::Event::Update(m))) if m.name == "meta-a" => return m,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("event stream: {e}"),
+                None => panic!("event stream ended"),
             }
         }
     })

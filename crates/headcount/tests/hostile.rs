@@ -190,7 +190,7 @@ async fn cluster_survives_a_flood() {
             let end = tokio::time::Instant::now() + FLOOD + Duration::from_secs(2);
             while tokio::time::Instant::now() < end {
                 for m in rx
-                    .members()
+                    .members_all()
                     .iter()
                     .filter(|m| m.name.starts_with("hostile-"))
                 {

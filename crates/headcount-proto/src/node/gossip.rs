@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::select::k_random_members;
 use super::{encode, Node, TimerKey};
 use crate::broadcast::Broadcast;
+use crate::delegate::BroadcastContext;
 use crate::event::{BroadcastId, Completion};
 use crate::name::Name;
 use crate::state::MemberState;
@@ -156,8 +157,16 @@ impl Node {
         }
         let used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
-        if avail > overhead + USER_MSG_OVERHEAD {
-            for user in self.hooks.broadcasts(overhead + USER_MSG_OVERHEAD, avail) {
+        // Asked only when it may answer: counting the members walks the
+        // table, which nodes without user broadcasts need not pay for.
+        if avail > overhead + USER_MSG_OVERHEAD && self.hooks.may_broadcast() {
+            let ctx = BroadcastContext {
+                overhead: overhead + USER_MSG_OVERHEAD,
+                limit: avail,
+                num_nodes: self.num_members(),
+                retransmit_mult: self.config.retransmit_mult,
+            };
+            for user in self.hooks.broadcasts(&ctx) {
                 let mut buf = Vec::with_capacity(user.len() + 1);
                 wire::encode_message(&Message::User(user), &mut buf);
                 msgs.push(buf.into());
