@@ -40,14 +40,14 @@ type Connection = (DuplexStream, SocketAddr);
 /// Packets go through in-process queues and streams are
 /// [`tokio::io::duplex`] pipes. The test controls the links between
 /// addresses (each direction on its own): [`MemoryNetwork::set_loss`]
-/// (random, from a seeded generator, so a run repeats under the same
-/// seed and the same task schedule), [`MemoryNetwork::set_latency`],
+/// (drawn from a seeded generator), [`MemoryNetwork::set_latency`],
 /// [`MemoryNetwork::block`] and [`MemoryNetwork::partition`], undone by
 /// [`MemoryNetwork::heal`]. Nothing waits on real time, so tests can run
 /// under `tokio::time::pause()` (`#[tokio::test(start_paused = true)]`),
 /// where the runtime skips ahead to the next timer whenever every node is
-/// idle: minutes of protocol time take milliseconds, in the same order on
-/// every run.
+/// idle: minutes of protocol time take milliseconds of CPU, and timings
+/// are those of the protocol, not of a busy machine. (Runs are close to
+/// repeatable, not exactly: tokio picks among ready inputs at random.)
 ///
 /// What a link does:
 ///
@@ -146,7 +146,7 @@ impl Net {
         self.cuts.contains(&(from, to))
     }
 
-    /// A free port on `ip`'s addresses.
+    /// A port not bound on `addr`'s IP.
     fn free_port(&mut self, addr: SocketAddr) -> io::Result<u16> {
         for _ in 0..=u16::MAX {
             let port = self.next_port.max(FIRST_EPHEMERAL_PORT);
@@ -228,7 +228,8 @@ impl MemoryNetwork {
     }
 
     /// Delays datagrams from `from` to `to` by `latency` (and the opening
-    /// of streams by the round trip). Equal latencies keep the order.
+    /// of streams by the round trip). Delayed datagrams may be reordered,
+    /// as over UDP.
     pub fn set_latency(&self, from: SocketAddr, to: SocketAddr, latency: Duration) {
         self.lock().latency.insert((from, to), latency);
     }
