@@ -1,7 +1,7 @@
 //! The driver task: the one owner of the protocol core.
 //!
-//! It `select!`s on the UDP socket, the TCP listener, commands from API
-//! handles, messages read by inbound stream tasks, results of dial tasks and
+//! It `select!`s on the transport's packets and inbound streams (UDP and
+//! TCP by default, see [`crate::transport`]), commands from API handles, messages read by inbound stream tasks, results of dial tasks and
 //! the core's next timer, and after every input drains the core's outputs
 //! with [`Driver::drain`].
 //!
@@ -21,8 +21,7 @@ use headcount_proto::event::{
 };
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use headcount_proto::{ConfigError, PushPullError};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -33,6 +32,7 @@ use crate::events::EventChannel;
 use crate::net::{read_message, ReadError};
 use crate::security::{reply_failure, Key, SecurityOp};
 use crate::shared_core::{lock_for_driver, Core, CoreGuard};
+use crate::transport::{PacketBatch, Transport};
 use crate::{Error, Event, Target};
 
 /// Most inbound stream handlers running at once (Go's limit on concurrent
@@ -41,42 +41,19 @@ pub(crate) const MAX_INBOUND_STREAMS: usize = 128;
 /// Most inbound connections waiting for one of those handlers; beyond it
 /// new connections are closed at once.
 const MAX_WAITING_INBOUND_STREAMS: usize = 1024;
-/// Most datagrams read per wakeup and handed to the core as one burst
-/// ([`Node::handle_packets`](headcount_proto::node::Node::handle_packets),
-/// which orders their gossip like Go's handoff queue) before the driver
-/// looks at its other inputs and timers again.
-const MAX_PACKETS_PER_TURN: usize = 256;
-/// Most bytes of datagrams buffered for one burst.
-const MAX_BURST_BYTES: usize = 1 << 20;
 /// Most commands, inbound messages or dial results handled per wakeup.
 const MAX_MESSAGES_PER_TURN: usize = 64;
 /// Most bytes all inbound stream tasks together may buffer while reading
 /// (see [`read_message`]); a stream that would need more is answered with
 /// an error.
 const INBOUND_STREAM_BUDGET: usize = 256 << 20;
-/// Largest datagram we can receive.
-const UDP_RECV_BUFFER: usize = 65_536;
-
-/// Buffers for reading a burst of datagrams.
-struct RecvBuffers {
-    /// One datagram.
-    buf: Vec<u8>,
-    /// The datagrams of a burst, back to back.
-    burst: Vec<u8>,
-    /// Sender and place in `burst` of each datagram.
-    spans: Vec<(SocketAddr, std::ops::Range<usize>)>,
-}
 
 thread_local! {
-    /// One set of receive buffers per thread, shared by every driver that
-    /// runs on it: a burst is read and handled to completion, without
-    /// awaiting, before the next read. Buffers per node would cost 64 KiB
-    /// and more each.
-    static RECV: std::cell::RefCell<RecvBuffers> = std::cell::RefCell::new(RecvBuffers {
-        buf: vec![0u8; UDP_RECV_BUFFER],
-        burst: Vec::new(),
-        spans: Vec::new(),
-    });
+    /// One packet batch per thread, shared by every driver that runs on
+    /// it: a burst is read (in one poll of the transport) and handled to
+    /// completion, without awaiting in between, before the next read.
+    /// Buffers per node would cost 64 KiB and more each.
+    static RECV: std::cell::RefCell<PacketBatch> = std::cell::RefCell::new(PacketBatch::new());
 }
 
 /// How a join ended: successes, and failures by address.
@@ -152,11 +129,10 @@ struct StreamCtx {
 }
 
 /// Channels between the driver and its handles.
-pub(crate) struct DriverParts {
+pub(crate) struct DriverParts<T> {
     pub core: Core,
     pub clock: Clock,
-    pub udp: UdpSocket,
-    pub listener: TcpListener,
+    pub transport: T,
     pub delegates: Delegates,
     pub cmd_rx: mpsc::Receiver<Command>,
     pub shutdown_rx: watch::Receiver<bool>,
@@ -166,13 +142,12 @@ pub(crate) struct DriverParts {
     pub counters: Arc<ShellCounters>,
 }
 
-pub(crate) struct Driver {
+pub(crate) struct Driver<T> {
     core: Core,
     /// The node's name, for logs.
     name: String,
     clock: Clock,
-    udp: Arc<UdpSocket>,
-    listener: TcpListener,
+    transport: T,
     delegates: Delegates,
     cmd_rx: mpsc::Receiver<Command>,
     shutdown_rx: watch::Receiver<bool>,
@@ -195,8 +170,8 @@ pub(crate) struct Driver {
     pings: HashMap<PingId, (String, oneshot::Sender<Result<Duration, Error>>)>,
 }
 
-impl Driver {
-    pub(crate) fn new(p: DriverParts) -> Self {
+impl<T: Transport> Driver<T> {
+    pub(crate) fn new(p: DriverParts<T>) -> Self {
         let (inbound_tx, inbound_rx) = mpsc::channel(MAX_INBOUND_STREAMS);
         let (dial_tx, dial_rx) = mpsc::unbounded_channel();
         let (tcp_timeout, name, members_version) = {
@@ -218,8 +193,7 @@ impl Driver {
             core: p.core,
             name,
             clock: p.clock,
-            udp: Arc::new(p.udp),
-            listener: p.listener,
+            transport: p.transport,
             delegates: p.delegates,
             cmd_rx: p.cmd_rx,
             shutdown_rx: p.shutdown_rx,
@@ -282,18 +256,19 @@ impl Driver {
             }
             let stop = tokio::select! {
                 r = self.shutdown_rx.changed() => r.is_err() || *self.shutdown_rx.borrow(),
-                r = std::future::poll_fn(|cx| self.udp.poll_recv_ready(cx)) => {
-                    match r {
-                        Ok(()) => self.read_datagrams(),
-                        Err(e) => self.count_recv_error(&e),
-                    }
+                r = std::future::poll_fn(|cx| RECV.with_borrow_mut(|batch| {
+                    // Empty already, unless a panic cut the last burst short.
+                    batch.clear();
+                    self.transport.poll_recv(cx, batch)
+                })) => {
+                    self.on_datagrams(r);
                     false
                 }
-                r = std::future::poll_fn(|cx| self.listener.poll_accept(cx)) => {
+                r = std::future::poll_fn(|cx| self.transport.poll_accept(cx)) => {
                     match r {
                         Ok((stream, from)) => self.on_accept(stream, from),
                         Err(e) => {
-                            tracing::warn!("accepting a TCP connection failed: {e}");
+                            tracing::warn!("accepting a stream failed: {e}");
                             // Errors like EMFILE repeat at once; yield a little.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
@@ -327,6 +302,7 @@ impl Driver {
                 break;
             }
         }
+        self.transport.shutdown().await;
         tracing::debug!(node = %self.name, "driver stopped");
         // Dropping self closes the sockets and aborts every stream task.
     }
@@ -335,11 +311,11 @@ impl Driver {
     /// of its kind already waiting (`next`), draining before each further
     /// one; the caller drains after the last. The bound keeps one busy
     /// channel from starving the other inputs and the timer.
-    fn handle_batch<T>(
+    fn handle_batch<I>(
         &mut self,
-        first: T,
-        next: fn(&mut Self) -> Option<T>,
-        handle: fn(&mut Self, T),
+        first: I,
+        next: fn(&mut Self) -> Option<I>,
+        handle: fn(&mut Self, I),
     ) {
         handle(self, first);
         for _ in 1..MAX_MESSAGES_PER_TURN {
@@ -351,34 +327,20 @@ impl Driver {
         }
     }
 
-    /// Reads the burst waiting in the socket, up to [`MAX_PACKETS_PER_TURN`]
-    /// datagrams or [`MAX_BURST_BYTES`], into the thread's buffers, then
-    /// hands it to the core in one call. The rest of a flood waits in the
-    /// socket buffer, where the kernel drops what does not fit.
-    fn read_datagrams(&mut self) {
-        RECV.with_borrow_mut(|rb| {
-            let RecvBuffers { buf, burst, spans } = rb;
-            burst.clear();
-            spans.clear();
-            for _ in 0..MAX_PACKETS_PER_TURN {
-                match self.udp.try_recv_from(buf) {
-                    Ok((n, from)) => {
-                        let start = burst.len();
-                        burst.extend_from_slice(&buf[..n]);
-                        spans.push((from, start..burst.len()));
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => self.count_recv_error(&e),
-                }
-                if burst.len() >= MAX_BURST_BYTES {
-                    break;
-                }
-            }
-            if !spans.is_empty() {
+    /// Hands the burst the transport just read into the thread's batch (up
+    /// to [`crate::transport::MAX_BATCH_PACKETS`] datagrams) to the core in
+    /// one call. The rest of a flood waits in the transport (the socket
+    /// buffer, where the kernel drops what does not fit).
+    fn on_datagrams(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            self.count_recv_error(&e);
+        }
+        RECV.with_borrow_mut(|batch| {
+            if !batch.is_empty() {
                 let now = self.clock.now();
-                let packets = spans.iter().map(|(from, r)| (*from, &burst[r.clone()]));
-                self.node().handle_packets(now, packets);
+                self.node().handle_packets(now, batch.iter());
             }
+            batch.clear();
         });
         self.drain();
     }
@@ -392,7 +354,7 @@ impl Driver {
         tracing::debug!("UDP receive error: {e}");
     }
 
-    fn on_accept(&mut self, stream: TcpStream, from: SocketAddr) {
+    fn on_accept(&mut self, stream: T::Stream, from: SocketAddr) {
         // Go's handleConn checks the allow-list before reading anything.
         if !self.node().config().ip_allowed(from.ip()) {
             self.counters
@@ -626,9 +588,9 @@ impl Driver {
     }
 
     fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
-        // Never wait for the socket: a full send buffer loses the packet,
-        // which the protocol tolerates like any other loss.
-        if let Err(e) = self.udp.try_send_to(data, to) {
+        // Never waits: a packet that cannot go now is lost, which the
+        // protocol tolerates like any other loss.
+        if let Err(e) = self.transport.send_to(data, to) {
             self.counters
                 .udp_send_errors
                 .fetch_add(1, Ordering::Relaxed);
@@ -648,10 +610,11 @@ impl Driver {
         };
         let max_bytes = self.stream_ctx.limits.max_stream_bytes;
         let counters = self.counters.clone();
+        let connect = self.transport.dial(dial.to, dial.timeout);
         let task = async move {
             let Dial {
                 id,
-                to,
+                to: _,
                 data,
                 expect_reply: _,
                 timeout,
@@ -662,7 +625,7 @@ impl Driver {
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
             let res = match tokio::time::timeout(
                 timeout,
-                dial_stream(to, &data, decoder, max_bytes, secured),
+                dial_stream(connect, &data, decoder, max_bytes, secured),
             )
             .await
             {
@@ -754,7 +717,7 @@ impl Driver {
 /// Reads one message from an inbound connection, hands it to the driver and
 /// writes back the reply, all within the TCP timeout.
 async fn serve_inbound(
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     from: SocketAddr,
     decoder: StreamDecoder,
     ctx: &StreamCtx,
@@ -823,18 +786,22 @@ enum ServeError {
     Timeout,
 }
 
-/// Connects, writes `data` and reads one reply with `reply` when given.
-/// `secured`: we have a keyring or a label (for the hint of a refusal).
-async fn dial_stream(
-    to: SocketAddr,
+/// Connects (`connect` is the transport's dial), writes `data` and reads
+/// one reply with `reply` when given. `secured`: we have a keyring or a
+/// label (for the hint of a refusal).
+async fn dial_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    connect: impl std::future::Future<Output = std::io::Result<S>>,
     data: &[u8],
     reply: Option<StreamDecoder>,
     max_bytes: usize,
     secured: bool,
 ) -> Result<Option<StreamMessage>, StreamFailure> {
     let io = |e: std::io::Error| StreamFailure::Io(e.kind());
-    let mut stream = TcpStream::connect(to).await.map_err(io)?;
-    let _ = stream.set_nodelay(true);
+    let mut stream = connect.await.map_err(|e| match e.kind() {
+        // The transport's dial timeout is the one the exchange has.
+        std::io::ErrorKind::TimedOut => StreamFailure::Timeout,
+        _ => io(e),
+    })?;
     stream.write_all(data).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
     let Some(decoder) = reply else {

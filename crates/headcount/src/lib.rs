@@ -5,7 +5,9 @@
 //!
 //! This crate runs the protocol core of [`headcount_proto`] on tokio: one
 //! driver task owns the core and does its I/O (UDP and TCP on the same
-//! port); [`Memberlist`] is a cheap, cloneable handle to it.
+//! port by default, or any [`Transport`], such as the in-memory
+//! [`MemoryNetwork`] for tests); [`Memberlist`] is a cheap, cloneable
+//! handle to it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), headcount::Error> {
@@ -62,6 +64,7 @@ mod resolve;
 mod security;
 mod shared_core;
 mod target;
+pub mod transport;
 
 pub use delegate::{
     AliveDelegate, BroadcastContext, BroadcastDelegate, ConflictDelegate, Delegates, EventDelegate,
@@ -80,6 +83,7 @@ pub use options::Options;
 pub use resolve::DEFAULT_PORT;
 pub use security::Key;
 pub use target::Target;
+pub use transport::{MemoryNetwork, TokioTransport, Transport};
 
 /// The protocol core, for those who need it directly.
 pub use headcount_proto;

@@ -16,7 +16,8 @@ use crate::events::{EventChannel, Events};
 use crate::resolve::Resolver;
 use crate::security::{os_nonce_source, os_random, Key, SecurityOp};
 use crate::shared_core::{lock_for_read, Core};
-use crate::{advertise, net, Config, CoreStats, Error, JoinError, MemberInfo, Options, Target};
+use crate::transport::{TokioTransport, Transport};
+use crate::{advertise, Config, CoreStats, Error, JoinError, MemberInfo, Options, Target};
 
 /// Capacity of the command channel from handles to the driver.
 const COMMAND_QUEUE: usize = 256;
@@ -88,10 +89,24 @@ impl core::fmt::Debug for Memberlist {
 }
 
 impl Memberlist {
-    /// Binds UDP and TCP on `options.bind_addr`, starts the node and
-    /// returns a handle to it. The node knows only itself until
-    /// [`Memberlist::join`]. Must be called inside a tokio runtime.
+    /// Binds UDP and TCP on `options.bind_addr` (a [`TokioTransport`]),
+    /// starts the node and returns a handle to it. The node knows only
+    /// itself until [`Memberlist::join`]. Must be called inside a tokio
+    /// runtime.
     pub async fn create(options: Options) -> Result<Memberlist, Error> {
+        let transport = TokioTransport::bind(options.bind_addr).await?;
+        Memberlist::create_with_transport(options, transport).await
+    }
+
+    /// Starts the node on `transport` (e.g. a [`crate::MemoryNetwork`]'s,
+    /// for tests) and returns a handle to it. `options.bind_addr` is not
+    /// used: the transport is bound already, and its
+    /// [`Transport::local_addr`] is the default advertised address. Must be
+    /// called inside a tokio runtime.
+    pub async fn create_with_transport<T: Transport>(
+        options: Options,
+        transport: T,
+    ) -> Result<Memberlist, Error> {
         let Options {
             name,
             bind_addr,
@@ -106,11 +121,9 @@ impl Memberlist {
         // The config, name and metadata are validated once, when the node
         // is built below (after binding: the advertised address may be the
         // bound one).
-        let (udp, listener) = net::bind(bind_addr).await?;
-        let local_addr = udp.local_addr().map_err(|e| Error::Bind {
-            addr: bind_addr,
-            kind: e.kind(),
-        })?;
+        // The transport is bound already (to `bind_addr` by `create`).
+        let _ = bind_addr;
+        let local_addr = transport.local_addr();
         let advertise =
             advertise::final_addr(advertise_addr, local_addr, advertise::unspecified_bind)?;
         let meta = match &delegates.node_meta {
@@ -147,8 +160,7 @@ impl Memberlist {
         let driver = Driver::new(DriverParts {
             core: core.clone(),
             clock,
-            udp,
-            listener,
+            transport,
             delegates,
             cmd_rx,
             shutdown_rx,
@@ -373,7 +385,7 @@ impl Memberlist {
         &self.inner.name
     }
 
-    /// The address UDP and TCP are bound to.
+    /// The address the transport is bound to (UDP and TCP by default).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }

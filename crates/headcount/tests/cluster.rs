@@ -1,20 +1,24 @@
-//! Clusters of real nodes on 127.0.0.1 with ephemeral ports. Every wait
-//! awaits a member snapshot or an event with a timeout.
+//! Clusters of nodes on an in-memory network under paused (virtual) time,
+//! and a few on real sockets on 127.0.0.1 with ephemeral ports where the
+//! sockets are what is tested. Every wait awaits a member snapshot or an
+//! event with a timeout.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use headcount::{
     AddressError, Config, Error, EventDelegate, JoinError, MemberInfo, MemberState, Memberlist,
-    MessageDelegate, NodeMetaDelegate, Options, PushPullError, StateDelegate, StreamFailure,
+    MemoryNetwork, MessageDelegate, NodeMetaDelegate, Options, PushPullError, StateDelegate,
+    StreamFailure,
 };
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
-/// Generous: the machine running the tests may be busy.
+/// Generous for real sockets, where the machine running the tests may be
+/// busy; in virtual time, waiting costs nothing.
 const CONVERGE: Duration = Duration::from_secs(20);
 const DETECT: Duration = Duration::from_secs(30);
 
@@ -26,22 +30,53 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// What a test's nodes run on.
+#[derive(Clone, Copy)]
+enum Net {
+    /// [`NETWORK`]: membership logic through the shell, in virtual time.
+    Memory,
+    /// UDP and TCP on 127.0.0.1.
+    Sockets,
+}
+
+/// The in-memory network of every test in this file: each node gets a
+/// port of its own there, so the tests do not meet.
+static NETWORK: LazyLock<MemoryNetwork> = LazyLock::new(MemoryNetwork::new);
+
 async fn start(name: &str, config: Config) -> Memberlist {
     start_with(Options::new(name, loopback(), config)).await
 }
 
 async fn start_with(opts: Options) -> Memberlist {
-    let name = opts.name.clone();
-    Memberlist::create(opts)
-        .await
-        .unwrap_or_else(|e| panic!("creating {name}: {e}"))
+    start_on(Net::Memory, opts).await
 }
 
-/// Starts `n` nodes called `prefix-0` … and joins each to the first.
+async fn start_on(net: Net, opts: Options) -> Memberlist {
+    let name = opts.name.clone();
+    match net {
+        Net::Memory => {
+            let transport = NETWORK
+                .transport(opts.bind_addr)
+                .unwrap_or_else(|e| panic!("binding {name}: {e}"));
+            Memberlist::create_with_transport(opts, transport).await
+        }
+        Net::Sockets => Memberlist::create(opts).await,
+    }
+    .unwrap_or_else(|e| panic!("creating {name}: {e}"))
+}
+
+/// Starts `n` nodes called `prefix-0` … on the in-memory network and joins
+/// each to the first.
 async fn cluster(prefix: &str, n: usize, config: Config) -> Vec<Memberlist> {
+    cluster_on(Net::Memory, prefix, n, config).await
+}
+
+/// Like [`cluster`], on `net`.
+async fn cluster_on(net: Net, prefix: &str, n: usize, config: Config) -> Vec<Memberlist> {
     let mut nodes = Vec::new();
     for i in 0..n {
-        let ml = start(&format!("{prefix}-{i}"), config.clone()).await;
+        let opts = Options::new(format!("{prefix}-{i}"), loopback(), config.clone());
+        let ml = start_on(net, opts).await;
         if i > 0 {
             let seed = nodes_addr(&nodes, 0);
             let joined = ml
@@ -105,7 +140,7 @@ async fn shutdown_all(nodes: &[Memberlist]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn eight_nodes_converge() {
     let nodes = cluster("conv", 8, config()).await;
     for ml in &nodes {
@@ -116,7 +151,7 @@ async fn eight_nodes_converge() {
     shutdown_all(&nodes).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn killed_node_is_declared_dead_by_all() {
     let nodes = cluster("kill", 4, config()).await;
     let victim = nodes[3].name().to_string();
@@ -134,7 +169,7 @@ async fn killed_node_is_declared_dead_by_all() {
     shutdown_all(&nodes[..3]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn leave_marks_the_node_left_everywhere() {
     let nodes = cluster("leave", 3, config()).await;
     let leaver = nodes[2].name().to_string();
@@ -172,7 +207,7 @@ impl NodeMetaDelegate for Meta {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn meta_updates_propagate() {
     let meta = Arc::new(Meta(Mutex::new(b"v1".to_vec())));
     let a = start_with(
@@ -252,7 +287,7 @@ async fn expect_msg(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn user_messages_arrive() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let a = start("msg-a", config()).await;
@@ -310,7 +345,7 @@ async fn user_messages_arrive() {
     shutdown_all(&[a, b]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn restarted_node_with_a_new_port_is_reclaimed() {
     let mut cfg = config();
     cfg.dead_node_reclaim_time = Duration::from_millis(300);
@@ -355,7 +390,7 @@ async fn restarted_node_with_a_new_port_is_reclaimed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_packets_are_counted_and_dropped() {
-    let nodes = cluster("junk", 2, config()).await;
+    let nodes = cluster_on(Net::Sockets, "junk", 2, config()).await;
     let target = nodes[0].advertise_addr();
     let before = nodes[0].stats().core;
     let sock = tokio::net::UdpSocket::bind(loopback()).await.unwrap();
@@ -406,7 +441,11 @@ async fn garbage_packets_are_counted_and_dropped() {
         .await
         .expect("still answers pings");
     assert!(rtt < Duration::from_secs(1));
-    let late = start("junk-late", config()).await;
+    let late = start_on(
+        Net::Sockets,
+        Options::new("junk-late", loopback(), config()),
+    )
+    .await;
     late.join(&[target.to_string()])
         .await
         .expect("still accepts joins");
@@ -421,7 +460,7 @@ async fn garbage_packets_are_counted_and_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_errors_say_what_went_wrong() {
-    let ml = start("lonely", config()).await;
+    let ml = start_on(Net::Sockets, Options::new("lonely", loopback(), config())).await;
     // A port nobody listens on.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -530,7 +569,7 @@ impl EventDelegate for ReadsOnJoin {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn members_are_read_through_the_core_and_watched() {
     let a = start("watch-a", config()).await;
     let delegate = Arc::new(ReadsOnJoin::default());
@@ -610,7 +649,7 @@ impl StateDelegate for ReadsInLocalState {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn reading_from_a_locked_delegate_panics_instead_of_deadlocking() {
     let a = start("locked-a", config()).await;
     let delegate = Arc::new(ReadsInLocalState::default());

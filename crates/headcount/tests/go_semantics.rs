@@ -1,25 +1,27 @@
 //! The library as a Go memberlist user expects it: `members()` lists the
 //! live members, `events()` is a `Stream` that starts with the current
 //! members and says when it lost events, and a broadcast delegate gets the
-//! cluster size its queue needs. Loopback nodes; every wait awaits an
-//! event, a watch or a channel, with a timeout.
+//! cluster size its queue needs. Nodes on an in-memory network under
+//! paused (virtual) time; every wait awaits an event, a watch or a
+//! channel, with a timeout.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use headcount::headcount_proto::broadcast::retransmit_limit;
 use headcount::{
     Broadcast, BroadcastContext, BroadcastDelegate, Config, Event, EventDelegate, Events, Lagged,
-    MemberInfo, MemberState, Memberlist, MessageDelegate, Options, TransmitLimitedQueue,
+    MemberInfo, MemberState, Memberlist, MemoryNetwork, MessageDelegate, Options,
+    TransmitLimitedQueue,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
-/// Generous: the machine running the tests may be busy.
+/// In virtual time, waiting costs nothing.
 const CONVERGE: Duration = Duration::from_secs(20);
 const DETECT: Duration = Duration::from_secs(30);
 
@@ -27,9 +29,15 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// The network of every test in this file; each node gets its own port.
+static NETWORK: LazyLock<MemoryNetwork> = LazyLock::new(MemoryNetwork::new);
+
 async fn start(opts: Options) -> Memberlist {
     let name = opts.name.clone();
-    Memberlist::create(opts)
+    let transport = NETWORK
+        .transport(opts.bind_addr)
+        .unwrap_or_else(|e| panic!("binding {name}: {e}"));
+    Memberlist::create_with_transport(opts, transport)
         .await
         .unwrap_or_else(|e| panic!("creating {name}: {e}"))
 }
@@ -76,7 +84,7 @@ fn names(ms: &[MemberInfo]) -> HashSet<String> {
     ms.iter().map(|m| m.name.clone()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn members_lists_the_live_ones_and_members_all_the_dead_too() {
     let config = common::fast_config();
     let a = start(Options::new("live-a", loopback(), config.clone())).await;
@@ -136,7 +144,7 @@ impl EventDelegate for Joins {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn every_stream_starts_with_the_local_join_and_the_current_members() {
     let config = common::fast_config();
     let (joins_tx, mut joins) = mpsc::unbounded_channel();
@@ -205,7 +213,7 @@ impl MessageDelegate for Counted {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_slow_reader_is_told_how_many_events_it_missed() {
     let config = common::fast_config();
     let (handled_tx, mut handled) = watch::channel(0);
@@ -307,7 +315,7 @@ impl MessageDelegate for Gossiper {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn user_broadcasts_reach_everyone_within_the_transmit_limit() {
     const N: usize = 5;
     let mut config: Config = common::fast_config();
