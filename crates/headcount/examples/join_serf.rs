@@ -8,10 +8,10 @@
 //!
 //! What Serf needs from a member:
 //! - delegate protocol versions within Serf's 2 to 5 (memberlist refuses a
-//!   node outside another's range), set in [`serf_config`];
+//!   node outside another's range), set in `serf_config`;
 //! - node metadata in Serf's tag encoding: a `0xff` byte, then a
 //!   MessagePack map of strings (metadata without that byte is read as the
-//!   `role` tag), see [`encode_tags`];
+//!   `role` tag), see `encode_tags`;
 //! - the cluster's key, if it is encrypted (`serf agent -encrypt KEY`).
 //!
 //! It prints the members' events, with their tags, until Ctrl-C, then
