@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, property, loopback-cluster and Go interop tests.
+# The whole test suite: the library's examples, then unit, property,
+# loopback-cluster and Go interop tests.
 #
 #   scripts/test.sh [extra cargo test args]
 #
@@ -29,6 +30,14 @@ fi
 
 echo "==> building the Go memberlist helper"
 interop/build-go.sh target/interop/mlnode
+
+# The library's examples are what users copy: each one asserts what it
+# shows and exits non-zero when it fails (join_serf needs a Serf agent, so
+# cargo test only builds it).
+for example in chat kv discovery; do
+    echo "==> cargo run -p headcount --example $example"
+    cargo run -q -p headcount --example "$example"
+done
 
 echo "==> cargo test --workspace"
 exec cargo test --workspace "$@"
