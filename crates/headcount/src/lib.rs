@@ -39,15 +39,108 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Membership reads follow Go memberlist: [`Memberlist::members`] lists
-//! the members alive or suspect and agrees with
-//! [`Memberlist::num_members`]; [`Memberlist::members_all`] adds the dead
-//! and left ones until they are reaped.
+//! ## Guide
 //!
-//! Logs go through [`tracing`]: everything a node logs is inside a `node`
-//! span whose `name` field is the node's name, and state changes use Go
-//! memberlist's wording (`marking node-2 as failed, suspect timeout
+//! **Create and join.** [`Options::new`] names the node, the address to
+//! bind (UDP and TCP on one port; `0.0.0.0` announces the host's private
+//! address, as Go does) and a [`Config`] preset ([`Config::lan`],
+//! [`Config::wan`], [`Config::local`]) tuned with `with_*` setters.
+//! [`Memberlist::join`] takes `host:port`, a bare host (the bind port is
+//! used) or a DNS name (every A and AAAA record) and returns how many
+//! addresses answered; failures are typed ([`Error::JoinFailed`] with a
+//! [`JoinError`] per address).
+//!
+//! **Members and events.** [`Memberlist::members`] lists the members alive
+//! or suspect, as Go's `Members()`, and agrees with
+//! [`Memberlist::num_members`]; [`Memberlist::members_all`] adds the dead
+//! and left ones until they are reaped. [`Memberlist::events`] is a
+//! [`Stream`](futures_core::Stream) that starts with the current members
+//! as [`Event::Join`]s (this node first) and then yields every change; a
+//! reader that falls more than [`Options::event_capacity`] behind gets a
+//! [`Lagged`] item saying how many events it missed.
+//! [`Memberlist::watch_members`] awaits a condition on the membership.
+//!
+//! **Delegates.** Go's delegate interfaces are traits in [`delegate`]
+//! (metadata, messages, broadcasts, push/pull state, events, conflicts,
+//! merge and alive vetoes, pings), installed with
+//! [`Options::with_delegates`] or one `Options::with_*_delegate` each.
+//! They run on the node's task, between protocol steps: they must be
+//! quick, and must not call back into the [`Memberlist`] (everything they
+//! need is passed to them).
+//!
+//! **User messages and broadcasts.** [`Memberlist::send_best_effort`] (one
+//! datagram) and [`Memberlist::send_reliable`] (a stream) reach one node;
+//! messages arrive as [`Event::UserMessage`] and at the
+//! [`MessageDelegate`]. To gossip to everyone, serve a
+//! [`TransmitLimitedQueue`] from a [`BroadcastDelegate`]: it is handed a
+//! [`BroadcastContext`] with the cluster size, so each message is sent as
+//! often as memberlist's retransmit limit says.
+//!
+//! ```no_run
+//! use std::sync::Mutex;
+//! use headcount::{Broadcast, BroadcastContext, BroadcastDelegate, TransmitLimitedQueue};
+//!
+//! struct Gossip(Mutex<TransmitLimitedQueue>);
+//!
+//! impl BroadcastDelegate for Gossip {
+//!     fn get_broadcasts(&self, ctx: &BroadcastContext) -> Vec<Vec<u8>> {
+//!         self.0.lock().unwrap().get_broadcasts_for(ctx)
+//!     }
+//! }
+//!
+//! impl Gossip {
+//!     /// A newer value for `key` replaces the older one still queued.
+//!     fn set(&self, key: &str, value: &[u8]) {
+//!         self.0.lock().unwrap().queue(Broadcast::keyed(key, value.to_vec()));
+//!     }
+//! }
+//! ```
+//!
+//! **Encryption.** [`Config::with_keyring`] with a [`Keyring`] (16, 24 or
+//! 32 byte AES keys, the first primary) encrypts every packet and stream as
+//! Go memberlist does (`headcount keygen` makes a key); keys rotate at run
+//! time with [`Memberlist::add_key`], [`Memberlist::use_key`] and
+//! [`Memberlist::remove_key`]. [`Config::with_label`] and
+//! [`Config::with_cidrs_allowed`] map to Go's `Label` and `CIDRsAllowed`.
+//!
+//! **Transports.** [`Memberlist::create`] uses [`TokioTransport`] (UDP and
+//! TCP on one port). [`Memberlist::create_with_transport`] takes any
+//! [`Transport`]; [`MemoryNetwork`] runs many nodes in one process with
+//! per-link loss, latency, one-way cuts and partitions, for application
+//! tests (with `tokio::time::pause` they run in virtual time). The
+//! [`transport`] module says how to write a TLS or QUIC transport.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), headcount::Error> {
+//! use headcount::{Config, Memberlist, MemoryNetwork, Options};
+//!
+//! let net = MemoryNetwork::new();
+//! let (a, b) = ("127.0.0.1:7001".parse().unwrap(), "127.0.0.1:7002".parse().unwrap());
+//! let n1 = Memberlist::create_with_transport(
+//!     Options::new("n1", a, Config::local()),
+//!     net.transport(a).unwrap(),
+//! )
+//! .await?;
+//! let n2 = Memberlist::create_with_transport(
+//!     Options::new("n2", b, Config::local()),
+//!     net.transport(b).unwrap(),
+//! )
+//! .await?;
+//! n2.join(&[a.to_string()]).await?;
+//! net.partition(&[a], &[b]); // each side will declare the other dead
+//! net.heal(); // and reconnect brings them back
+//! # let _ = n1; Ok(()) }
+//! ```
+//!
+//! **Logs** go through [`tracing`]: everything a node logs is inside a
+//! `node` span whose `name` field is the node's name, and state changes use
+//! Go memberlist's wording (`marking node-2 as failed, suspect timeout
 //! reached (0 peer confirmations)`). Per-packet detail is at debug level.
+//!
+//! **Examples** in `crates/headcount/examples/`: `chat` (user messages),
+//! `kv` (a replicated key/value store on broadcasts and push/pull state),
+//! `discovery` (services in node metadata, updated live), `join_serf` (a
+//! Rust node in a Serf cluster).
 
 #![forbid(unsafe_code)]
 
