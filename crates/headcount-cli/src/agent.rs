@@ -23,6 +23,8 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 #[command(after_help = "\
 OUTPUT (stdout, one JSON object per line, flushed after each):
   {\"event\":\"join\"|\"leave\"|\"update\",\"node\":NAME,\"addr\":\"IP:PORT\",\"state\":\"alive\"|\"suspect\"|\"dead\"|\"left\"}
+    plus \"tags\":{KEY:VALUE,...} when the node's metadata holds Serf tags
+    (as Serf agents' and --tag nodes' do)
   {\"event\":\"user\",\"msg\":TEXT}                      (a user message, lossy UTF-8)
   {\"event\":\"members\",\"members\":[{\"node\",\"addr\",\"state\"},...]}  (answer to `members`)
 
@@ -61,9 +63,13 @@ pub struct AgentArgs {
     /// Timing profile.
     #[arg(long, value_enum, default_value_t = Profile::Lan)]
     profile: Profile,
-    /// Node metadata (text).
-    #[arg(long, value_name = "TEXT")]
+    /// Node metadata (text), for plain memberlist peers; see --tag for Serf.
+    #[arg(long, value_name = "TEXT", conflicts_with = "tag")]
     meta: Option<String>,
+    /// Serf tag (repeatable), in the node metadata as Serf encodes tags, so
+    /// `serf members` shows it.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = crate::tags::parse_tag)]
+    tag: Vec<(String, String)>,
     /// Delegate protocol versions to advertise; Serf agents need e.g. 2,5,4.
     #[arg(long, value_name = "MIN,MAX,CUR", value_parser = parse_versions, default_value = "0,0,0")]
     delegate_versions: (u8, u8, u8),
@@ -140,6 +146,8 @@ struct MemberLine<'a> {
     node: &'a str,
     addr: String,
     state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<crate::tags::Tags>,
 }
 
 /// One entry of the answer to `members`.
@@ -156,6 +164,7 @@ fn member_json(event: &str, m: &MemberInfo) -> String {
         node: &m.name,
         addr: m.addr.to_string(),
         state: m.state.as_str(),
+        tags: crate::tags::decode(&m.meta),
     })
 }
 
@@ -228,6 +237,10 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
     }
     if let Some(m) = &args.meta {
         opts = opts.with_meta(m.as_bytes().to_vec());
+    }
+    if !args.tag.is_empty() {
+        let tags: crate::tags::Tags = args.tag.iter().cloned().collect();
+        opts = opts.with_meta(crate::tags::encode(&tags));
     }
     if let Some((primary, others)) = args.encrypt.split_first() {
         // Lengths were checked while parsing the arguments.

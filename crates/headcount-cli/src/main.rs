@@ -8,6 +8,7 @@
 mod agent;
 mod bench;
 mod demo;
+mod tags;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once; the agent's many options make its variant the largest.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one cluster member and print one JSON object per line for every

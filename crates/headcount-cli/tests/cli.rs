@@ -237,3 +237,24 @@ fn keygen_prints_fresh_32_byte_keys_and_agent_refuses_bad_ones() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn agent_refuses_meta_with_tags_and_malformed_tags() {
+    for (extra, why) in [
+        (
+            &["--meta", "x", "--tag", "role=web"][..],
+            "cannot be used with",
+        ),
+        (&["--tag", "novalue"][..], "expected KEY=VALUE"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["agent", "--name", "x", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+}

@@ -216,3 +216,54 @@ fn headcount_with_another_key_or_none_is_refused_by_an_encrypted_serf() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `serf members -format json` through `serf`'s RPC: the tags of `node`.
+fn serf_tags(serf: &Serf, node: &str) -> Option<serde_json::Value> {
+    let out = std::process::Command::new("serf")
+        .args(["members", "-rpc-addr", &serf.rpc, "-format", "json"])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == node)
+        .map(|m| m["tags"].clone())
+}
+
+#[test]
+fn tags_travel_both_ways_between_headcount_and_serf() {
+    let s1 = Serf::start("s1", "127.68.0.1", &["-tag", "role=db", "-tag", "dc=x"]);
+    let mut hc = headcount_agent(
+        "hc",
+        "127.68.0.2:7946",
+        &[
+            "--tag",
+            "role=web",
+            "--tag",
+            "zone=a",
+            "--join",
+            "127.68.0.1:7946",
+            "--delegate-versions",
+            SERF_DELEGATE_VERSIONS,
+        ],
+    );
+    // Serf's tags decode in the agent's output, and so do its own.
+    let v = hc.wait_event(T, "join", "s1", "alive");
+    assert_eq!(
+        v["tags"],
+        serde_json::json!({"role": "db", "dc": "x"}),
+        "{v}"
+    );
+    let v = hc.wait_event(T, "join", "hc", "alive");
+    assert_eq!(
+        v["tags"],
+        serde_json::json!({"role": "web", "zone": "a"}),
+        "{v}"
+    );
+    s1.wait_status(T, "hc", "alive");
+    assert_eq!(
+        serf_tags(&s1, "hc"),
+        Some(serde_json::json!({"role": "web", "zone": "a"}))
+    );
+}
