@@ -15,6 +15,11 @@ use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
+// A child module, so it can fill in `AgentArgs`' fields.
+#[path = "agent_config.rs"]
+mod agent_config;
+pub use agent_config::{resolve, LogLevel};
+
 /// How long a graceful leave may take on SIGINT/SIGTERM.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -36,19 +41,45 @@ STDIN (read only when it is not a terminal; EOF does not stop the agent):
 JOIN: with --join, the agent exits with status 1 if no address answered
 (one line on stderr says why, e.g. a wrong encryption key or label); if at
 least one did, it keeps running (failures are logged on stderr).
+--retry-join ADDR (repeatable) joins in the background instead, as Serf's
+and Consul's: the agent runs meanwhile, each failed attempt is logged at
+warn, and attempts repeat every --retry-interval (default 30s) until one
+succeeds; with --retry-max N it exits with status 1 after N failures.
+
+ADDRESSES: --name defaults to the host name, --bind to 0.0.0.0:7946, which
+announces a private IPv4 address of the host; if it has none, the agent
+stops and asks for --advertise or a specific --bind address.
+
+TAGS: --tag KEY=VALUE (repeatable) stores Serf tags in the node metadata,
+encoded as Serf does (`serf members` lists them; use --delegate-versions
+2,5,4 with Serf). --meta TEXT is plain metadata for memberlist peers; the
+two cannot be combined.
+
+CONFIG FILE: --config FILE reads TOML whose keys are the flags' names
+(kebab-case, no dashes in front); repeatable flags take arrays and tags a
+table; a flag on the command line replaces the file's value. Unknown keys
+are an error. Example:
+  name = \"web-1\"
+  bind = \"10.0.0.5:7946\"
+  retry-join = [\"10.0.0.2\", \"10.0.0.3\"]
+  retry-interval = \"10s\"
+  delegate-versions = \"2,5,4\"
+  log-level = \"debug\"
+  [tag]
+  role = \"web\"
 
 ENCRYPTION: --encrypt takes a base64 key of 16, 24 or 32 bytes (as Serf's
 -encrypt; `headcount keygen` makes one). Repeat it to install several keys:
 the first encrypts, all decrypt.
 
 SIGINT/SIGTERM: leave gracefully (up to 3 s), then exit 0.
-Logs go to stderr; set RUST_LOG (default: info).")]
+Logs go to stderr; --log-level, else RUST_LOG (default: info).")]
 pub struct AgentArgs {
-    /// Unique node name.
-    #[arg(long)]
+    /// Unique node name [default: the host name].
+    #[arg(long, default_value_t = agent_config::host_name(), hide_default_value = true)]
     name: String,
     /// Address to bind, UDP and TCP (port 0 picks one).
-    #[arg(long, value_name = "IP:PORT")]
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:7946")]
     bind: SocketAddr,
     /// Address to announce to other nodes (default: the bound address; for
     /// 0.0.0.0 a private IPv4 address of the host, for :: a unique local or
@@ -60,6 +91,23 @@ pub struct AgentArgs {
     /// port, the bound port.
     #[arg(long, value_name = "ADDR")]
     join: Vec<String>,
+    /// Address to join in the background (repeatable, forms as --join):
+    /// retried every --retry-interval until one join succeeds.
+    #[arg(long, value_name = "ADDR")]
+    retry_join: Vec<String>,
+    /// Time between --retry-join attempts (ms, s, m or h).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = agent_config::parse_duration)]
+    retry_interval: Duration,
+    /// Exit with status 1 after this many failed --retry-join attempts (0:
+    /// retry forever).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retry_max: u32,
+    /// Configuration file (TOML); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Log level on stderr (takes precedence over RUST_LOG) [default: info].
+    #[arg(long, value_enum)]
+    log_level: Option<LogLevel>,
     /// Timing profile.
     #[arg(long, value_enum, default_value_t = Profile::Lan)]
     profile: Profile,
@@ -85,6 +133,13 @@ pub struct AgentArgs {
     /// 10.0.0.0/8 (repeatable).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<Cidr>,
+}
+
+impl AgentArgs {
+    /// The --log-level given (flag or configuration file), if any.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.log_level
+    }
 }
 
 /// Decodes a base64 encryption key and checks its length.
@@ -260,6 +315,13 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
     }
     let ml = match Memberlist::create(opts).await {
         Ok(ml) => ml,
+        Err(headcount::Error::NoPrivateAddress { bind }) => {
+            eprintln!(
+                "headcount: bound to {bind}, but no interface has a private address to \
+                 announce: pass --advertise IP:PORT, or --bind a specific address"
+            );
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("headcount: {e}");
             return ExitCode::FAILURE;
@@ -288,7 +350,31 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         .then(|| tokio::spawn(read_commands(ml.clone(), printer.clone())));
     drop(printer);
 
-    wait_for_signal().await;
+    let retry = (!args.retry_join.is_empty()).then(|| {
+        tokio::spawn(retry_join(
+            ml.clone(),
+            args.retry_join.clone(),
+            args.retry_interval,
+            args.retry_max,
+        ))
+    });
+    let retry_failed = async {
+        match retry {
+            Some(t) => matches!(t.await, Ok(false)),
+            None => false,
+        }
+    };
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        true = retry_failed => {
+            eprintln!(
+                "headcount: --retry-join: {} attempts failed; giving up",
+                args.retry_max
+            );
+            ml.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!("leaving the cluster");
     if let Err(e) = ml.leave(LEAVE_TIMEOUT).await {
         tracing::warn!("graceful leave incomplete: {e}");
@@ -298,6 +384,28 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         t.abort();
     }
     ExitCode::SUCCESS
+}
+
+/// Joins through `addrs` until one attempt succeeds (true), or `max`
+/// attempts failed (false; 0 is no limit).
+async fn retry_join(ml: Memberlist, addrs: Vec<String>, interval: Duration, max: u32) -> bool {
+    let mut attempts = 0u32;
+    loop {
+        match ml.join(&addrs).await {
+            Ok(n) => {
+                tracing::info!("retry-join: joined the cluster through {n} of the given addresses");
+                return true;
+            }
+            Err(e) => {
+                attempts += 1;
+                tracing::warn!("retry-join: attempt {attempts} failed: {e}");
+                if max != 0 && attempts >= max {
+                    return false;
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 async fn wait_for_signal() {

@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -47,7 +47,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The agent's --config file fills in what the flags leave out.
+    let mut log_level = None;
+    if let Command::Agent(args) = &mut cli.command {
+        let sub = matches
+            .subcommand_matches("agent")
+            .expect("the agent subcommand was parsed");
+        if let Err(e) = agent::resolve(args, sub) {
+            eprintln!("headcount: {e}");
+            return ExitCode::from(2);
+        }
+        log_level = args.log_level();
+    }
     // The demo's story is on stdout; keep its stderr for problems.
     let default_filter = match cli.command {
         Command::Agent(_) => "info",
@@ -55,9 +68,12 @@ fn main() -> ExitCode {
         Command::Keygen => return keygen(),
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-        )
+        .with_env_filter(match log_level {
+            Some(level) => EnvFilter::new(level.as_str()),
+            None => {
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter))
+            }
+        })
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

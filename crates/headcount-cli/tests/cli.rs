@@ -258,3 +258,117 @@ fn agent_refuses_meta_with_tags_and_malformed_tags() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn retry_join_keeps_trying_until_the_peer_starts() {
+    let (pa, pb) = (free_port(), free_port());
+    let target = format!("127.0.0.1:{pb}");
+    let (_a, a_out) = agent(
+        "retry-a",
+        pa,
+        &["--retry-join", &target, "--retry-interval", "200ms"],
+    );
+    // a runs while its attempts fail.
+    a_out.expect("a announces itself", Duration::from_secs(10), |v| {
+        is(v, "join", "retry-a")
+    });
+    let (_b, b_out) = agent("retry-b", pb, &[]);
+    a_out.expect("a joins b once b is up", Duration::from_secs(20), |v| {
+        is(v, "join", "retry-b")
+    });
+    b_out.expect("b sees a", Duration::from_secs(10), |v| {
+        is(v, "join", "retry-a")
+    });
+}
+
+#[test]
+fn retry_join_exits_after_retry_max_failures() {
+    let closed = free_port();
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["agent", "--name", "retrier", "--profile", "local"])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(["--retry-join", &format!("127.0.0.1:{closed}")])
+        .args(["--retry-interval", "50ms", "--retry-max", "3"])
+        .args(["--log-level", "warn"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for n in 1..=3 {
+        assert!(
+            err.contains(&format!("retry-join: attempt {n} failed")),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("attempt 4"), "{err}");
+    assert!(err.contains("3 attempts failed; giving up"), "{err}");
+}
+
+#[test]
+fn config_file_sets_flags_and_unknown_keys_are_refused() {
+    let dir = std::env::temp_dir().join(format!("headcount-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nbogus-key = 1\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["agent", "--config", bad.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bogus-key"), "{err}");
+
+    // Name, profile and tags from the file; the bind address from a flag.
+    let port = free_port();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "name = \"from-file\"\nprofile = \"local\"\nbind = \"127.0.0.1:1\"\n[tag]\nrole = \"web\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["agent", "--config", good.to_str().unwrap()])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let _agent = Agent(child);
+    let v = lines.expect("the agent starts", Duration::from_secs(10), |v| {
+        is(v, "join", "from-file")
+    });
+    assert_eq!(v["addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(v["tags"], serde_json::json!({"role": "web"}));
+}
+
+#[test]
+fn binding_all_interfaces_without_a_private_address_says_what_to_do() {
+    // Only a fresh network namespace is sure to have no private address.
+    let usable = Command::new("unshare")
+        .args(["-n", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("skipped: `unshare -n` is not available (needs util-linux and root)");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["-n", BIN, "agent", "--name", "x", "--bind", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no interface has a private address to announce")
+            && err.contains("--advertise"),
+        "{err}"
+    );
+}
