@@ -20,11 +20,14 @@ use tokio::sync::mpsc;
 mod agent_config;
 pub use agent_config::{resolve, LogLevel};
 
+/// Sets the log level at run time (`None`: RUST_LOG, else info).
+pub type SetLogLevel = Box<dyn Fn(Option<LogLevel>) + Send + Sync>;
+
 /// How long a graceful leave may take on SIGINT/SIGTERM.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Arguments of `headcount agent`.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 #[command(after_help = "\
 OUTPUT (stdout, one JSON object per line, flushed after each):
   {\"event\":\"join\"|\"leave\"|\"update\",\"node\":NAME,\"addr\":\"IP:PORT\",\"state\":\"alive\"|\"suspect\"|\"dead\"|\"left\"}
@@ -73,6 +76,9 @@ ENCRYPTION: --encrypt takes a base64 key of 16, 24 or 32 bytes (as Serf's
 the first encrypts, all decrypt.
 
 SIGINT/SIGTERM: leave gracefully (up to 3 s), then exit 0.
+SIGHUP: re-read the --config file and apply its log-level and tags (those
+not given as flags; others take effect on restart); a bad file is logged
+and changes nothing.
 Logs go to stderr; --log-level, else RUST_LOG (default: info).")]
 pub struct AgentArgs {
     /// Unique node name [default: the host name].
@@ -108,6 +114,9 @@ pub struct AgentArgs {
     /// Log level on stderr (takes precedence over RUST_LOG) [default: info].
     #[arg(long, value_enum)]
     log_level: Option<LogLevel>,
+    /// The ids of the flags given on the command line (set by `resolve`).
+    #[arg(skip)]
+    from_cli: Vec<String>,
     /// Timing profile.
     #[arg(long, value_enum, default_value_t = Profile::Lan)]
     profile: Profile,
@@ -256,7 +265,7 @@ impl MessageDelegate for Printer {
     }
 }
 
-pub async fn run(args: AgentArgs) -> ExitCode {
+pub async fn run(args: AgentArgs, set_log_level: SetLogLevel) -> ExitCode {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let printer_task = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
@@ -268,13 +277,13 @@ pub async fn run(args: AgentArgs) -> ExitCode {
         }
     });
     let printer = Printer(tx);
-    let code = agent(args, printer).await;
+    let code = agent(args, printer, set_log_level).await;
     // Every sender is gone once the node is shut down: flush what is left.
     let _ = tokio::time::timeout(Duration::from_secs(2), printer_task).await;
     code
 }
 
-async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
+async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) -> ExitCode {
     let mut config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
@@ -346,6 +355,7 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
         }
     }
 
+    let hup_task = tokio::spawn(reload_on_hup(ml.clone(), args.clone(), set_log_level));
     let stdin_task = (!std::io::stdin().is_terminal())
         .then(|| tokio::spawn(read_commands(ml.clone(), printer.clone())));
     drop(printer);
@@ -383,6 +393,7 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
     if let Some(t) = stdin_task {
         t.abort();
     }
+    hup_task.abort();
     ExitCode::SUCCESS
 }
 
@@ -405,6 +416,55 @@ async fn retry_join(ml: Memberlist, addrs: Vec<String>, interval: Duration, max:
             }
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// On SIGHUP, re-reads the --config file and applies its log level and
+/// tags (unless given as flags); other keys take effect on restart.
+async fn reload_on_hup(ml: Memberlist, args: AgentArgs, set_log_level: SetLogLevel) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let mut meta = if args.tag.is_empty() {
+            args.meta.clone().unwrap_or_default().into_bytes()
+        } else {
+            crate::tags::encode(&args.tag.iter().cloned().collect())
+        };
+        while hup.recv().await.is_some() {
+            let r = match agent_config::reload(&args) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("SIGHUP: not reloaded: {e}");
+                    continue;
+                }
+            };
+            set_log_level(r.log_level);
+            if args.meta.is_none() {
+                let new = if r.tags.is_empty() {
+                    Vec::new()
+                } else {
+                    crate::tags::encode(&r.tags)
+                };
+                if new != meta {
+                    match ml.update_meta(new.clone(), LEAVE_TIMEOUT).await {
+                        Ok(()) => meta = new,
+                        Err(e) => tracing::warn!("SIGHUP: cannot update the tags: {e}"),
+                    }
+                }
+            }
+            tracing::info!(
+                "SIGHUP: reloaded; log level {}, tags {:?} (other settings take effect on restart)",
+                r.log_level.map_or("default", LogLevel::as_str),
+                r.tags
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ml, args, set_log_level);
     }
 }
 

@@ -19,6 +19,8 @@ use clap::{ArgMatches, ValueEnum};
 use headcount::Cidr;
 use serde::Deserialize;
 
+use crate::tags::Tags;
+
 use super::{parse_key, parse_versions, AgentArgs, Profile};
 
 /// The keys of a configuration file, one per flag (except `config`).
@@ -102,6 +104,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Fills in `args` from `--config FILE` where the command line (`matches`,
 /// the agent's) left a flag out, then checks what spans several flags.
 pub fn resolve(args: &mut AgentArgs, matches: &ArgMatches) -> Result<(), String> {
+    args.from_cli = matches
+        .ids()
+        .map(|id| id.as_str().to_string())
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .collect();
     if let Some(path) = args.config.clone() {
         let file = read(&path)?;
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
@@ -118,6 +125,41 @@ pub fn resolve(args: &mut AgentArgs, matches: &ArgMatches) -> Result<(), String>
         return Err("cannot read the host name for the node name: pass --name".to_string());
     }
     Ok(())
+}
+
+/// What SIGHUP changes: the log level and the tags, re-read from the
+/// configuration file unless given on the command line.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// The log level (`None`: RUST_LOG, else info).
+    pub log_level: Option<LogLevel>,
+    /// The tags (empty: none).
+    pub tags: Tags,
+}
+
+/// Re-reads `args.config` for SIGHUP. The whole file is checked as at
+/// startup; only the log level and tags take effect.
+pub fn reload(args: &AgentArgs) -> Result<Reloaded, String> {
+    let Some(path) = &args.config else {
+        return Err("no --config file to reload".to_string());
+    };
+    let mut fresh = args.clone();
+    let given = |id: &str| args.from_cli.iter().any(|g| g == id);
+    // What the file no longer sets goes back to the defaults.
+    if !given("tag") {
+        fresh.tag.clear();
+    }
+    if !given("log_level") {
+        fresh.log_level = None;
+    }
+    apply(&mut fresh, read(path)?, &given).map_err(|e| format!("{}: {e}", path.display()))?;
+    if fresh.meta.is_some() && !fresh.tag.is_empty() {
+        return Err("--meta and --tag cannot be used together".to_string());
+    }
+    Ok(Reloaded {
+        log_level: fresh.log_level,
+        tags: fresh.tag.into_iter().collect(),
+    })
 }
 
 fn read(path: &Path) -> Result<FileConfig, String> {
@@ -315,6 +357,29 @@ mod tests {
         assert!(err.contains("--meta and --tag"), "{err}");
         let err = parse(&["--config", "/nonexistent/headcount.toml"], None).unwrap_err();
         assert!(err.contains("cannot read the configuration"), "{err}");
+    }
+
+    #[test]
+    fn reload_takes_the_file_unless_a_flag_was_given() {
+        let dir = std::env::temp_dir().join(format!("headcount-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.toml");
+        std::fs::write(&path, "log-level = \"warn\"\n[tag]\nrole = \"web\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        let a = parse(&["--config", p], None).unwrap();
+        let b = parse(&["--config", p, "--tag", "x=y"], None).unwrap();
+        std::fs::write(&path, "log-level = \"debug\"\n[tag]\nrole = \"db\"\n").unwrap();
+        let r = reload(&a).unwrap();
+        assert_eq!(r.log_level, Some(LogLevel::Debug));
+        assert_eq!(r.tags, [("role".into(), "db".into())].into());
+        let r = reload(&b).unwrap();
+        assert_eq!(r.tags, [("x".into(), "y".into())].into());
+        // Removed from the file: back to the defaults.
+        std::fs::write(&path, "").unwrap();
+        let r = reload(&a).unwrap();
+        assert_eq!((r.log_level, r.tags.len()), (None, 0));
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        assert!(reload(&a).unwrap_err().contains("bogus"));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,16 +69,27 @@ fn main() -> ExitCode {
         Command::Demo(_) | Command::Bench(_) => "warn",
         Command::Keygen => return keygen(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(match log_level {
-            Some(level) => EnvFilter::new(level.as_str()),
-            None => {
-                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter))
-            }
-        })
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let filter = move |level: Option<agent::LogLevel>| match level {
+        Some(level) => EnvFilter::new(level.as_str()),
+        None => {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter))
+        }
+    };
+    // Reloadable, for the agent's SIGHUP.
+    let (filter_layer, filter_handle) = reload::Layer::new(filter(log_level));
+    tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    let set_log_level: agent::SetLogLevel = Box::new(move |level| {
+        if let Err(e) = filter_handle.reload(filter(level)) {
+            tracing::warn!("cannot change the log level: {e}");
+        }
+    });
     // The benchmark picks its own runtime flavour.
     let cli = match cli.command {
         Command::Bench(args) => return bench::main(args),
@@ -94,7 +107,7 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Agent(args) => rt.block_on(agent::run(args)),
+        Command::Agent(args) => rt.block_on(agent::run(args, set_log_level)),
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::Keygen => unreachable!("handled before the runtime starts"),
         Command::Bench(_) => unreachable!("handled above"),

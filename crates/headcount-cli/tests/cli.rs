@@ -372,3 +372,63 @@ fn binding_all_interfaces_without_a_private_address_says_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn sighup_reloads_tags_and_log_level_from_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("headcount-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("a.toml");
+    std::fs::write(&conf, "log-level = \"error\"\n[tag]\nrole = \"web\"\n").unwrap();
+    let pa = free_port();
+    let mut child = Command::new(BIN)
+        .args(["agent", "--name", "hup-a", "--profile", "local"])
+        .args(["--bind", &format!("127.0.0.1:{pa}")])
+        .args(["--config", conf.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let a_out = Lines::new(child.stdout.take().unwrap());
+    let a_err = child.stderr.take().unwrap();
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(a_err).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let a = Agent(child);
+    a_out.expect("a starts", Duration::from_secs(10), |v| {
+        is(v, "join", "hup-a")
+    });
+    let (_b, b_out) = agent(
+        "hup-b",
+        free_port(),
+        &["--join", &format!("127.0.0.1:{pa}")],
+    );
+    let v = b_out.expect("b sees a", Duration::from_secs(10), |v| {
+        is(v, "join", "hup-a")
+    });
+    assert_eq!(v["tags"], serde_json::json!({"role": "web"}));
+
+    std::fs::write(&conf, "log-level = \"info\"\n[tag]\nrole = \"db\"\n").unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &a.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    b_out.expect("b sees a's new tags", Duration::from_secs(10), |v| {
+        is(v, "update", "hup-a") && v["tags"] == serde_json::json!({"role": "db"})
+    });
+    // The reload is logged at info, which "error" would have hidden.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = err_rx
+            .recv_timeout(left)
+            .expect("a logs the reload at info");
+        if line.contains("SIGHUP: reloaded; log level info") {
+            break;
+        }
+    }
+}
