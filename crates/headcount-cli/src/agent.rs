@@ -32,7 +32,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 OUTPUT (stdout, one JSON object per line, flushed after each):
   {\"event\":\"join\"|\"leave\"|\"update\",\"node\":NAME,\"addr\":\"IP:PORT\",\"state\":\"alive\"|\"suspect\"|\"dead\"|\"left\"}
     plus \"tags\":{KEY:VALUE,...} when the node's metadata holds Serf tags
-    (as Serf agents' and --tag nodes' do)
+    (as Serf agents' and --tag nodes' do; also in `members` entries)
   {\"event\":\"user\",\"msg\":TEXT}                      (a user message, lossy UTF-8)
   {\"event\":\"members\",\"members\":[{\"node\",\"addr\",\"state\"},...]}  (answer to `members`)
 
@@ -220,6 +220,8 @@ struct MemberEntry<'a> {
     node: &'a str,
     addr: String,
     state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<crate::tags::Tags>,
 }
 
 fn member_json(event: &str, m: &MemberInfo) -> String {
@@ -523,6 +525,7 @@ async fn read_commands(ml: Memberlist, printer: Printer) {
                         node: &m.name,
                         addr: m.addr.to_string(),
                         state: m.state.as_str(),
+                        tags: crate::tags::decode(&m.meta),
                     })
                     .collect();
                 printer.print(json(&MembersLine {

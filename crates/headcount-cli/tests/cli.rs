@@ -339,12 +339,22 @@ fn config_file_sets_flags_and_unknown_keys_are_refused() {
         .spawn()
         .unwrap();
     let lines = Lines::new(child.stdout.take().unwrap());
-    let _agent = Agent(child);
+    let running = Agent(child);
     let v = lines.expect("the agent starts", Duration::from_secs(10), |v| {
         is(v, "join", "from-file")
     });
     assert_eq!(v["addr"], format!("127.0.0.1:{port}"));
     assert_eq!(v["tags"], serde_json::json!({"role": "web"}));
+    let stdin = running.0.stdin.as_ref().unwrap();
+    writeln!(&*stdin, "members").unwrap();
+    let m = lines.expect("the agent lists members", Duration::from_secs(10), |v| {
+        v["event"] == "members"
+    });
+    assert_eq!(
+        m["members"][0]["tags"],
+        serde_json::json!({"role": "web"}),
+        "{m}"
+    );
 }
 
 #[test]
