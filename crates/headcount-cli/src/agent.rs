@@ -79,6 +79,9 @@ pub struct AgentArgs {
     /// 10.0.0.0/8 (repeatable).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<Cidr>,
+    /// The HTTP API: --http, --http-token, --http-insecure.
+    #[command(flatten)]
+    http: crate::http_api::HttpArgs,
 }
 
 /// Decodes a base64 encryption key and checks its length.
@@ -211,6 +214,11 @@ pub async fn run(args: AgentArgs) -> ExitCode {
 }
 
 async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
+    // Refuse an unsafe HTTP API before the node starts.
+    if let Err(e) = crate::http_api::check(&args.http) {
+        eprintln!("headcount: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
@@ -252,6 +260,15 @@ async fn agent(args: AgentArgs, printer: Printer) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match crate::http_api::start(&args.http, &ml).await {
+        Ok(Some(addr)) => printer.print(crate::http_api::bound_line(addr)),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("headcount: {e}");
+            ml.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!(
         "{} listening on {} (announced as {})",
         args.name,

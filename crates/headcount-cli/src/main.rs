@@ -8,12 +8,13 @@
 mod agent;
 mod bench;
 mod demo;
+mod http_api;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -28,6 +29,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once at startup: the size of the agent's arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run one cluster member and print one JSON object per line for every
     /// membership event and user message.
@@ -44,7 +47,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `headcount agent --help` ends with the HTTP API's endpoints.
+    let command = Cli::command().mut_subcommand("agent", |agent| {
+        let before = agent
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        agent.after_help(format!("{before}\n\n{}", http_api::HELP))
+    });
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     // The demo's story is on stdout; keep its stderr for problems.
     let default_filter = match cli.command {
         Command::Agent(_) => "info",
