@@ -11,7 +11,9 @@
 //! stuck client cannot stall membership: it is told `lagged` and cut off.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,6 +30,8 @@ use clap::Args;
 use headcount::{Error, Event, JoinError, MemberInfo, MemberState, Memberlist};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::StreamExt;
 
 /// The default API address.
@@ -39,6 +43,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Most addresses one `POST /v1/join` may name.
 const MAX_JOIN_ADDRS: usize = 64;
+
+/// Most connections the API serves at once; more wait in the kernel's
+/// accept backlog, so idle or stalled clients cannot take every file
+/// descriptor the node needs for gossip.
+const MAX_CONNECTIONS: usize = 256;
 
 /// How long `POST /v1/leave` waits for the leave to be gossiped.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -150,6 +159,10 @@ pub async fn start(args: &HttpArgs, ml: &Memberlist) -> Result<Option<SocketAddr
         .local_addr()
         .map_err(|e| format!("--http {addr}: {e}"))?;
     let app = router(ml.clone(), args.http_token.clone());
+    let listener = Capped {
+        inner: listener,
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+    };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("HTTP API stopped: {e}");
@@ -157,6 +170,79 @@ pub async fn start(args: &HttpArgs, ml: &Memberlist) -> Result<Option<SocketAddr
     });
     tracing::info!("HTTP API on http://{bound}/v1/");
     Ok(Some(bound))
+}
+
+/// A listener that holds at most [`MAX_CONNECTIONS`] connections open.
+struct Capped {
+    inner: tokio::net::TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CappedStream, SocketAddr) {
+        // Never closed: it lives as long as the listener.
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (
+            CappedStream {
+                io,
+                _permit: permit,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that frees its slot when dropped.
+struct CappedStream {
+    io: tokio::net::TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// The JSON line the agent prints once the API is bound.
