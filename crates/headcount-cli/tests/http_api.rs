@@ -508,3 +508,85 @@ fn idle_connections_do_not_stall_membership() {
     drop(idle);
     wait_alive(&a_api, 2);
 }
+
+/// Waits for the agent's own join, then a moment: it printed no API line.
+fn assert_no_api(a: &mut JsonAgent, name: &str) {
+    a.wait_event(T, "join", name, "alive");
+    std::thread::sleep(Duration::from_millis(500));
+    while let Ok(v) = a.lines.try_recv() {
+        a.seen.push(v);
+    }
+    assert!(!a.seen.iter().any(|v| v["event"] == "http"), "{:?}", a.seen);
+}
+
+#[test]
+fn http_off_and_default_port_taken() {
+    let mut off = headcount_agent("off", "127.0.0.1:0", &["--http", "off"]);
+    assert_no_api(&mut off, "off");
+
+    // Whoever holds the default port (this test or another agent), an
+    // agent without --http still runs, without the API.
+    let _held = std::net::TcpListener::bind("127.0.0.1:7947");
+    let mut d = headcount_agent("dflt", "127.0.0.1:0", &[]);
+    assert_no_api(&mut d, "dflt");
+
+    // An explicit address that cannot be bound is fatal.
+    let out = Command::new(headcount_bin())
+        .args([
+            "agent",
+            "--name",
+            "x",
+            "--bind",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:7947",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--http 127.0.0.1:7947: cannot bind"), "{err}");
+
+    let out = Command::new(headcount_bin())
+        .args([
+            "agent",
+            "--name",
+            "x",
+            "--bind",
+            "127.0.0.1:0",
+            "--http",
+            "nowhere",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not IP:PORT nor `off`"));
+}
+
+#[test]
+fn help_lists_the_endpoints() {
+    let out = Command::new(headcount_bin())
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in [
+        "SIGINT/SIGTERM",
+        "--http-token",
+        "--http-insecure",
+        "GET    /v1/members",
+        "GET    /v1/self",
+        "GET    /v1/health",
+        "GET    /v1/stats",
+        "POST   /v1/join",
+        "POST   /v1/leave",
+        "POST   /v1/send",
+        "GET    /v1/keys",
+        "POST   /v1/keys/use",
+        "DELETE /v1/keys",
+        "GET    /v1/events",
+    ] {
+        assert!(help.contains(needle), "no {needle:?} in:\n{help}");
+    }
+}
