@@ -484,7 +484,7 @@ fn events_stream_and_a_client_that_never_reads() {
     drop(reader);
 
     // Membership still converges, and the API still answers.
-    let (_c, _, _) = agent("ec", &["--join", &a_gossip]);
+    let (mut c, _, _) = agent("ec", &["--join", &a_gossip]);
     wait_alive(&a_api, 3);
     b.wait_event(T, "join", "ec", "alive");
     assert_eq!(get(&a_api, "/v1/health").status, 200);
@@ -492,6 +492,14 @@ fn events_stream_and_a_client_that_never_reads() {
     // The stalled client, once it reads, learns it lagged.
     let mut stalled = stalled;
     read_until(&mut stalled, "event: lagged", Duration::from_secs(60));
+
+    // A failure is streamed: suspicion, then the leave (dead).
+    let mut watcher = open_events(&a_api);
+    read_until(&mut watcher, "\"name\":\"ec\"", T);
+    c.proc.kill();
+    let text = read_until(&mut watcher, "event: suspect", T);
+    assert!(text.contains("\"from\":"), "{text}");
+    read_until(&mut watcher, "\"state\":\"dead\"", T);
 }
 
 #[test]
