@@ -63,7 +63,8 @@ or --http-insecure. Errors are {\"error\":TEXT,\"field\":NAME|null}.
   GET    /v1/members[?all=true]  alive and suspect members (all: also dead, left)
   GET    /v1/self                this node
   GET    /v1/health              health score and counts by state; 200 when in a
-                                 cluster (>= 2 alive), 503 when alone or shut down
+                                 cluster (>= 2 alive), 503 when alone, left or
+                                 shut down
   GET    /v1/stats               protocol and socket counters
   POST   /v1/join   {\"addrs\":[ADDR,...]}  -> {\"joined\":N,\"errors\":[{addr,error,kind}]}
                                  (502 when none joined)
@@ -269,6 +270,12 @@ fn router(ml: Memberlist, token: Option<String>) -> Router {
         .route("/v1/keys/use", post(use_key))
         .route("/v1/events", get(events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this method is not allowed on this path",
+            )
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(token, authorize))
         .with_state(AppState { ml })
@@ -471,14 +478,16 @@ async fn health(State(s): State<AppState>) -> Response {
             MemberState::Left => left += 1,
         }
     }
-    let in_cluster = alive >= 2;
+    // A node that left is no longer in the cluster, whoever is.
+    let left_us = s.ml.local_node().state.is_dead_or_left();
+    let in_cluster = alive >= 2 && !left_us;
     let status = if in_cluster {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if in_cluster { "ok" } else { "alone" },
+        "status": if in_cluster { "ok" } else if left_us { "left" } else { "alone" },
         "health_score": s.ml.health_score(),
         "members": {"alive": alive, "suspect": suspect, "dead": dead, "left": left},
     });

@@ -220,6 +220,10 @@ fn members_self_health_stats_and_send() {
     assert_eq!(r.json()["limit"], 65536);
     let r = get(&a_api, "/v2/nothing");
     assert_eq!(r.status, 404);
+    assert!(r.json()["error"].is_string());
+    let r = get(&a_api, "/v1/join");
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"].is_string());
 
     // Still serving, still a cluster.
     assert_eq!(get(&a_api, "/v1/health").status, 200);
@@ -227,6 +231,8 @@ fn members_self_health_stats_and_send() {
     // Leave through the API: b's peers see it leave.
     let r = http(&b_api, "POST", "/v1/leave", &[], b"");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let h = get(&b_api, "/v1/health");
+    assert_eq!((h.status, h.json()["status"].clone()), (503, json!("left")));
     let deadline = Instant::now() + T;
     while get(&a_api, "/v1/members").json()["members"]
         .as_array()
