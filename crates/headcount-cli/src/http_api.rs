@@ -789,3 +789,64 @@ async fn events(State(s): State<AppState>) -> impl IntoResponse {
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(http: Option<&str>, token: Option<&str>, insecure: bool) -> HttpArgs {
+        HttpArgs {
+            http: http.map(|h| parse_listen(h).unwrap()),
+            http_token: token.map(str::to_string),
+            http_insecure: insecure,
+        }
+    }
+
+    #[test]
+    fn loopback_is_the_default_and_needs_no_token() {
+        assert_eq!(check(&args(None, None, false)), Ok(Some(DEFAULT_ADDR)));
+        let v6: SocketAddr = "[::1]:8000".parse().unwrap();
+        assert_eq!(check(&args(Some("[::1]:8000"), None, false)), Ok(Some(v6)));
+        let other: SocketAddr = "127.3.4.5:0".parse().unwrap();
+        assert_eq!(
+            check(&args(Some("127.3.4.5:0"), None, false)),
+            Ok(Some(other))
+        );
+        assert_eq!(check(&args(Some("off"), None, false)), Ok(None));
+        assert_eq!(check(&args(Some("OFF"), None, false)), Ok(None));
+    }
+
+    #[test]
+    fn non_loopback_needs_a_token_or_insecure() {
+        for addr in ["0.0.0.0:7947", "10.1.2.3:80", "[::]:7947"] {
+            let e = check(&args(Some(addr), None, false)).unwrap_err();
+            assert!(e.contains("not a loopback address"), "{e}");
+            assert!(check(&args(Some(addr), Some("t"), false)).is_ok());
+            assert!(check(&args(Some(addr), None, true)).is_ok());
+        }
+        assert!(check(&args(None, Some(""), false)).is_err());
+    }
+
+    #[test]
+    fn listen_values() {
+        assert!(parse_listen("localhost:80").is_err());
+        assert!(parse_listen("127.0.0.1").is_err());
+        assert_eq!(
+            parse_listen("127.0.0.1:1"),
+            Ok(Listen::At("127.0.0.1:1".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn join_kinds() {
+        use headcount::{PushPullError, StreamFailure};
+        let refused = JoinError::PushPull(PushPullError::Stream(StreamFailure::Io(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(join_kind(&refused), "connection_refused");
+        let timeout = JoinError::PushPull(PushPullError::Stream(StreamFailure::Timeout));
+        assert_eq!(join_kind(&timeout), "timeout");
+        let remote = JoinError::PushPull(PushPullError::Remote("no".into()));
+        assert_eq!(join_kind(&remote), "remote_error");
+    }
+}
