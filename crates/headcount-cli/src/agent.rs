@@ -142,6 +142,9 @@ pub struct AgentArgs {
     /// 10.0.0.0/8 (repeatable).
     #[arg(long, value_name = "CIDR")]
     allow: Vec<Cidr>,
+    /// The HTTP API: --http, --http-token, --http-insecure.
+    #[command(flatten)]
+    http: crate::http_api::HttpArgs,
 }
 
 impl AgentArgs {
@@ -286,6 +289,11 @@ pub async fn run(args: AgentArgs, set_log_level: SetLogLevel) -> ExitCode {
 }
 
 async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) -> ExitCode {
+    // Refuse an unsafe HTTP API before the node starts.
+    if let Err(e) = crate::http_api::check(&args.http) {
+        eprintln!("headcount: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
@@ -338,6 +346,15 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
             return ExitCode::FAILURE;
         }
     };
+    match crate::http_api::start(&args.http, &ml).await {
+        Ok(Some(addr)) => printer.print(crate::http_api::bound_line(addr)),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("headcount: {e}");
+            ml.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!(
         "{} listening on {} (announced as {})",
         args.name,

@@ -42,6 +42,9 @@ struct FileConfig {
     label: Option<String>,
     allow: Option<Vec<String>>,
     log_level: Option<String>,
+    http: Option<String>,
+    http_token: Option<String>,
+    http_insecure: Option<bool>,
 }
 
 /// The log levels of `--log-level`.
@@ -235,6 +238,15 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
             .map(|c| Cidr::from_str(c).map_err(|e| key("allow", format!("{c:?}: {e}"))))
             .collect::<Result<_, _>>()?;
     }
+    if let Some(v) = f.http.filter(|_| !given("http")) {
+        args.http.http = Some(crate::http_api::parse_listen(&v).map_err(|e| key("http", e))?);
+    }
+    if let Some(v) = f.http_token.filter(|_| !given("http_token")) {
+        args.http.http_token = Some(v);
+    }
+    if let Some(v) = f.http_insecure.filter(|_| !given("http_insecure")) {
+        args.http.http_insecure = v;
+    }
     if let Some(v) = f.log_level.filter(|_| !given("log_level")) {
         args.log_level = Some(LogLevel::from_str(&v, true).map_err(|_| {
             key(
@@ -303,12 +315,23 @@ mod tests {
             label = "l"
             allow = ["127.0.0.0/8"]
             log-level = "debug"
+            http = "127.0.0.1:7999"
+            http-token = "t0k3n"
+            http-insecure = true
             [tag]
             role = "web"
             zone = "a"
         "#;
         let a = parse(&[], Some(file)).unwrap();
         assert_eq!(a.name, "from-file");
+        assert_eq!(
+            a.http.http,
+            Some(crate::http_api::Listen::At(
+                "127.0.0.1:7999".parse().unwrap()
+            ))
+        );
+        assert_eq!(a.http.http_token.as_deref(), Some("t0k3n"));
+        assert!(a.http.http_insecure);
         assert_eq!(a.bind, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(a.join, ["127.0.0.2:7946"]);
         assert_eq!(a.retry_join.len(), 2);

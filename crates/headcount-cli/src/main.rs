@@ -8,6 +8,7 @@
 mod agent;
 mod bench;
 mod demo;
+mod http_api;
 mod tags;
 
 use std::io::IsTerminal;
@@ -30,7 +31,7 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once; the agent's many options make its variant the largest.
+// Parsed once at startup: the size of the agent's arguments does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -49,7 +50,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    // `headcount agent --help` ends with the HTTP API's endpoints.
+    let command = Cli::command().mut_subcommand("agent", |agent| {
+        let before = agent
+            .get_after_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        agent.after_help(format!("{before}\n\n{}", http_api::HELP))
+    });
+    let matches = command.get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // The agent's --config file fills in what the flags leave out.
     let mut log_level = None;
