@@ -139,6 +139,7 @@ struct Args {
     kill_at: f64,
     profile: String,
     runtime: String,
+    presets: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -150,6 +151,7 @@ fn parse_args() -> Result<Args, String> {
         kill_at: 10.0,
         profile: "lan".into(),
         runtime: "current".into(),
+        presets: "go".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -158,7 +160,7 @@ fn parse_args() -> Result<Args, String> {
             None => (flag.trim_start_matches('-').to_string(), None),
         };
         if name == "h" || name == "help" {
-            return Err("usage: al8n-bench [--nodes N] [--base-port P] [--duration S] [--kill K] [--kill-at S] [--profile lan|wan|local] [--runtime current|multi]".into());
+            return Err("usage: al8n-bench [--nodes N] [--base-port P] [--duration S] [--kill K] [--kill-at S] [--profile lan|wan|local] [--runtime current|multi] [--presets go|al8n]".into());
         }
         let v = match inline {
             Some(v) => v,
@@ -173,6 +175,7 @@ fn parse_args() -> Result<Args, String> {
             "kill-at" => a.kill_at = v.parse().map_err(|e| bad(&e))?,
             "profile" => a.profile = v,
             "runtime" => a.runtime = v,
+            "presets" => a.presets = v,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -227,8 +230,22 @@ fn main() -> ExitCode {
     code
 }
 
-fn options(profile: &str) -> Result<Options, String> {
+/// The crate's preset for the profile. With `--presets go` (the default)
+/// the one field where al8n's preset differs from Go's is set to Go's
+/// value: `Options::lan()` probes every 500 ms with a 1 s timeout, Go's
+/// `DefaultLANConfig` every 1 s with a 500 ms timeout. `wan()` and
+/// `local()` already equal Go's presets in every field the crate has (see
+/// bench/notes.md). `--presets al8n` takes the crate's presets unchanged.
+fn options(profile: &str, presets: &str) -> Result<Options, String> {
+    let go = match presets {
+        "go" => true,
+        "al8n" => false,
+        p => return Err(format!("unknown presets {p:?} (go or al8n)")),
+    };
     match profile {
+        "lan" if go => Ok(Options::lan()
+            .with_probe_interval(Duration::from_secs(1))
+            .with_probe_timeout(Duration::from_millis(500))),
         "lan" => Ok(Options::lan()),
         "wan" => Ok(Options::wan()),
         "local" => Ok(Options::local()),
@@ -258,11 +275,13 @@ async fn run(args: Args) -> Result<Report, String> {
     let mut nodes = Vec::with_capacity(n);
     let mut views = Vec::with_capacity(n);
     for i in 0..n {
-        let opts = options(&args.profile)?;
+        let opts = options(&args.profile, &args.presets)?;
         let port = args.base_port + u16::try_from(i).map_err(|e| e.to_string())?;
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(name(i));
         topts.add_bind_address(bind);
+        // Go's UDPBufferSize (1400); the crate's default is 1472.
+        let topts = topts.with_max_packet_size(1400);
         let view = Arc::new(View {
             shared: shared.clone(),
             alive: Mutex::new(HashSet::with_capacity(n)),
@@ -339,7 +358,11 @@ async fn run(args: Args) -> Result<Report, String> {
     let per_node_s = n as f64 * elapsed_s;
     let report = Report {
         implementation: "al8n-memberlist",
-        profile: args.profile.clone(),
+        profile: if args.presets == "go" {
+            args.profile.clone()
+        } else {
+            format!("{} (al8n presets)", args.profile)
+        },
         runtime: format!("tokio {}", args.runtime),
         nodes: n,
         killed: k,
