@@ -3,15 +3,15 @@
 # twin `al8n-bench` side by side and writes docs/benchmarks.md (medians and
 # the headcount/Go and headcount/al8n ratios).
 #
-#   bench/run.sh                 # N = 16 64 256, 5 repeats, 30 s runs, kill at 12 s (~17 min)
-#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min)
+#   bench/run.sh                 # N = 16 64 256, 5 repeats, 30 s runs, kill at 12 s (~17 min; ~25 min with al8n)
+#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min; ~3 min with al8n)
 #   bench/run.sh --nodes "16 64" --repeats 5 --duration 40 --kill-at 20 \
 #                --profile local --out /tmp/b.md
 #   bench/run.sh --no-al8n       # headcount and Go only (the al8n twin is
 #                                # on by default when bench/build-al8n.sh builds it)
 #
 # Installs what it needs when missing (Debian: golang-go,
-# golang-github-hashicorp-memberlist-dev, python3), builds both programs
+# golang-github-hashicorp-memberlist-dev, python3), builds the programs
 # (offline), runs each configuration `repeats` times alternating the
 # implementations, keeps the raw JSON lines in target/bench/results.jsonl
 # and renders the report with bench/report.py. Loopback only; headcount
