@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Runs `headcount bench` and the Go twin `mlbench` side by side and writes
-# docs/benchmarks.md (medians and the headcount/Go ratios).
+# Runs `headcount bench`, the Go twin `mlbench` and the al8n-memberlist
+# twin `al8n-bench` side by side and writes docs/benchmarks.md (medians and
+# the headcount/Go and headcount/al8n ratios).
 #
-#   bench/run.sh                 # N = 16 64 256, 5 repeats, 30 s runs, kill at 12 s (~17 min)
-#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min)
+#   bench/run.sh                 # N = 16 64 256, 5 repeats, 30 s runs, kill at 12 s (~17 min; ~25 min with al8n)
+#   bench/run.sh --quick         # N = 16 64, 1 repeat, 25 s runs, kill at 10 s (~2 min; ~3 min with al8n)
 #   bench/run.sh --nodes "16 64" --repeats 5 --duration 40 --kill-at 20 \
 #                --profile local --out /tmp/b.md
+#   bench/run.sh --no-al8n       # headcount and Go only (the al8n twin is
+#                                # on by default when bench/build-al8n.sh builds it)
 #
 # Installs what it needs when missing (Debian: golang-go,
-# golang-github-hashicorp-memberlist-dev, python3), builds both programs
-# (offline), runs each configuration `repeats` times alternating the two
+# golang-github-hashicorp-memberlist-dev, python3), builds the programs
+# (offline), runs each configuration `repeats` times alternating the
 # implementations, keeps the raw JSON lines in target/bench/results.jsonl
 # and renders the report with bench/report.py. Loopback only; headcount
-# uses ports 20000.., Go 30000.. (override with --ports "A B").
+# uses ports 20000.., Go 30000.., al8n 40000.. (override with
+# --ports "A B" or --ports "A B C").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +28,8 @@ kill_at=12
 profile=lan
 runtime=current
 out="$repo/docs/benchmarks.md"
-ports="20000 30000"
+ports="20000 30000 40000"
+al8n=1
 args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,11 +42,14 @@ while [ $# -gt 0 ]; do
         --runtime) runtime="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --ports) ports="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --al8n) al8n=1; shift ;;
+        --no-al8n) al8n=0; shift ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-read -r rs_port go_port <<<"$ports"
+read -r rs_port go_port al_port <<<"$ports"
+al_port="${al_port:-40000}"
 
 need=()
 command -v go >/dev/null 2>&1 || need+=(golang-go)
@@ -60,6 +68,13 @@ echo "run.sh: building" >&2
 "$here/build-go.sh" "$repo/target/bench/mlbench"
 rs="$repo/target/release/headcount"
 gob="$repo/target/bench/mlbench"
+alb="$repo/target/bench/al8n-bench"
+if [ "$al8n" -eq 1 ]; then
+    if ! "$here/build-al8n.sh" "$alb"; then
+        echo "run.sh: bench/build-al8n.sh failed: running without the al8n twin" >&2
+        al8n=0
+    fi
+fi
 
 results="$repo/target/bench/results.jsonl"
 mkdir -p "$(dirname "$results")"
@@ -73,11 +88,22 @@ for n in $nodes; do
         limit=$(( ${duration%.*} * 4 + 30 ))
         run_rs() { timeout -s KILL "$limit" "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
         run_go() { timeout -s KILL "$limit" "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
+        run_al() { timeout -s KILL "$limit" "$alb" "${common[@]}" --base-port "$al_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
         # Alternate which one goes first, against drift of the machine.
-        if [ $(( r % 2 )) -eq 1 ]; then order="rs go"; else order="go rs"; fi
+        if [ "$al8n" -eq 1 ]; then
+            case $(( r % 3 )) in
+                1) order="rs go al" ;;
+                2) order="go al rs" ;;
+                *) order="al rs go" ;;
+            esac
+        elif [ $(( r % 2 )) -eq 1 ]; then order="rs go"; else order="go rs"; fi
         for which in $order; do
             echo "run.sh: N=$n repeat $r/$repeats $which" >&2
-            if [ "$which" = rs ]; then impl=headcount; line=$(run_rs || true); else impl=go-memberlist; line=$(run_go || true); fi
+            case "$which" in
+                rs) impl=headcount; line=$(run_rs || true) ;;
+                go) impl=go-memberlist; line=$(run_go || true) ;;
+                al) impl=al8n-memberlist; line=$(run_al || true) ;;
+            esac
             case "$line" in
                 "{"*) ;;
                 *) echo "run.sh: N=$n $impl gave no result within ${limit}s: recorded as hung" >&2
