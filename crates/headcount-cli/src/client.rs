@@ -661,12 +661,17 @@ fn describe(event: &str, data: &Value) -> String {
     };
     match event {
         "join" | "leave" | "update" => {
-            let meta = tags_or_meta(data).1;
-            if meta.is_empty() {
-                who(data)
-            } else {
-                format!("{} {meta}", who(data))
+            let mut line = who(data);
+            // A leave is either graceful ("left") or a failure ("dead").
+            if let Some(state) = data["state"].as_str().filter(|s| *s != "alive") {
+                line.push_str(&format!(" ({state})"));
             }
+            let meta = tags_or_meta(data).1;
+            if !meta.is_empty() {
+                line.push(' ');
+                line.push_str(&meta);
+            }
+            line
         }
         "suspect" => format!(
             "{} (from {})",
@@ -807,6 +812,16 @@ mod tests {
             table(&rows),
             "a          127.0.0.1:1  alive\nlong-name  1.2.3.4:5    dead   role=web\n"
         );
+    }
+
+    #[test]
+    fn events_read_as_one_line() {
+        let m = json!({"name": "db-1", "addr": "127.0.0.2:7946", "state": "dead",
+            "meta": "", "meta_base64": ""});
+        assert_eq!(describe("leave", &m), "db-1 127.0.0.2:7946 (dead)");
+        let s = json!({"member": m, "from": "web-1"});
+        assert_eq!(describe("suspect", &s), "db-1 127.0.0.2:7946 (from web-1)");
+        assert_eq!(describe("user", &json!({"message": "hi"})), "hi");
     }
 
     #[test]
