@@ -191,6 +191,10 @@ fn keys_list_install_use_remove() {
     let (code, _, stderr) = keys(&["install", "AAAA"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("field key"), "{stderr}");
+    // A lone agent's health is 503 "alone": info still shows it.
+    let (code, stdout, stderr) = run(&["info", "--http", &api]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("status = alone"), "{stdout}");
     // The flags may also come after the subcommand.
     let (code, _, _) = run(&["keys", "list", "--http", &api]);
     assert_eq!(code, 0);
@@ -270,6 +274,24 @@ fn monitor_sees_a_join_and_ends_with_the_agent() {
         assert_eq!(status.code(), Some(3), "{err}");
         assert!(err.contains("lost the connection"), "{err}");
     }
+}
+
+#[test]
+fn monitor_exits_0_when_the_agent_stops() {
+    let (mut a, _, api) = agent("sa", &[]);
+    let mut m = client(&["monitor", "--http", &api])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(m.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("] join sa "), "{first}");
+    a.proc.terminate(T).expect("the agent stops on SIGTERM");
+    let o = m.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("the agent ended the event stream"), "{err}");
 }
 
 #[test]
