@@ -107,7 +107,7 @@ pub struct MembersArgs {
     #[arg(long)]
     json: bool,
     /// Only members in this state (alive, suspect, dead, left); implies --all.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = ["alive", "suspect", "dead", "left"])]
     status: Option<String>,
     /// Only members with this Serf tag (repeatable; all must match).
     #[arg(long, value_name = "KEY=VALUE", value_parser = crate::tags::parse_tag)]
@@ -692,6 +692,9 @@ fn describe(event: &str, data: &Value) -> String {
 fn monitor(a: MonitorArgs) -> Result<(), Fail> {
     let addr = a.conn.addr();
     let mut s = connect(&addr)?;
+    // The agent sends a keep-alive comment every 15 s: a minute of silence
+    // means the connection is gone.
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
     write_request(&mut s, &a.conn, "GET", "/v1/events", None)?;
     let mut r = BufReader::new(s);
     let (status, head) = read_head(&mut r, &addr)?;

@@ -334,6 +334,8 @@ fn wrong_token_no_agent_and_usage_errors() {
     assert_eq!(run(&["join"]).0, 2);
     assert_eq!(run(&["send", "b"]).0, 2);
     assert_eq!(run(&["members", "--tag", "novalue"]).0, 2);
+    assert_eq!(run(&["members", "--status", "bogus"]).0, 2);
+    assert_eq!(run(&["keys"]).0, 2);
     let (code, help, _) = run(&["members", "--help"]);
     assert_eq!(code, 0);
     assert!(help.contains("EXIT CODES") && help.contains("HEADCOUNT_HTTP_ADDR"));
