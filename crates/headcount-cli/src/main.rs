@@ -1,12 +1,15 @@
 //! The headcount command: `headcount agent` runs one cluster member and
 //! reports events as JSON lines; `headcount demo` runs a five-node cluster
 //! on loopback and narrates failure detection and recovery; `headcount
-//! keygen` prints a new encryption key.
+//! keygen` prints a new encryption key; `headcount members`, `info`,
+//! `join`, `leave`, `send`, `keys` and `monitor` talk to a running agent's
+//! HTTP API.
 
 #![forbid(unsafe_code)]
 
 mod agent;
 mod bench;
+mod client;
 mod demo;
 mod http_api;
 mod tags;
@@ -47,6 +50,8 @@ enum Command {
     /// Run N nodes on 127.0.0.1, kill some, and print one JSON line of
     /// figures: convergence, detection, CPU, memory and bytes sent.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Command::Agent(_) => "info",
         Command::Demo(_) | Command::Bench(_) => "warn",
         Command::Keygen => return keygen(),
+        Command::Client(c) => return client::run(c),
     };
     let filter = move |level: Option<agent::LogLevel>| match level {
         Some(level) => EnvFilter::new(level.as_str()),
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::Keygen => unreachable!("handled before the runtime starts"),
         Command::Bench(_) => unreachable!("handled above"),
+        Command::Client(_) => unreachable!("handled before the runtime starts"),
     };
     // A blocking read of stdin may still be pending: do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));
