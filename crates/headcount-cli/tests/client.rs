@@ -9,26 +9,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use common::{headcount_agent, headcount_bin, JsonAgent, Proc};
+use common::{headcount_bin, JsonAgent, Proc};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(20);
 
-/// Starts an agent with its API on an ephemeral loopback port; returns it
-/// with its gossip and API addresses.
+/// An agent with its API on an ephemeral loopback port.
 fn agent(name: &str, extra: &[&str]) -> (JsonAgent, String, String) {
-    let mut args = vec!["--profile", "local", "--http", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut a = headcount_agent(name, "127.0.0.1:0", &args);
-    let api = a.wait_for(T, "the API address", |v| v["event"] == "http")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let gossip = a.wait_event(T, "join", name, "alive")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (a, gossip, api)
+    common::agent_with_api(name, extra, T)
 }
 
 /// A client command, without the caller's HEADCOUNT_HTTP_* variables.

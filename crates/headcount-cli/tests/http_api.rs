@@ -97,21 +97,9 @@ fn post(addr: &str, path: &str, body: &Value) -> Answer {
     http(addr, "POST", path, &[], body.to_string().as_bytes())
 }
 
-/// Starts an agent with its API on an ephemeral loopback port; returns it
-/// with its gossip and API addresses.
+/// An agent with its API on an ephemeral loopback port.
 fn agent(name: &str, extra: &[&str]) -> (JsonAgent, String, String) {
-    let mut args = vec!["--profile", "local", "--http", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    let mut a = headcount_agent(name, "127.0.0.1:0", &args);
-    let api = a.wait_for(T, "the API address", |v| v["event"] == "http")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let gossip = a.wait_event(T, "join", name, "alive")["addr"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (a, gossip, api)
+    common::agent_with_api(name, extra, T)
 }
 
 /// Polls `GET /v1/members` until `n` members are alive.

@@ -162,6 +162,23 @@ pub fn headcount_agent(name: &str, bind: &str, extra: &[&str]) -> JsonAgent {
 }
 
 /// Fails with instructions when a tool the interop tests need is missing.
+/// Starts an agent (local profile) with its HTTP API on an ephemeral
+/// loopback port; returns it with its gossip and API addresses.
+pub fn agent_with_api(name: &str, extra: &[&str], t: Duration) -> (JsonAgent, String, String) {
+    let mut args = vec!["--profile", "local", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut a = headcount_agent(name, "127.0.0.1:0", &args);
+    let api = a.wait_for(t, "the API address", |v| v["event"] == "http")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gossip = a.wait_event(t, "join", name, "alive")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (a, gossip, api)
+}
+
 pub fn require_tool(tool: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
