@@ -31,6 +31,7 @@
 //! This file holds the state, the constructor, the getters, the outputs,
 //! timer dispatch and the small helpers every concern shares.
 
+use core::cell::Cell;
 use core::time::Duration;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -243,6 +244,11 @@ pub struct Node {
     leaving: bool,
     stats: Stats,
     membership_version: u64,
+    /// `num_members` as of a `membership_version`: every change to a
+    /// member's state bumps the version, so the count is recomputed only
+    /// after one, not on every packet that asks for it (user broadcasts
+    /// are handed the cluster size each time a packet is filled).
+    live_count: Cell<(u64, usize)>,
     scratch: Vec<Message>,
     /// Keyring, verification flags and nonce source as they are now
     /// (`config` keeps what the node started with).
@@ -311,6 +317,7 @@ impl Node {
             leaving: false,
             stats: Stats::default(),
             membership_version: 0,
+            live_count: Cell::new((u64::MAX, 0)),
             scratch: Vec::new(),
             security,
             reconnect: ReconnectState::default(),
@@ -368,10 +375,17 @@ impl Node {
 
     /// Number of members that are alive or suspect, ourselves included.
     pub fn num_members(&self) -> usize {
-        self.members
+        let (version, count) = self.live_count.get();
+        if version == self.membership_version {
+            return count;
+        }
+        let count = self
+            .members
             .iter()
             .filter(|m| !m.state.is_dead_or_left())
-            .count()
+            .count();
+        self.live_count.set((self.membership_version, count));
+        count
     }
 
     /// Drops every queued membership broadcast without sending it (user

@@ -157,8 +157,7 @@ impl Node {
         }
         let used: usize = msgs.iter().map(|m| m.len() + overhead).sum();
         let avail = limit.saturating_sub(used);
-        // Asked only when it may answer: counting the members walks the
-        // table, which nodes without user broadcasts need not pay for.
+        // Hooks that never broadcast are not asked (their documented contract).
         if avail > overhead + USER_MSG_OVERHEAD && self.hooks.may_broadcast() {
             let ctx = BroadcastContext {
                 overhead: overhead + USER_MSG_OVERHEAD,
