@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use headcount_proto::wire::msgpack;
+
 /// Serf's first metadata byte when it holds tags (Go: `tagMagicByte`).
 pub const TAG_MAGIC: u8 = 0xff;
 
@@ -21,29 +23,15 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Encodes `tags` as Serf does: the magic byte, then a MessagePack map.
+/// Encodes `tags` as Serf does: the magic byte, then a MessagePack map,
+/// written by the same msgpack writer as the wire protocol (Go's codec
+/// forms).
 pub fn encode(tags: &Tags) -> Vec<u8> {
-    fn len_prefix(out: &mut Vec<u8>, len: usize, fix: u8, fix_max: usize, m16: u8, m32: u8) {
-        if len <= fix_max {
-            out.push(fix | len as u8);
-        } else if let Ok(n) = u16::try_from(len) {
-            out.push(m16);
-            out.extend_from_slice(&n.to_be_bytes());
-        } else {
-            out.push(m32);
-            let n = u32::try_from(len).expect("tags are far smaller than 4 GiB");
-            out.extend_from_slice(&n.to_be_bytes());
-        }
-    }
-    fn string(out: &mut Vec<u8>, s: &str) {
-        len_prefix(out, s.len(), 0xa0, 31, 0xda, 0xdb);
-        out.extend_from_slice(s.as_bytes());
-    }
     let mut out = vec![TAG_MAGIC];
-    len_prefix(&mut out, tags.len(), 0x80, 15, 0xde, 0xdf);
+    msgpack::write_map_len(&mut out, tags.len());
     for (k, v) in tags {
-        string(&mut out, k);
-        string(&mut out, v);
+        msgpack::write_raw(&mut out, k.as_bytes());
+        msgpack::write_raw(&mut out, v.as_bytes());
     }
     out
 }
@@ -52,56 +40,21 @@ pub fn encode(tags: &Tags) -> Vec<u8> {
 /// with the magic byte (plain metadata; Serf itself would read it as the
 /// `role` tag of its old protocol) or is not a well-formed map of strings.
 pub fn decode(meta: &[u8]) -> Option<Tags> {
-    let (&TAG_MAGIC, mut rest) = meta.split_first()? else {
+    let (&TAG_MAGIC, rest) = meta.split_first()? else {
         return None;
     };
-    let n = match byte(&mut rest)? {
-        b @ 0x80..=0x8f => usize::from(b & 0x0f),
-        0xde => uint(&mut rest, 2)?,
-        0xdf => uint(&mut rest, 4)?,
-        _ => return None,
-    };
+    let mut r = msgpack::Reader::new(rest);
+    let n = r.read_map_len("tags").ok()?;
     let mut tags = Tags::new();
     for _ in 0..n {
-        let k = string(&mut rest)?;
-        let v = string(&mut rest)?;
-        tags.insert(k, v);
+        let k = r.read_bytes("tag name").ok()?;
+        let v = r.read_bytes("tag value").ok()?;
+        tags.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        );
     }
-    rest.is_empty().then_some(tags)
-}
-
-fn byte(buf: &mut &[u8]) -> Option<u8> {
-    Some(take(buf, 1)?[0])
-}
-
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if buf.len() < n {
-        return None;
-    }
-    let (head, tail) = buf.split_at(n);
-    *buf = tail;
-    Some(head)
-}
-
-/// A big-endian unsigned integer of `n` bytes.
-fn uint(buf: &mut &[u8], n: usize) -> Option<usize> {
-    Some(
-        take(buf, n)?
-            .iter()
-            .fold(0, |acc, &b| (acc << 8) | usize::from(b)),
-    )
-}
-
-/// A MessagePack string (raw, in the old spec Go's codec follows), or bin.
-fn string(buf: &mut &[u8]) -> Option<String> {
-    let n = match byte(buf)? {
-        b @ 0xa0..=0xbf => usize::from(b & 0x1f),
-        0xd9 | 0xc4 => uint(buf, 1)?,
-        0xda | 0xc5 => uint(buf, 2)?,
-        0xdb | 0xc6 => uint(buf, 4)?,
-        _ => return None,
-    };
-    Some(String::from_utf8_lossy(take(buf, n)?).into_owned())
+    r.rest().is_empty().then_some(tags)
 }
 
 #[cfg(test)]
