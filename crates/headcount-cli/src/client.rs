@@ -420,14 +420,11 @@ fn print_json(v: &Value) {
 // ---------------------------------------------------------------------------
 // Commands
 
-/// A member's tags (when its metadata holds Serf tags) or metadata text.
+/// A member's tags (the API decodes Serf tags from the metadata) or its
+/// metadata text.
 fn tags_or_meta(m: &Value) -> (Option<crate::tags::Tags>, String) {
-    use base64::Engine;
-    let meta = m["meta_base64"]
-        .as_str()
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .unwrap_or_default();
-    match crate::tags::decode(&meta) {
+    let tags: Option<crate::tags::Tags> = serde_json::from_value(m["tags"].clone()).ok();
+    match tags {
         Some(t) => {
             let text = t
                 .iter()

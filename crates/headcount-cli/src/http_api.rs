@@ -421,6 +421,8 @@ fn member_json(m: &MemberInfo) -> Value {
         "incarnation": m.incarnation,
         "meta": String::from_utf8_lossy(&m.meta),
         "meta_base64": base64::engine::general_purpose::STANDARD.encode(&m.meta),
+        // Serf tags, when the metadata holds them (else null).
+        "tags": crate::tags::decode(&m.meta),
         "protocol": {"min": v[0], "max": v[1], "cur": v[2]},
         "delegate": {"min": v[3], "max": v[4], "cur": v[5]},
     })
