@@ -682,6 +682,7 @@ fn describe(event: &str, data: &Value) -> String {
         ),
         "health" => format!("score {}", data["health_score"]),
         "user" => data["message"].as_str().unwrap_or("").to_string(),
+        "resync" => data["reason"].as_str().unwrap_or("").to_string(),
         _ => data.to_string(),
     }
 }
@@ -705,7 +706,7 @@ fn monitor(a: MonitorArgs) -> Result<(), Fail> {
             msg: api_error(status, &v),
         });
     }
-    let (mut id, mut event, mut data) = (None::<u64>, String::new(), String::new());
+    let (mut id, mut event, mut data) = (None::<String>, String::new(), String::new());
     let stdout = std::io::stdout();
     loop {
         let mut line = String::new();
@@ -760,7 +761,7 @@ fn monitor(a: MonitorArgs) -> Result<(), Fail> {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
-            "id" => id = value.parse().ok(),
+            "id" => id = Some(value.to_string()),
             "event" => event = value.to_string(),
             "data" => {
                 if !data.is_empty() {

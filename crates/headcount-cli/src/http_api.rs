@@ -32,7 +32,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_stream::StreamExt;
+
+use crate::event_log::{EventLog, Pull, Start, RESYNC};
 
 /// The default API address.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7947);
@@ -76,7 +77,9 @@ or --http-insecure. Errors are {\"error\":TEXT,\"field\":NAME|null}.
   POST   /v1/keys/use {\"key\":BASE64}  make it the primary
   DELETE /v1/keys   {\"key\":BASE64}  remove it
   GET    /v1/events              Server-Sent Events (join, leave, update, suspect,
-                                 conflict, health, user), `id:` counts from 1; a
+                                 conflict, health, user); ids EPOCH-SEQ. Send
+                                 Last-Event-ID to resume (`event: resync` and a
+                                 fresh snapshot when that is no longer kept). A
                                  client that falls behind gets `event: lagged`
                                  and the stream ends.
 Request bodies are limited to 64 KiB.";
@@ -254,9 +257,11 @@ pub fn bound_line(addr: SocketAddr) -> String {
 #[derive(Clone)]
 struct AppState {
     ml: Memberlist,
+    log: Arc<EventLog>,
 }
 
 fn router(ml: Memberlist, token: Option<String>) -> Router {
+    let log = EventLog::start(&ml, event_json);
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
     Router::new()
         .route("/v1/members", get(members))
@@ -278,7 +283,7 @@ fn router(ml: Memberlist, token: Option<String>) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(token, authorize))
-        .with_state(AppState { ml })
+        .with_state(AppState { ml, log })
 }
 
 /// Requires `Authorization: Bearer TOKEN` when a token is set. The
@@ -748,43 +753,106 @@ fn event_json(e: &Event) -> Option<(&'static str, Value)> {
     })
 }
 
-/// `GET /v1/events`: the library's bounded event stream as SSE. The node
-/// never waits for this client: when the client falls behind the ring,
-/// it gets `event: lagged` and the stream ends.
-async fn events(State(s): State<AppState>) -> impl IntoResponse {
-    struct St {
-        events: headcount::Events,
-        seq: u64,
+/// Entries sent to a client per wake-up (then it waits for its socket).
+const EVENTS_BATCH: usize = 64;
+
+/// How long an `EventSource` waits before reconnecting (sent as `retry:`).
+const EVENTS_RETRY: Duration = Duration::from_secs(1);
+
+/// `GET /v1/events`: the agent's event log as SSE (see [`EventLog`]).
+/// A new client gets the member set as `join` events, then follows; one
+/// that sends `Last-Event-ID` (as browsers' `EventSource` do when they
+/// reconnect) gets what it missed, or `resync` and a fresh snapshot when
+/// that is no longer kept. The node never waits for a client: one that
+/// falls behind the log gets `event: lagged` and the stream ends.
+async fn events(State(s): State<AppState>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let log = s.log;
+    let mut first: Vec<SseEvent> = Vec::new();
+    let cursor = match log.start_for(last_id) {
+        Start::After(seq) => seq,
+        start => {
+            if let Start::Resync(why) = start {
+                first.push(
+                    SseEvent::default()
+                        .event(RESYNC)
+                        .data(json!({"reason": why}).to_string()),
+                );
+            }
+            let snap = log.snapshot(member_json);
+            let n = snap.events.len();
+            for (i, (name, data)) in snap.events.into_iter().enumerate() {
+                let mut ev = SseEvent::default().event(name).data(data);
+                // Only the last carries an id: a client cut off midway
+                // resumes with the id it had, and gets the snapshot again.
+                if i + 1 == n {
+                    ev = ev.id(log.id(snap.seq));
+                }
+                first.push(ev);
+            }
+            snap.seq
+        }
+    };
+    if let Some(ev) = first.first_mut() {
+        *ev = std::mem::take(ev).retry(EVENTS_RETRY);
+    } else {
+        first.push(SseEvent::default().retry(EVENTS_RETRY).comment("resumed"));
+    }
+    struct Follow {
+        log: Arc<EventLog>,
+        head: tokio::sync::watch::Receiver<u64>,
+        cursor: u64,
+        pending: std::collections::VecDeque<SseEvent>,
         done: bool,
     }
-    let st = St {
-        events: s.ml.events(),
-        seq: 0,
+    let st = Follow {
+        head: log.subscribe(),
+        log,
+        cursor,
+        pending: first.into(),
         done: false,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
-        if st.done {
-            return None;
-        }
         loop {
-            let item = st.events.next().await?;
-            st.seq += 1;
-            let ev = SseEvent::default().id(st.seq.to_string());
-            match item {
-                Ok(e) => {
-                    let Some((name, data)) = event_json(&e) else {
-                        st.seq -= 1;
-                        continue;
-                    };
-                    let ev = ev.event(name).data(data.to_string());
-                    return Some((Ok::<_, std::convert::Infallible>(ev), st));
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(ev), st));
+            }
+            if st.done {
+                return None;
+            }
+            // Marked seen before reading, so an entry appended after the
+            // read wakes `changed` below.
+            st.head.borrow_and_update();
+            match st.log.next_after(st.cursor, EVENTS_BATCH) {
+                Pull::Entries(entries) => {
+                    for e in entries {
+                        st.cursor = e.seq;
+                        let id = st.log.id(e.seq);
+                        let ev = if e.name == RESYNC {
+                            let why = "the agent's event log fell behind the node; \
+                                       the member set follows as join events";
+                            SseEvent::default()
+                                .event(RESYNC)
+                                .data(json!({"reason": why}).to_string())
+                        } else {
+                            SseEvent::default().event(e.name).data(e.data.as_str())
+                        };
+                        st.pending.push_back(ev.id(id));
+                    }
                 }
-                Err(lagged) => {
+                Pull::Lagged(missed) => {
                     st.done = true;
-                    let ev = ev
-                        .event("lagged")
-                        .data(json!({"missed": lagged.0}).to_string());
-                    return Some((Ok(ev), st));
+                    st.pending.push_back(
+                        SseEvent::default()
+                            .event("lagged")
+                            .data(json!({"missed": missed}).to_string()),
+                    );
+                }
+                Pull::Closed => return None,
+                Pull::Idle => {
+                    if st.head.changed().await.is_err() && st.log.is_closed() {
+                        return None;
+                    }
                 }
             }
         }

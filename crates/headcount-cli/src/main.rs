@@ -11,6 +11,7 @@ mod agent;
 mod bench;
 mod client;
 mod demo;
+mod event_log;
 mod http_api;
 mod tags;
 

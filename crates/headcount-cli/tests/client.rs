@@ -223,10 +223,8 @@ fn monitor_sees_a_join_and_ends_with_the_agent() {
     let (mut json, json_lines) = start(true);
     let first = json_lines.recv_timeout(T).unwrap();
     let v: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(
-        (v["event"].as_str(), v["id"].as_u64()),
-        (Some("join"), Some(1))
-    );
+    assert_eq!(v["event"].as_str(), Some("join"));
+    assert!(v["id"].as_str().is_some_and(|id| id.contains('-')), "{v}");
     assert_eq!(v["data"]["name"], "ma");
     let first = human_lines.recv_timeout(T).unwrap();
     assert!(

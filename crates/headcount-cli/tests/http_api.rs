@@ -413,9 +413,24 @@ fn keys() {
 
 /// Opens `GET /v1/events` and returns the connection.
 fn open_events(api: &str) -> TcpStream {
+    open_events_after(api, None)
+}
+
+/// Opens `GET /v1/events`, resuming after `last_id` when given.
+fn open_events_after(api: &str, last_id: Option<&str>) -> TcpStream {
     let mut s = TcpStream::connect(api).unwrap();
-    write!(s, "GET /v1/events HTTP/1.1\r\nHost: {api}\r\n\r\n").unwrap();
+    let resume = last_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+    write!(s, "GET /v1/events HTTP/1.1\r\nHost: {api}\r\n{resume}\r\n").unwrap();
     s
+}
+
+/// The last `id:` in an event stream's text.
+fn last_event_id(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("no id in {text}"))
+        .to_string()
 }
 
 /// Reads from `s` until the text read contains `needle`.
@@ -450,7 +465,7 @@ fn events_stream_and_a_client_that_never_reads() {
     let text = read_until(&mut reader, "\"name\":\"ea\"", T);
     assert!(text.contains("text/event-stream"), "{text}");
     assert!(
-        text.contains("id: 1\n") && text.contains("event: join\n"),
+        text.contains("id: ") && text.contains("event: join\n") && text.contains("retry: 1000\n"),
         "{text}"
     );
 
@@ -494,6 +509,46 @@ fn events_stream_and_a_client_that_never_reads() {
     let text = read_until(&mut watcher, "event: suspect", T);
     assert!(text.contains("\"from\":"), "{text}");
     read_until(&mut watcher, "\"state\":\"dead\"", T);
+}
+
+#[test]
+fn events_resume_after_last_event_id() {
+    let (_a, a_gossip, a_api) = agent("ra", &[]);
+    let mut first = open_events(&a_api);
+    let text = read_until(&mut first, "\"name\":\"ra\"", T);
+    let id = last_event_id(&text);
+    drop(first);
+
+    // While nobody listens: a join and a user message.
+    let (mut b, _, _) = agent("rb", &["--join", &a_gossip]);
+    wait_alive(&a_api, 2);
+    b.command("send-reliable ra while-away");
+
+    // Resuming replays exactly what came after the id: no snapshot.
+    let mut resumed = open_events_after(&a_api, Some(&id));
+    let text = read_until(&mut resumed, "while-away", T);
+    assert!(text.contains("\"name\":\"rb\""), "{text}");
+    assert!(
+        !text.contains("\"name\":\"ra\""),
+        "replayed the snapshot: {text}"
+    );
+    assert!(!text.contains("event: resync"), "{text}");
+    let id2 = last_event_id(&text);
+    assert_ne!(id, id2);
+
+    // The newest id resumes with nothing to replay, then follows.
+    let mut idle = open_events_after(&a_api, Some(&id2));
+    b.command("send-reliable ra after-resume");
+    let text = read_until(&mut idle, "after-resume", T);
+    assert!(!text.contains("while-away"), "{text}");
+
+    // An id from another agent run (or garbage): resync, then the members.
+    for stale in ["00000000-3", "not-an-id"] {
+        let mut s = open_events_after(&a_api, Some(stale));
+        let text = read_until(&mut s, "\"name\":\"rb\"", T);
+        assert!(text.contains("event: resync"), "{text}");
+        assert!(text.contains("\"name\":\"ra\""), "{text}");
+    }
 }
 
 #[test]
