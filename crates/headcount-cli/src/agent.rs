@@ -12,6 +12,8 @@ use headcount::{
     Cidr, Config, EventDelegate, Keyring, MemberInfo, Memberlist, MessageDelegate, Options,
 };
 use serde::Serialize;
+
+use crate::keyring_file::KeyringFile;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -73,12 +75,16 @@ are an error. Example:
 
 ENCRYPTION: --encrypt takes a base64 key of 16, 24 or 32 bytes (as Serf's
 -encrypt; `headcount keygen` makes one). Repeat it to install several keys:
-the first encrypts, all decrypt.
+the first encrypts, all decrypt. --keyring-file FILE keeps the keys on disk
+as Serf does (a JSON array of base64 keys, primary first, mode 0600): read at
+start (created from --encrypt when missing), rewritten after every key change
+made through the API (`headcount keys`), applied again on SIGHUP.
 
 SIGINT/SIGTERM: leave gracefully (up to 3 s), then exit 0.
-SIGHUP: re-read the --config file and apply its log-level and tags (those
-not given as flags; others take effect on restart); a bad file is logged
-and changes nothing.
+SIGHUP: apply the --keyring-file (install what it adds, make its first key
+the primary, remove what it drops), and re-read the --config file and apply
+its log-level and tags (those not given as flags; others take effect on
+restart); a bad file is logged and changes nothing.
 Logs go to stderr; --log-level, else RUST_LOG (default: info).")]
 pub struct AgentArgs {
     /// Unique node name [default: the host name].
@@ -134,6 +140,12 @@ pub struct AgentArgs {
     /// is the primary.
     #[arg(long, value_name = "BASE64KEY", value_parser = parse_key)]
     encrypt: Vec<Vec<u8>>,
+    /// Keyring file (Serf's format: a JSON array of base64 keys, the primary
+    /// first): its keys are used at start, key changes made through the API
+    /// are written to it, and SIGHUP applies it. Created from --encrypt when
+    /// missing; not allowed with --encrypt when it exists.
+    #[arg(long, value_name = "FILE")]
+    keyring_file: Option<std::path::PathBuf>,
     /// Cluster label: traffic with another label is dropped (at most 255
     /// bytes; separates clusters, not a secret).
     #[arg(long, value_name = "TEXT")]
@@ -316,7 +328,27 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
         let tags: crate::tags::Tags = args.tag.iter().cloned().collect();
         opts = opts.with_meta(crate::tags::encode(&tags));
     }
-    if let Some((primary, others)) = args.encrypt.split_first() {
+    let keyring_file = args.keyring_file.as_ref().map(KeyringFile::new);
+    let mut keys = args.encrypt.clone();
+    if let Some(f) = &keyring_file {
+        match f.load() {
+            Ok(Some(_)) if !args.encrypt.is_empty() => {
+                eprintln!(
+                    "headcount: --encrypt and --keyring-file {}: the file exists and holds the \
+                     keys; drop --encrypt (or the file)",
+                    f.path().display()
+                );
+                return ExitCode::FAILURE;
+            }
+            Ok(Some(from_file)) => keys = from_file,
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("headcount: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some((primary, others)) = keys.split_first() {
         // Lengths were checked while parsing the arguments.
         match Keyring::with_keys(primary, others) {
             Ok(k) => opts = opts.with_keyring(k),
@@ -346,7 +378,17 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
             return ExitCode::FAILURE;
         }
     };
-    match crate::http_api::start(&args.http, &ml).await {
+    if let Some(f) = &keyring_file {
+        // A new file from --encrypt, so later changes have a place to go.
+        if !f.path().exists() {
+            if let Err(e) = f.save_from(&ml).await {
+                eprintln!("headcount: {e}");
+                ml.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match crate::http_api::start(&args.http, &ml, keyring_file.clone()).await {
         Ok(Some(addr)) => printer.print(crate::http_api::bound_line(addr)),
         Ok(None) => {}
         Err(e) => {
@@ -438,8 +480,9 @@ async fn retry_join(ml: Memberlist, addrs: Vec<String>, interval: Duration, max:
     }
 }
 
-/// On SIGHUP, re-reads the --config file and applies its log level and
-/// tags (unless given as flags); other keys take effect on restart.
+/// On SIGHUP, applies the --keyring-file, then re-reads the --config file
+/// and applies its log level and tags (unless given as flags); other keys
+/// take effect on restart.
 async fn reload_on_hup(ml: Memberlist, args: AgentArgs, set_log_level: SetLogLevel) {
     #[cfg(unix)]
     {
@@ -452,7 +495,17 @@ async fn reload_on_hup(ml: Memberlist, args: AgentArgs, set_log_level: SetLogLev
         } else {
             crate::tags::encode(&args.tag.iter().cloned().collect())
         };
+        let keyring_file = args.keyring_file.as_ref().map(KeyringFile::new);
         while hup.recv().await.is_some() {
+            if let Some(f) = &keyring_file {
+                match f.apply_to(&ml).await {
+                    Ok(summary) => tracing::info!("SIGHUP: keyring file applied: {summary}"),
+                    Err(e) => tracing::warn!("SIGHUP: keyring file not applied: {e}"),
+                }
+            }
+            if args.config.is_none() {
+                continue;
+            }
             let r = match agent_config::reload(&args) {
                 Ok(r) => r,
                 Err(e) => {

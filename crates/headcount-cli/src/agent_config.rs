@@ -39,11 +39,13 @@ struct FileConfig {
     tag: Option<BTreeMap<String, String>>,
     delegate_versions: Option<String>,
     encrypt: Option<Vec<String>>,
+    keyring_file: Option<String>,
     label: Option<String>,
     allow: Option<Vec<String>>,
     log_level: Option<String>,
     http: Option<String>,
     http_token: Option<String>,
+    http_token_file: Option<String>,
     http_insecure: Option<bool>,
 }
 
@@ -127,6 +129,12 @@ pub fn resolve(args: &mut AgentArgs, matches: &ArgMatches) -> Result<(), String>
     if args.name.is_empty() {
         return Err("cannot read the host name for the node name: pass --name".to_string());
     }
+    if let Some(path) = &args.http.http_token_file {
+        if args.http.http_token.is_some() {
+            return Err("--http-token and --http-token-file: give the token once".to_string());
+        }
+        args.http.http_token = Some(read_token(path)?);
+    }
     Ok(())
 }
 
@@ -163,6 +171,24 @@ pub fn reload(args: &AgentArgs) -> Result<Reloaded, String> {
         log_level: fresh.log_level,
         tags: fresh.tag.into_iter().collect(),
     })
+}
+
+/// Reads an API token from a file: its first line, trimmed; the file must
+/// be small and the token not empty.
+fn read_token(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_string(&mut text))
+        .map_err(|e| format!("--http-token-file {shown}: {e}"))?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(format!(
+            "--http-token-file {shown}: the first line holds no token"
+        ));
+    }
+    Ok(token.to_string())
 }
 
 fn read(path: &Path) -> Result<FileConfig, String> {
@@ -229,6 +255,9 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
             .collect::<Result<_, _>>()
             .map_err(|e| key("encrypt", e))?;
     }
+    if let Some(v) = f.keyring_file.filter(|_| !given("keyring_file")) {
+        args.keyring_file = Some(v.into());
+    }
     if let Some(v) = f.label.filter(|_| !given("label")) {
         args.label = Some(v);
     }
@@ -243,6 +272,9 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
     }
     if let Some(v) = f.http_token.filter(|_| !given("http_token")) {
         args.http.http_token = Some(v);
+    }
+    if let Some(v) = f.http_token_file.filter(|_| !given("http_token_file")) {
+        args.http.http_token_file = Some(v.into());
     }
     if let Some(v) = f.http_insecure.filter(|_| !given("http_insecure")) {
         args.http.http_insecure = v;

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::event_log::{EventLog, Pull, Start, RESYNC};
+use crate::keyring_file::KeyringFile;
 
 /// The default API address.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7947);
@@ -96,6 +97,10 @@ pub struct HttpArgs {
     /// needed for a non-loopback --http address.
     #[arg(long, value_name = "TOKEN")]
     pub(crate) http_token: Option<String>,
+    /// Read the --http-token from the first line of this file (keeps it out
+    /// of the process list).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) http_token_file: Option<std::path::PathBuf>,
     /// Allow a non-loopback --http address without a token.
     #[arg(long)]
     pub(crate) http_insecure: bool,
@@ -144,8 +149,13 @@ pub fn check(args: &HttpArgs) -> Result<Option<SocketAddr>, String> {
 /// Checks the options, binds the API and serves it on a task until the
 /// runtime stops. Returns the bound address (`None` when disabled, or when
 /// the default address is taken: then a warning is logged). An explicit
-/// address that cannot be bound is an error.
-pub async fn start(args: &HttpArgs, ml: &Memberlist) -> Result<Option<SocketAddr>, String> {
+/// address that cannot be bound is an error. With the agent's
+/// `--keyring-file`, key changes made through the API are written to it.
+pub async fn start(
+    args: &HttpArgs,
+    ml: &Memberlist,
+    keyring_file: Option<KeyringFile>,
+) -> Result<Option<SocketAddr>, String> {
     let Some(addr) = check(args)? else {
         return Ok(None);
     };
@@ -162,7 +172,7 @@ pub async fn start(args: &HttpArgs, ml: &Memberlist) -> Result<Option<SocketAddr
     let bound = listener
         .local_addr()
         .map_err(|e| format!("--http {addr}: {e}"))?;
-    let app = router(ml.clone(), args.http_token.clone());
+    let app = router(ml.clone(), args.http_token.clone(), keyring_file);
     let listener = Capped {
         inner: listener,
         permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
@@ -258,9 +268,10 @@ pub fn bound_line(addr: SocketAddr) -> String {
 struct AppState {
     ml: Memberlist,
     log: Arc<EventLog>,
+    keyring_file: Option<Arc<KeyringFile>>,
 }
 
-fn router(ml: Memberlist, token: Option<String>) -> Router {
+fn router(ml: Memberlist, token: Option<String>, keyring_file: Option<KeyringFile>) -> Router {
     let log = EventLog::start(&ml, event_json);
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
     Router::new()
@@ -283,7 +294,11 @@ fn router(ml: Memberlist, token: Option<String>) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(token, authorize))
-        .with_state(AppState { ml, log })
+        .with_state(AppState {
+            ml,
+            log,
+            keyring_file: keyring_file.map(Arc::new),
+        })
 }
 
 /// Requires `Authorization: Bearer TOKEN` when a token is set. The
@@ -699,13 +714,26 @@ fn key_field(body: Result<Bytes, BytesRejection>) -> Result<Vec<u8>, ApiError> {
     Ok(key)
 }
 
+/// Writes the keys to the agent's `--keyring-file`, if it has one, after
+/// a change. The change is made either way: a failed write is logged and
+/// reported in the answer's `warning`.
+async fn persisted(s: &AppState, Json(mut answer): Json<Value>) -> Json<Value> {
+    if let Some(f) = &s.keyring_file {
+        if let Err(e) = f.save_from(&s.ml).await {
+            tracing::warn!("{e}");
+            answer["warning"] = Value::String(e);
+        }
+    }
+    Json(answer)
+}
+
 async fn add_key(
     State(s): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let key = key_field(body)?;
     let keys = s.ml.add_key(&key).await.map_err(lib_error)?;
-    Ok(keys_json(&keys))
+    Ok(persisted(&s, keys_json(&keys)).await)
 }
 
 async fn use_key(
@@ -714,7 +742,7 @@ async fn use_key(
 ) -> Result<Json<Value>, ApiError> {
     let key = key_field(body)?;
     let keys = s.ml.use_key(&key).await.map_err(lib_error)?;
-    Ok(keys_json(&keys))
+    Ok(persisted(&s, keys_json(&keys)).await)
 }
 
 async fn remove_key(
@@ -723,7 +751,7 @@ async fn remove_key(
 ) -> Result<Json<Value>, ApiError> {
     let key = key_field(body)?;
     let keys = s.ml.remove_key(&key).await.map_err(lib_error)?;
-    Ok(keys_json(&keys))
+    Ok(persisted(&s, keys_json(&keys)).await)
 }
 
 /// One library event as an SSE event name and JSON data; `None` for the
@@ -868,6 +896,7 @@ mod tests {
         HttpArgs {
             http: http.map(|h| parse_listen(h).unwrap()),
             http_token: token.map(str::to_string),
+            http_token_file: None,
             http_insecure: insecure,
         }
     }

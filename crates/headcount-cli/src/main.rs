@@ -13,6 +13,7 @@ mod client;
 mod demo;
 mod event_log;
 mod http_api;
+mod keyring_file;
 mod tags;
 
 use std::io::IsTerminal;

@@ -647,3 +647,160 @@ fn help_lists_the_endpoints() {
         assert!(help.contains(needle), "no {needle:?} in:\n{help}");
     }
 }
+
+/// A scratch directory for one test's files.
+fn scratch(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("headcount-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The keys in a keyring file (Serf's format), primary first.
+fn file_keys(path: &std::path::Path) -> Vec<String> {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `GET /v1/keys` as (fingerprint, primary) pairs.
+fn api_keys(api: &str) -> Vec<(String, bool)> {
+    let v = get(api, "/v1/keys").json();
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["fingerprint"].as_str().unwrap().to_string(),
+                k["primary"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn keyring_file_follows_api_changes_and_sighup() {
+    const K1: &str = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
+    const K2: &str = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
+    const K3: &str = "5K9OtfP7efFrNKe5WCQvXvnaXJ5cWP0SvXiwe0kkjM4=";
+    let dir = scratch("keyring-file");
+    let file = dir.join("keyring.json");
+    let file_arg = file.display().to_string();
+
+    // Missing file + --encrypt: the file is created from the flag.
+    let (mut a, _, api) = agent("kf", &["--encrypt", K1, "--keyring-file", &file_arg]);
+    assert_eq!(file_keys(&file), vec![K1]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the keyring file is private");
+    }
+
+    // Every change through the API is written, primary first.
+    assert_eq!(post(&api, "/v1/keys", &json!({"key": K2})).status, 200);
+    assert_eq!(file_keys(&file), vec![K1, K2]);
+    assert_eq!(post(&api, "/v1/keys/use", &json!({"key": K2})).status, 200);
+    assert_eq!(file_keys(&file), vec![K2, K1]);
+    let body = json!({"key": K1}).to_string();
+    assert_eq!(
+        http(&api, "DELETE", "/v1/keys", &[], body.as_bytes()).status,
+        200
+    );
+    assert_eq!(file_keys(&file), vec![K2]);
+    let before = api_keys(&api);
+    assert_eq!(before.len(), 1);
+
+    // The operator edits the file and sends SIGHUP: K3 installed and
+    // primary, K2 kept.
+    std::fs::write(&file, format!("[\"{K3}\", \"{K2}\"]")).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &a.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + T;
+    let after = loop {
+        let keys = api_keys(&api);
+        if keys.len() == 2 {
+            break keys;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not apply the file: {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        after[1],
+        (before[0].0.clone(), false),
+        "K2 stays, not primary"
+    );
+    assert!(
+        after[0].1 && after[0].0 != before[0].0,
+        "K3 is the primary: {after:?}"
+    );
+
+    // A bad edit changes nothing.
+    std::fs::write(&file, "[\"not base64\"]").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &a.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    a.proc.kill();
+
+    // An existing file and --encrypt: refused, one line says why.
+    std::fs::write(&file, format!("[\"{K3}\"]")).unwrap();
+    let out = Command::new(headcount_bin())
+        .args([
+            "agent",
+            "--name",
+            "x",
+            "--bind",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+        ])
+        .args(["--encrypt", K1, "--keyring-file", &file_arg])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--keyring-file") && err.contains("drop --encrypt"),
+        "{err}"
+    );
+
+    // The file alone: its keys are used.
+    let (_b, _, b_api) = agent("kg", &["--keyring-file", &file_arg]);
+    assert_eq!(api_keys(&b_api).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn token_from_a_file() {
+    let dir = scratch("token-file");
+    let token = dir.join("token");
+    std::fs::write(&token, "  fr0m-file \nignored second line\n").unwrap();
+    let token_arg = token.display().to_string();
+    let (_a, _, api) = agent("tf", &["--http-token-file", &token_arg]);
+    assert_eq!(get(&api, "/v1/self").status, 401);
+    let auth = [("Authorization", "Bearer fr0m-file")];
+    assert_eq!(http(&api, "GET", "/v1/self", &auth, b"").status, 200);
+
+    for (contents, flags, why) in [
+        ("\n", vec![], "holds no token"),
+        ("t", vec!["--http-token", "t"], "give the token once"),
+    ] {
+        std::fs::write(&token, contents).unwrap();
+        let out = Command::new(headcount_bin())
+            .args(["agent", "--name", "x", "--bind", "127.0.0.1:0"])
+            .args(["--http-token-file", &token_arg])
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

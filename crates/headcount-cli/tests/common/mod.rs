@@ -161,7 +161,6 @@ pub fn headcount_agent(name: &str, bind: &str, extra: &[&str]) -> JsonAgent {
     JsonAgent::spawn(name, cmd)
 }
 
-/// Fails with instructions when a tool the interop tests need is missing.
 /// Starts an agent (local profile) with its HTTP API on an ephemeral
 /// loopback port; returns it with its gossip and API addresses.
 pub fn agent_with_api(name: &str, extra: &[&str], t: Duration) -> (JsonAgent, String, String) {
@@ -179,6 +178,7 @@ pub fn agent_with_api(name: &str, extra: &[&str], t: Duration) -> (JsonAgent, St
     (a, gossip, api)
 }
 
+/// Fails with instructions when a tool the interop tests need is missing.
 pub fn require_tool(tool: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
