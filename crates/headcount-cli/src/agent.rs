@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 // A child module, so it can fill in `AgentArgs`' fields.
 #[path = "agent_config.rs"]
-mod agent_config;
+pub(crate) mod agent_config;
 pub use agent_config::{resolve, LogLevel};
 
 /// Sets the log level at run time (`None`: RUST_LOG, else info).

@@ -47,6 +47,7 @@ struct FileConfig {
     http_token: Option<String>,
     http_token_file: Option<String>,
     http_insecure: Option<bool>,
+    http_idle_timeout: Option<String>,
 }
 
 /// The log levels of `--log-level`.
@@ -278,6 +279,10 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
     }
     if let Some(v) = f.http_insecure.filter(|_| !given("http_insecure")) {
         args.http.http_insecure = v;
+    }
+    if let Some(v) = f.http_idle_timeout.filter(|_| !given("http_idle_timeout")) {
+        args.http.http_idle_timeout =
+            parse_duration(&v).map_err(|e| key("http_idle_timeout", e))?;
     }
     if let Some(v) = f.log_level.filter(|_| !given("log_level")) {
         args.log_level = Some(LogLevel::from_str(&v, true).map_err(|_| {

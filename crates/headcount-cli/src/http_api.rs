@@ -10,6 +10,7 @@
 //! the event stream reads from the library's bounded ring, so a slow or
 //! stuck client cannot stall membership: it is told `lagged` and cut off.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -87,7 +88,7 @@ Request bodies are limited to 64 KiB.";
 
 /// The HTTP API options of `headcount agent` (flattened into its
 /// arguments).
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct HttpArgs {
     /// Address of the HTTP API, or `off` (default 127.0.0.1:7947; see
     /// HTTP API below).
@@ -104,6 +105,10 @@ pub struct HttpArgs {
     /// Allow a non-loopback --http address without a token.
     #[arg(long)]
     pub(crate) http_insecure: bool,
+    /// Close an API connection after this long without a byte read or
+    /// written (an event stream writes a keep-alive every 15 s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::agent::agent_config::parse_duration)]
+    pub(crate) http_idle_timeout: Duration,
 }
 
 /// Where the API listens.
@@ -172,10 +177,19 @@ pub async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| format!("--http {addr}: {e}"))?;
-    let app = router(ml.clone(), args.http_token.clone(), keyring_file);
+    // An event stream writes at least this often, so idle cuts spare it.
+    let keep_alive =
+        (args.http_idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    let app = router(
+        ml.clone(),
+        args.http_token.clone(),
+        keyring_file,
+        keep_alive,
+    );
     let listener = Capped {
         inner: listener,
         permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        idle: args.http_idle_timeout,
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -186,10 +200,12 @@ pub async fn start(
     Ok(Some(bound))
 }
 
-/// A listener that holds at most [`MAX_CONNECTIONS`] connections open.
+/// A listener that holds at most [`MAX_CONNECTIONS`] connections open,
+/// each closed after `idle` without a byte read or written.
 struct Capped {
     inner: tokio::net::TcpListener,
     permits: Arc<Semaphore>,
+    idle: Duration,
 }
 
 impl axum::serve::Listener for Capped {
@@ -207,6 +223,8 @@ impl axum::serve::Listener for Capped {
             CappedStream {
                 io,
                 _permit: permit,
+                idle: self.idle,
+                deadline: Box::pin(tokio::time::sleep(self.idle)),
             },
             addr,
         )
@@ -217,10 +235,26 @@ impl axum::serve::Listener for Capped {
     }
 }
 
-/// A connection that frees its slot when dropped.
+/// A connection that frees its slot when dropped, and fails its reads once
+/// it has been idle (nothing read nor written) for `idle`.
+///
+/// Why here: axum's `serve` runs hyper without a timer, so hyper's own
+/// header-read timeout is off, and a client that connects and says nothing
+/// (or stops midway through a request) would keep its slot for good. The
+/// event stream writes a keep-alive at least every half `idle`, so it is
+/// never cut by this.
 struct CappedStream {
     io: tokio::net::TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl CappedStream {
+    fn touch(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(at);
+    }
 }
 
 impl AsyncRead for CappedStream {
@@ -229,7 +263,20 @@ impl AsyncRead for CappedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.touch();
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "HTTP API connection idle",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -239,7 +286,12 @@ impl AsyncWrite for CappedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if r.is_ready() {
+            this.touch();
+        }
+        r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
@@ -252,7 +304,12 @@ impl AsyncWrite for CappedStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if r.is_ready() {
+            this.touch();
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
@@ -269,9 +326,16 @@ struct AppState {
     ml: Memberlist,
     log: Arc<EventLog>,
     keyring_file: Option<Arc<KeyringFile>>,
+    /// How often an idle event stream sends a comment.
+    keep_alive: Duration,
 }
 
-fn router(ml: Memberlist, token: Option<String>, keyring_file: Option<KeyringFile>) -> Router {
+fn router(
+    ml: Memberlist,
+    token: Option<String>,
+    keyring_file: Option<KeyringFile>,
+    keep_alive: Duration,
+) -> Router {
     let log = EventLog::start(&ml, event_json);
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
     Router::new()
@@ -298,6 +362,7 @@ fn router(ml: Memberlist, token: Option<String>, keyring_file: Option<KeyringFil
             ml,
             log,
             keyring_file: keyring_file.map(Arc::new),
+            keep_alive,
         })
 }
 
@@ -796,6 +861,7 @@ const EVENTS_RETRY: Duration = Duration::from_secs(1);
 async fn events(State(s): State<AppState>, headers: axum::http::HeaderMap) -> impl IntoResponse {
     let last_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let log = s.log;
+    let keep_alive = s.keep_alive;
     let mut first: Vec<SseEvent> = Vec::new();
     let cursor = match log.start_for(last_id) {
         Start::After(seq) => seq,
@@ -885,7 +951,7 @@ async fn events(State(s): State<AppState>, headers: axum::http::HeaderMap) -> im
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream).keep_alive(KeepAlive::default().interval(keep_alive))
 }
 
 #[cfg(test)]
@@ -898,6 +964,7 @@ mod tests {
             http_token: token.map(str::to_string),
             http_token_file: None,
             http_insecure: insecure,
+            http_idle_timeout: Duration::from_secs(30),
         }
     }
 

@@ -804,3 +804,46 @@ fn token_from_a_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn idle_and_half_sent_requests_are_cut_but_event_streams_stay() {
+    let (_a, _, api) = agent("it", &["--http-idle-timeout", "1s"]);
+    let closed_within = |mut s: TcpStream, t: Duration| {
+        s.set_read_timeout(Some(t)).unwrap();
+        let mut buf = [0u8; 256];
+        // Closed: end of stream or a reset; a timeout means still open.
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "unexpected answer: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) => assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "the idle connection was not closed within {t:?}"
+            ),
+        }
+    };
+    // Says nothing at all.
+    closed_within(TcpStream::connect(&api).unwrap(), Duration::from_secs(10));
+    // Stops in the middle of its request head.
+    let mut half = TcpStream::connect(&api).unwrap();
+    write!(half, "GET /v1/self HTTP/1.1\r\nHost: x\r\n").unwrap();
+    closed_within(half, Duration::from_secs(10));
+
+    // An event stream with nothing to say outlives several idle periods:
+    // keep-alive comments keep it open, and an event still arrives.
+    let mut events = open_events(&api);
+    read_until(&mut events, "\"name\":\"it\"", T);
+    std::thread::sleep(Duration::from_secs(3));
+    let r = post(
+        &api,
+        "/v1/send",
+        &json!({"node": "it", "message": "still-here"}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    read_until(&mut events, "still-here", T);
+}
