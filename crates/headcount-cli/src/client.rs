@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
+use regex::Regex;
 use serde_json::{json, Value};
 
 /// `println!` that ignores a closed stdout (e.g. piped into `head`)
@@ -106,12 +107,50 @@ pub struct MembersArgs {
     /// Print the API's JSON (`{"members":[...]}`, filtered) instead of a table.
     #[arg(long)]
     json: bool,
-    /// Only members in this state (alive, suspect, dead, left); implies --all.
-    #[arg(long, value_name = "S", value_parser = ["alive", "suspect", "dead", "left"])]
-    status: Option<String>,
-    /// Only members with this Serf tag (repeatable; all must match).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = crate::tags::parse_tag)]
-    tag: Vec<(String, String)>,
+    /// Only members whose state (alive, suspect, dead, left) matches this
+    /// regular expression, anchored as in Serf (`alive|suspect`); implies
+    /// --all.
+    #[arg(long, value_name = "REGEX", value_parser = status_filter)]
+    status: Option<Regex>,
+    /// Only members whose name matches this regular expression (anchored:
+    /// `web-.*`).
+    #[arg(long, value_name = "REGEX", value_parser = anchored)]
+    name: Option<Regex>,
+    /// Only members with a Serf tag KEY whose value matches the regular
+    /// expression (anchored; repeatable, all must match), as `serf members
+    /// -tag`.
+    #[arg(long, value_name = "KEY=REGEX", value_parser = tag_filter)]
+    tag: Vec<(String, Regex)>,
+}
+
+/// A regular expression that must match the whole text, as Serf's filters.
+fn anchored(s: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{s})$")).map_err(|e| format!("not a regular expression: {e}"))
+}
+
+/// `--status`: a regular expression that matches at least one state (one
+/// that matches none is a typo, not a filter).
+fn status_filter(s: &str) -> Result<Regex, String> {
+    let re = anchored(s)?;
+    if ["alive", "suspect", "dead", "left"]
+        .iter()
+        .any(|st| re.is_match(st))
+    {
+        Ok(re)
+    } else {
+        Err("matches none of the states alive, suspect, dead, left".into())
+    }
+}
+
+/// `KEY=REGEX` for `--tag`.
+fn tag_filter(s: &str) -> Result<(String, Regex), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not KEY=REGEX"))?;
+    if k.is_empty() {
+        return Err(format!("{s:?}: the tag name is empty"));
+    }
+    Ok((k.to_string(), anchored(v)?))
 }
 
 #[derive(Args, Debug)]
@@ -437,6 +476,13 @@ fn tags_or_meta(m: &Value) -> (Option<crate::tags::Tags>, String) {
     }
 }
 
+/// Whether a JSON string matches the filter (no filter: yes).
+fn matches(filter: &Option<Regex>, v: &Value) -> bool {
+    filter
+        .as_ref()
+        .is_none_or(|re| re.is_match(v.as_str().unwrap_or_default()))
+}
+
 fn members(a: MembersArgs) -> Result<(), Fail> {
     let path = if a.all || a.status.is_some() {
         "/v1/members?all=true"
@@ -449,14 +495,17 @@ fn members(a: MembersArgs) -> Result<(), Fail> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|m| a.status.as_ref().is_none_or(|s| m["state"] == s.as_str()))
+        .filter(|m| matches(&a.status, &m["state"]))
+        .filter(|m| matches(&a.name, &m["name"]))
         .filter(|m| {
             if a.tag.is_empty() {
                 return true;
             }
             let (tags, _) = tags_or_meta(m);
             let tags = tags.unwrap_or_default();
-            a.tag.iter().all(|(k, v)| tags.get(k) == Some(v))
+            a.tag
+                .iter()
+                .all(|(k, re)| tags.get(k).is_some_and(|v| re.is_match(v)))
         })
         .collect();
     if a.json {

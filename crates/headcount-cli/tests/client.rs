@@ -94,6 +94,25 @@ fn members_info_join_send_leave() {
     let (_, stdout, _) = run(&["members", "--http", &a_api, "--status", "alive", "--json"]);
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["members"].as_array().unwrap().len(), 2, "{v}");
+    // Serf's anchored regular expressions: a prefix alone matches nothing.
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--status", "al"]);
+    assert_eq!(stdout, "");
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--status", "dead|alive"]);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--name", "[ab]"]);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--name", "b"]);
+    assert!(
+        stdout.starts_with("b ") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--tag", "role=w.*"]);
+    assert!(
+        stdout.starts_with("a ") && stdout.lines().count() == 1,
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(&["members", "--http", &a_api, "--tag", "role=we"]);
+    assert_eq!(stdout, "");
 
     // info, human and JSON; the address from the environment.
     let (code, stdout, stderr) = out(client(&["info"])
@@ -321,6 +340,8 @@ fn wrong_token_no_agent_and_usage_errors() {
     assert_eq!(run(&["send", "b"]).0, 2);
     assert_eq!(run(&["members", "--tag", "novalue"]).0, 2);
     assert_eq!(run(&["members", "--status", "bogus"]).0, 2);
+    assert_eq!(run(&["members", "--name", "a("]).0, 2);
+    assert_eq!(run(&["members", "--tag", "role=[x"]).0, 2);
     assert_eq!(run(&["keys"]).0, 2);
     let (code, help, _) = run(&["members", "--help"]);
     assert_eq!(code, 0);
