@@ -336,24 +336,26 @@ fn non_loopback_api_needs_a_token() {
     assert!(out.stdout.is_empty());
 }
 
+/// A keys answer as (fingerprint, primary) pairs.
+fn fingerprints(v: &Value) -> Vec<(String, bool)> {
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["fingerprint"].as_str().unwrap().to_string(),
+                k["primary"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn keys() {
     const K1: &str = "T9jncgl9mbLus+baTTa7q7nPSUrXwbDi2dhbtqir37s=";
     const K2: &str = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
     let (_a, _, api) = agent("ka", &["--encrypt", K1]);
-    let fingerprints = |v: &Value| -> Vec<(String, bool)> {
-        v["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| {
-                (
-                    k["fingerprint"].as_str().unwrap().to_string(),
-                    k["primary"].as_bool().unwrap(),
-                )
-            })
-            .collect()
-    };
     let r = get(&api, "/v1/keys");
     assert_eq!(r.status, 200);
     let text = String::from_utf8_lossy(&r.body).to_string();
@@ -663,18 +665,7 @@ fn file_keys(path: &std::path::Path) -> Vec<String> {
 
 /// `GET /v1/keys` as (fingerprint, primary) pairs.
 fn api_keys(api: &str) -> Vec<(String, bool)> {
-    let v = get(api, "/v1/keys").json();
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["fingerprint"].as_str().unwrap().to_string(),
-                k["primary"].as_bool().unwrap(),
-            )
-        })
-        .collect()
+    fingerprints(&get(api, "/v1/keys").json())
 }
 
 #[test]
