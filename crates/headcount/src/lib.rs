@@ -151,6 +151,7 @@ mod driver;
 mod error;
 mod events;
 mod memberlist;
+mod metrics;
 mod net;
 mod options;
 mod resolve;
