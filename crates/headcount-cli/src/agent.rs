@@ -157,6 +157,9 @@ pub struct AgentArgs {
     /// The HTTP API: --http, --http-token, --http-insecure.
     #[command(flatten)]
     http: crate::http_api::HttpArgs,
+    /// GET /metrics: --metrics-prefix, --metric-label.
+    #[command(flatten)]
+    metrics: crate::metrics_endpoint::MetricsArgs,
 }
 
 impl AgentArgs {
@@ -311,6 +314,12 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
         Profile::Wan => Config::wan(),
         Profile::Local => Config::local(),
     };
+    // Before the node starts: it registers its metrics then.
+    if let Err(e) = crate::metrics_endpoint::install(&args.metrics) {
+        eprintln!("headcount: {e}");
+        return ExitCode::FAILURE;
+    }
+    config.metric_labels = args.metrics.metric_label.clone();
     let (dmin, dmax, dcur) = args.delegate_versions;
     config.delegate_protocol_min = dmin;
     config.delegate_protocol_max = dmax;
