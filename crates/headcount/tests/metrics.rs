@@ -4,6 +4,8 @@
 //! happened (a node killed: suspected, declared dead). One test in its own
 //! binary, since a recorder is global to the process.
 
+#![cfg(feature = "metrics")]
+
 mod common;
 
 use std::collections::HashMap;
