@@ -319,7 +319,6 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
         eprintln!("headcount: {e}");
         return ExitCode::FAILURE;
     }
-    config.metric_labels = args.metrics.metric_label.clone();
     let (dmin, dmax, dcur) = args.delegate_versions;
     config.delegate_protocol_min = dmin;
     config.delegate_protocol_max = dmax;
@@ -373,6 +372,7 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
     if !args.allow.is_empty() {
         opts = opts.with_cidrs_allowed(args.allow.iter().copied());
     }
+    opts = opts.with_metric_labels(args.metrics.metric_label.iter().cloned());
     let ml = match Memberlist::create(opts).await {
         Ok(ml) => ml,
         Err(headcount::Error::NoPrivateAddress { bind }) => {
