@@ -112,8 +112,102 @@ mod handles {
         pub probes_failed: Counter,
     }
 
+    /// Help texts and units for exporters (`# HELP` lines), from the
+    /// constants' documentation. Cheap, and harmless to repeat per node.
+    fn describe() {
+        use super::*;
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_counter!(MSG_ALIVE, Unit::Count, "alive messages applied");
+        describe_counter!(MSG_SUSPECT, Unit::Count, "suspect messages applied");
+        describe_counter!(MSG_DEAD, Unit::Count, "dead messages applied");
+        describe_counter!(
+            DEGRADED_PROBE,
+            Unit::Count,
+            "probes with an interval stretched by the health score"
+        );
+        describe_counter!(
+            DEGRADED_TIMEOUT,
+            Unit::Count,
+            "suspicions timed out with fewer confirmations than expected"
+        );
+        describe_gauge!(
+            HEALTH_SCORE,
+            Unit::Count,
+            "local health (awareness) score, 0 is healthy"
+        );
+        describe_gauge!(
+            NODE_INSTANCES,
+            Unit::Count,
+            "members by state, as of the last push/pull sent"
+        );
+        describe_gauge!(
+            SIZE_LOCAL,
+            Unit::Bytes,
+            "bytes of the local state sent in the last push/pull"
+        );
+        describe_histogram!(
+            SIZE_REMOTE,
+            Unit::Bytes,
+            "bytes of encrypted stream messages read"
+        );
+        describe_histogram!(PROBE_NODE, Unit::Milliseconds, "duration of a probe");
+        describe_histogram!(
+            PUSH_PULL_NODE,
+            Unit::Milliseconds,
+            "duration of a push/pull we started"
+        );
+        describe_histogram!(GOSSIP, Unit::Milliseconds, "duration of a gossip round");
+        describe_histogram!(
+            QUEUE_BROADCASTS,
+            Unit::Count,
+            "broadcasts queued, sampled periodically"
+        );
+        describe_counter!(UDP_SENT, Unit::Bytes, "bytes of UDP packets sent");
+        describe_counter!(UDP_RECEIVED, Unit::Bytes, "bytes of UDP packets received");
+        describe_counter!(TCP_SENT, Unit::Bytes, "bytes written on TCP streams");
+        describe_counter!(TCP_ACCEPT, Unit::Count, "inbound TCP connections accepted");
+        describe_counter!(
+            TCP_CONNECT,
+            Unit::Count,
+            "TCP connections made for push/pulls"
+        );
+        describe_counter!(HC_PACKETS_DROPPED, Unit::Count, "packets dropped whole");
+        describe_counter!(
+            HC_MESSAGES_MALFORMED,
+            Unit::Count,
+            "malformed or unknown messages in packets"
+        );
+        describe_histogram!(
+            HC_INBOUND_DEPTH,
+            Unit::Count,
+            "messages in the inbound queue after a burst of packets"
+        );
+        describe_counter!(
+            HC_RECONNECT_ATTEMPTS,
+            Unit::Count,
+            "push/pulls started to reconnect with a failed member"
+        );
+        describe_counter!(
+            HC_PROBES_FAILED,
+            Unit::Count,
+            "probes that ended without any ack"
+        );
+        describe_counter!(HC_UDP_SEND_ERRORS, Unit::Count, "UDP sends that failed");
+        describe_counter!(
+            HC_TCP_REFUSED,
+            Unit::Count,
+            "inbound connections closed at once"
+        );
+        describe_counter!(
+            HC_TCP_DIAL_FAILURES,
+            Unit::Count,
+            "streams we dialed that failed"
+        );
+    }
+
     impl Handles {
         pub(super) fn new(labels: &[(String, String)]) -> Self {
+            describe();
             let l: Vec<Label> = labels
                 .iter()
                 .map(|(k, v)| Label::new(k.clone(), v.clone()))
