@@ -287,10 +287,10 @@ impl NodeMetrics {
     pub(crate) fn health_score(&self, score: u32) {
         self.h.health_score.set(f64::from(score));
     }
-    /// Members alive, suspect, dead and left.
+    /// Members alive, suspect, dead and left (counted by `counts`).
     #[inline]
-    pub(crate) fn node_instances(&self, counts: [usize; 4]) {
-        for (g, n) in self.h.node_instances.iter().zip(counts) {
+    pub(crate) fn node_instances(&self, counts: impl FnOnce() -> [usize; 4]) {
+        for (g, n) in self.h.node_instances.iter().zip(counts()) {
             g.set(n as f64);
         }
     }
@@ -347,7 +347,7 @@ impl NodeMetrics {
     #[inline]
     pub(crate) fn health_score(&self, _score: u32) {}
     #[inline]
-    pub(crate) fn node_instances(&self, _counts: [usize; 4]) {}
+    pub(crate) fn node_instances(&self, _counts: impl FnOnce() -> [usize; 4]) {}
     #[inline]
     pub(crate) fn size_local(&self, _bytes: usize) {}
     #[inline]

@@ -337,13 +337,21 @@ impl<T: Transport> Driver<T> {
     /// goes to `memberlist.gossip`.
     fn fire_timers(&mut self, now: headcount_proto::Instant) {
         #[cfg(feature = "metrics")]
-        let (started, rounds) = (std::time::Instant::now(), self.node().stats().gossip_rounds);
-        self.node().handle_timeout(now);
+        let started = std::time::Instant::now();
+        // The core counts its gossip rounds: one ran if the count moved.
+        let gossiped = {
+            let mut node = self.node();
+            let before = node.stats().gossip_rounds;
+            node.handle_timeout(now);
+            node.stats().gossip_rounds != before
+        };
         self.drain();
         #[cfg(feature = "metrics")]
-        if self.node().stats().gossip_rounds != rounds {
+        if gossiped {
             self.metrics.gossip(started.elapsed());
         }
+        #[cfg(not(feature = "metrics"))]
+        let _ = gossiped;
     }
 
     /// Handles `first`, then up to [`MAX_MESSAGES_PER_TURN`] - 1 more inputs

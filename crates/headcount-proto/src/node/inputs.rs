@@ -50,9 +50,9 @@ impl Node {
                     self.stats.messages_unknown += summary.unknown as u64;
                     let bad = (summary.malformed + summary.truncated) as u64;
                     self.stats.messages_malformed += bad;
-                    if bad + summary.unknown as u64 > 0 {
-                        self.metrics
-                            .messages_malformed(bad + summary.unknown as u64);
+                    let unusable = bad + summary.unknown as u64;
+                    if unusable > 0 {
+                        self.metrics.messages_malformed(unusable);
                     }
                 }
                 Err(e) => {
