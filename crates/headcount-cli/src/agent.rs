@@ -305,19 +305,25 @@ pub async fn run(args: AgentArgs, set_log_level: SetLogLevel) -> ExitCode {
 
 async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) -> ExitCode {
     // Refuse an unsafe HTTP API before the node starts.
-    if let Err(e) = crate::http_api::check(&args.http) {
-        eprintln!("headcount: {e}");
-        return ExitCode::FAILURE;
-    }
+    let http_on = match crate::http_api::check(&args.http) {
+        Ok(addr) => addr.is_some(),
+        Err(e) => {
+            eprintln!("headcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
         Profile::Local => Config::local(),
     };
-    // Before the node starts: it registers its metrics then.
-    if let Err(e) = crate::metrics_endpoint::install(&args.metrics) {
-        eprintln!("headcount: {e}");
-        return ExitCode::FAILURE;
+    // Before the node starts: it registers its metrics then. Nothing to
+    // serve them without the API.
+    if http_on {
+        if let Err(e) = crate::metrics_endpoint::install(&args.metrics) {
+            eprintln!("headcount: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let (dmin, dmax, dcur) = args.delegate_versions;
     config.delegate_protocol_min = dmin;
