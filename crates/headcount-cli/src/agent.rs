@@ -157,6 +157,9 @@ pub struct AgentArgs {
     /// The HTTP API: --http, --http-token, --http-insecure.
     #[command(flatten)]
     http: crate::http_api::HttpArgs,
+    /// GET /metrics: --metrics-prefix, --metric-label.
+    #[command(flatten)]
+    metrics: crate::metrics_endpoint::MetricsArgs,
 }
 
 impl AgentArgs {
@@ -302,15 +305,26 @@ pub async fn run(args: AgentArgs, set_log_level: SetLogLevel) -> ExitCode {
 
 async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) -> ExitCode {
     // Refuse an unsafe HTTP API before the node starts.
-    if let Err(e) = crate::http_api::check(&args.http) {
-        eprintln!("headcount: {e}");
-        return ExitCode::FAILURE;
-    }
+    let http_on = match crate::http_api::check(&args.http) {
+        Ok(addr) => addr.is_some(),
+        Err(e) => {
+            eprintln!("headcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
         Profile::Local => Config::local(),
     };
+    // Before the node starts: it registers its metrics then. Nothing to
+    // serve them without the API.
+    if http_on {
+        if let Err(e) = crate::metrics_endpoint::install(&args.metrics) {
+            eprintln!("headcount: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let (dmin, dmax, dcur) = args.delegate_versions;
     config.delegate_protocol_min = dmin;
     config.delegate_protocol_max = dmax;
@@ -364,6 +378,7 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
     if !args.allow.is_empty() {
         opts = opts.with_cidrs_allowed(args.allow.iter().copied());
     }
+    opts = opts.with_metric_labels(args.metrics.metric_label.iter().cloned());
     let ml = match Memberlist::create(opts).await {
         Ok(ml) => ml,
         Err(headcount::Error::NoPrivateAddress { bind }) => {

@@ -48,6 +48,8 @@ struct FileConfig {
     http_token_file: Option<String>,
     http_insecure: Option<bool>,
     http_idle_timeout: Option<String>,
+    metrics_prefix: Option<String>,
+    metric_label: Option<BTreeMap<String, String>>,
 }
 
 /// The log levels of `--log-level`.
@@ -284,6 +286,17 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
         args.http.http_idle_timeout =
             parse_duration(&v).map_err(|e| key("http_idle_timeout", e))?;
     }
+    if let Some(v) = f.metrics_prefix.filter(|_| !given("metrics_prefix")) {
+        args.metrics.metrics_prefix =
+            Some(crate::metrics_endpoint::parse_prefix(&v).map_err(|e| key("metrics_prefix", e))?);
+    }
+    if let Some(v) = f.metric_label.filter(|_| !given("metric_label")) {
+        args.metrics.metric_label = v
+            .iter()
+            .map(|(k, v)| crate::metrics_endpoint::parse_label(&format!("{k}={v}")))
+            .collect::<Result<_, _>>()
+            .map_err(|e| key("metric_label", e))?;
+    }
     if let Some(v) = f.log_level.filter(|_| !given("log_level")) {
         args.log_level = Some(LogLevel::from_str(&v, true).map_err(|_| {
             key(
@@ -355,11 +368,21 @@ mod tests {
             http = "127.0.0.1:7999"
             http-token = "t0k3n"
             http-insecure = true
+            metrics-prefix = "consul"
             [tag]
             role = "web"
             zone = "a"
+            [metric-label]
+            dc = "eu"
         "#;
         let a = parse(&[], Some(file)).unwrap();
+        assert_eq!(a.metrics.metrics_prefix.as_deref(), Some("consul"));
+        assert_eq!(
+            a.metrics.metric_label,
+            [("dc".to_string(), "eu".to_string())]
+        );
+        let a = parse(&["--metrics-prefix", "nomad"], Some(file)).unwrap();
+        assert_eq!(a.metrics.metrics_prefix.as_deref(), Some("nomad"));
         assert_eq!(a.name, "from-file");
         assert_eq!(
             a.http.http,

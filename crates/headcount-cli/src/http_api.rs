@@ -78,6 +78,9 @@ or --http-insecure. Errors are {\"error\":TEXT,\"field\":NAME|null}.
   POST   /v1/keys   {\"key\":BASE64}  install a key
   POST   /v1/keys/use {\"key\":BASE64}  make it the primary
   DELETE /v1/keys   {\"key\":BASE64}  remove it
+  GET    /metrics                Prometheus text format, Go memberlist's metric
+                                 names (docs/metrics.md); --metrics-prefix P
+                                 serves P_memberlist_*, --metric-label K=V
   GET    /v1/events              Server-Sent Events (join, leave, update, suspect,
                                  conflict, health, user); ids EPOCH-SEQ. Send
                                  Last-Event-ID to resume (`event: resync` and a
@@ -349,6 +352,7 @@ fn router(
         .route("/v1/keys", get(keys).post(add_key).delete(remove_key))
         .route("/v1/keys/use", post(use_key))
         .route("/v1/events", get(events))
+        .route("/metrics", get(crate::metrics_endpoint::render))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

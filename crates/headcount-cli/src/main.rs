@@ -14,6 +14,7 @@ mod demo;
 mod event_log;
 mod http_api;
 mod keyring_file;
+mod metrics_endpoint;
 mod tags;
 
 use std::io::IsTerminal;

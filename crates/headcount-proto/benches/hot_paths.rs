@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the hot paths: encoding and decoding each message
-//! kind, compound packing, LZW, CRC, AES-GCM, the broadcast queue and one
-//! probe round of the state machine. Run with `cargo bench -p
+//! kind, compound packing, LZW, CRC, AES-GCM, the broadcast queue, one
+//! probe round of the state machine and a suspect/refute cycle. The last
+//! two also run with a Prometheus recorder installed (`*_recorded`, with
+//! `--features metrics`): without the feature, or without a recorder,
+//! recording must cost nothing measurable (bench/notes.md). Run with `cargo bench -p
 //! headcount-proto`; divan prints time and allocations (count and bytes)
 //! per operation, counted by its allocator wrapper around `System`.
 
@@ -295,6 +298,26 @@ fn broadcast_queue(bencher: Bencher, n: usize) {
     });
 }
 
+/// A node that knows `n` members (itself included). With `recorded`, its
+/// metrics go to a Prometheus recorder (the one the agent uses): the node
+/// registers its handles when it is built, under that recorder.
+fn node_with_members_recorded(n: usize, recorded: bool) -> (Node, Instant) {
+    #[cfg(feature = "metrics")]
+    if recorded {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fold the samples into the summaries now and then, as the agent's
+        // upkeep does, so that they do not pile up.
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            handle.run_upkeep();
+        });
+        return metrics::with_local_recorder(&recorder, || node_with_members(n));
+    }
+    assert!(!recorded, "the *_recorded benches need --features metrics");
+    node_with_members(n)
+}
+
 /// A node that knows `n` members (itself included).
 fn node_with_members(n: usize) -> (Node, Instant) {
     let now = Instant::ZERO;
@@ -321,7 +344,63 @@ fn node_with_members(n: usize) -> (Node, Instant) {
 /// ack comes back, and every output is drained.
 #[divan::bench]
 fn probe_round(bencher: Bencher) {
-    let (mut node, mut now) = node_with_members(64);
+    probe_round_with(bencher, false);
+}
+
+/// `probe_round` with a Prometheus recorder (`--features metrics`).
+#[cfg(feature = "metrics")]
+#[divan::bench]
+fn probe_round_recorded(bencher: Bencher) {
+    probe_round_with(bencher, true);
+}
+
+/// A member is suspected by a peer and refutes it: a packet with a
+/// `suspect` and then one with its `alive` at a higher incarnation, each
+/// applied and queued for gossip (`memberlist.msg.suspect`, `msg.alive`).
+#[divan::bench]
+fn suspect_refute(bencher: Bencher) {
+    suspect_refute_with(bencher, false);
+}
+
+/// `suspect_refute` with a Prometheus recorder (`--features metrics`).
+#[cfg(feature = "metrics")]
+#[divan::bench]
+fn suspect_refute_recorded(bencher: Bencher) {
+    suspect_refute_with(bencher, true);
+}
+
+fn suspect_refute_with(bencher: Bencher, recorded: bool) {
+    let (mut node, now) = node_with_members_recorded(64, recorded);
+    let from = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), 7946));
+    // alive(7) announced incarnation 7: suspect at 7, refute at 8, ...
+    let mut incarnation = 7;
+    bencher.bench_local(|| {
+        let mut s = Vec::new();
+        encode_message(
+            &Message::Suspect(Suspect {
+                incarnation,
+                node: "node-7.example.internal".into(),
+                from: "node-2.example.internal".into(),
+            }),
+            &mut s,
+        );
+        node.handle_packet(now, from, &s);
+        incarnation += 1;
+        let mut a = Vec::new();
+        encode_message(
+            &Message::Alive(Alive {
+                incarnation,
+                ..alive(7)
+            }),
+            &mut a,
+        );
+        node.handle_packet(now, from, &a);
+        while node.poll_output().is_some() {}
+    });
+}
+
+fn probe_round_with(bencher: Bencher, recorded: bool) {
+    let (mut node, mut now) = node_with_members_recorded(64, recorded);
     let interval = node.config().probe_interval;
     let limits = Limits::default();
     bencher.bench_local(|| {

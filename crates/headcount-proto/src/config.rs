@@ -66,8 +66,8 @@ pub const META_MAX_SIZE: usize = 512;
 /// | `RequireNodeNames` | omitted: it makes sends to an address without a node name fail, which matters only to a name-aware transport (Go's `NodeAwareTransport`); headcount always addresses a member by its socket address, and a join address has no name to require |
 /// | `CIDRsAllowed` | [`Config::cidrs_allowed`] |
 /// | `Label`, `SkipInboundLabelCheck` (newer memberlist) | [`Config::label`], [`Config::skip_inbound_label_check`] |
-/// | `MetricLabels` (newer memberlist) | omitted: headcount exports counters ([`Stats`](crate::Stats)), not go-metrics; label them where you export them |
-/// | `QueueCheckInterval` (newer memberlist) | omitted: Go's timer that warns when the broadcast queue is long; poll [`Node::queued_broadcasts`](crate::Node::queued_broadcasts) instead. Not a protocol knob |
+/// | `MetricLabels` (newer memberlist) | [`Config::metric_labels`] (see [`crate::metrics`]) |
+/// | `QueueCheckInterval` (newer memberlist) | [`Config::queue_check_interval`]: the driver samples the broadcast queue's length into `memberlist.queue.broadcasts` |
 /// | — (headcount only) | [`Config::reconnect_interval`], [`Config::reconnect_timeout`], [`Config::lifeguard_suspect_piggyback`], [`Config::lifeguard_nacks`], [`Config::lifeguard_health_scaled_suspicion`] |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -175,6 +175,12 @@ pub struct Config {
     /// authenticate. An empty list is refused by [`Config::validate`]
     /// (Go would read it as "allow all").
     pub cidrs_allowed: Option<Vec<Cidr>>,
+    /// Labels on every metric the node records (Go `MetricLabels`), as
+    /// (name, value) pairs; empty in the presets. See [`crate::metrics`].
+    pub metric_labels: Vec<(String, String)>,
+    /// How often the driver samples the broadcast queue's length into
+    /// `memberlist.queue.broadcasts` (Go `QueueCheckInterval`, 30 s).
+    pub queue_check_interval: Duration,
 }
 
 impl Config {
@@ -214,6 +220,8 @@ impl Config {
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
             cidrs_allowed: None,
+            metric_labels: Vec::new(),
+            queue_check_interval: Duration::from_secs(30),
         }
     }
 
@@ -311,6 +319,26 @@ impl Config {
     #[must_use]
     pub fn with_keyring(mut self, keyring: impl Into<Option<Keyring>>) -> Self {
         self.keyring = keyring.into();
+        self
+    }
+
+    /// Sets [`Config::metric_labels`].
+    #[must_use]
+    pub fn with_metric_labels<K: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.metric_labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// Sets [`Config::queue_check_interval`].
+    #[must_use]
+    pub fn with_queue_check_interval(mut self, interval: Duration) -> Self {
+        self.queue_check_interval = interval;
         self
     }
 

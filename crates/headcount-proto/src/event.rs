@@ -47,6 +47,18 @@ pub enum Output {
     Completion(Completion),
 }
 
+/// What a stream the node dials is for (see [`Dial::kind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialKind {
+    /// A push/pull: a join, the periodic exchange or a reconnect attempt.
+    PushPull,
+    /// A reliable user message (`send_reliable`).
+    Reliable,
+    /// A TCP fallback ping of a probe.
+    Ping,
+}
+
 /// A request to open a stream (see [`Output::Dial`]).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -61,6 +73,9 @@ pub struct Dial {
     pub expect_reply: bool,
     /// Give up (and report a failure) after this long.
     pub timeout: Duration,
+    /// What the stream is for (Go counts `memberlist.tcp.connect` only
+    /// for push/pulls).
+    pub kind: DialKind,
 }
 
 /// What went wrong with a stream, as the driver reports it.

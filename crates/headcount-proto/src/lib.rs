@@ -24,6 +24,7 @@ pub mod error;
 pub mod event;
 mod fxhash;
 pub mod inbound;
+pub mod metrics;
 pub mod name;
 pub mod node;
 pub mod state;
@@ -38,7 +39,7 @@ pub use config::{Config, ConfigError};
 pub use delegate::{BroadcastContext, Hooks, NoHooks};
 pub use error::{MergeError, PushPullError, Veto};
 pub use event::{
-    BroadcastId, Completion, Dial, Event, JoinId, Output, PingId, StreamFailure, StreamId,
+    BroadcastId, Completion, Dial, DialKind, Event, JoinId, Output, PingId, StreamFailure, StreamId,
 };
 pub use inbound::InboundQueue;
 pub use name::Name;

@@ -183,6 +183,8 @@ pub struct Stats {
     pub alives_denied: u64,
     /// Push/pulls started to reconnect with a failed member.
     pub reconnect_attempts: u64,
+    /// Gossip rounds run (rounds that found nothing to send included).
+    pub gossip_rounds: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -206,6 +208,8 @@ enum PendingStream {
         join: bool,
         join_id: Option<JoinId>,
         addr: SocketAddr,
+        /// When it was dialed, for `memberlist.pushPullNode`.
+        started: Instant,
     },
     Reliable,
     FallbackPing {
@@ -259,6 +263,8 @@ pub struct Node {
     gossip_pacing: GossipPacing,
     /// What the next periodic push/pull sends.
     push_pull_pacing: PushPullPacing,
+    /// Go memberlist's metrics (a no-op without the `metrics` feature).
+    metrics: crate::metrics::NodeMetrics,
 }
 
 impl core::fmt::Debug for Node {
@@ -292,6 +298,7 @@ impl Node {
         }
         let security = security::SecurityState::new(&config, nonces)?;
         let raw_addr = RawAddr::from_ip(local.addr.ip());
+        let metrics = crate::metrics::NodeMetrics::new(&config.metric_labels);
         let mut node = Node {
             vsn: config.vsn(),
             awareness: Awareness::new(config.awareness_max_multiplier),
@@ -323,6 +330,7 @@ impl Node {
             reconnect: ReconnectState::default(),
             gossip_pacing: GossipPacing::default(),
             push_pull_pacing: PushPullPacing::default(),
+            metrics,
         };
         let inc = node.next_incarnation();
         let alive = node.local_alive(inc, local.meta);
@@ -537,12 +545,13 @@ impl Node {
         self.outputs.push_back(Output::Packet { to, data });
     }
 
-    fn dial(
+    fn dial_kind(
         &mut self,
         to: SocketAddr,
         data: Vec<u8>,
         expect_reply: bool,
         timeout: Duration,
+        kind: crate::event::DialKind,
     ) -> StreamId {
         let id = StreamId(self.next_id());
         self.stats.streams_dialed += 1;
@@ -552,6 +561,7 @@ impl Node {
             data,
             expect_reply,
             timeout,
+            kind,
         }));
         id
     }
@@ -577,6 +587,7 @@ impl Node {
 
     fn apply_awareness(&mut self, delta: i32) {
         if let Some(score) = self.awareness.apply_delta(delta) {
+            self.metrics.health_score(score);
             self.emit(Event::HealthChanged(score));
         }
     }

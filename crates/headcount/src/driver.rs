@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use headcount_proto::event::{
-    BroadcastId, Completion, Dial, JoinId, Output, PingId, StreamFailure, StreamId,
+    BroadcastId, Completion, Dial, DialKind, JoinId, Output, PingId, StreamFailure, StreamId,
 };
 use headcount_proto::wire::{Limits, StreamDecoder, StreamMessage};
 use headcount_proto::{ConfigError, PushPullError};
@@ -29,6 +29,7 @@ use tracing::Instrument;
 use crate::clock::Clock;
 use crate::delegate::Delegates;
 use crate::events::EventChannel;
+use crate::metrics::ShellMetrics;
 use crate::net::{read_message, ReadError};
 use crate::security::{reply_failure, Key, SecurityOp};
 use crate::shared_core::{lock_for_driver, Core, CoreGuard};
@@ -168,18 +169,24 @@ pub(crate) struct Driver<T> {
     broadcasts: HashMap<BroadcastId, oneshot::Sender<Result<(), Error>>>,
     reliables: HashMap<StreamId, (SocketAddr, oneshot::Sender<Result<(), Error>>)>,
     pings: HashMap<PingId, (String, oneshot::Sender<Result<Duration, Error>>)>,
+    /// What the driver records (a no-op without the `metrics` feature).
+    metrics: Arc<ShellMetrics>,
+    /// How often `memberlist.queue.broadcasts` is sampled; zero: never.
+    queue_check_interval: Duration,
 }
 
 impl<T: Transport> Driver<T> {
     pub(crate) fn new(p: DriverParts<T>) -> Self {
         let (inbound_tx, inbound_rx) = mpsc::channel(MAX_INBOUND_STREAMS);
         let (dial_tx, dial_rx) = mpsc::unbounded_channel();
-        let (tcp_timeout, name, members_version) = {
+        let (tcp_timeout, name, members_version, metrics, queue_check_interval) = {
             let node = lock_for_driver(&p.core);
             (
                 node.config().tcp_timeout,
                 node.name().to_string(),
                 node.membership_version(),
+                Arc::new(ShellMetrics::new(&node.config().metric_labels)),
+                node.config().queue_check_interval,
             )
         };
         let stream_ctx = Arc::new(StreamCtx {
@@ -213,6 +220,8 @@ impl<T: Transport> Driver<T> {
             broadcasts: HashMap::new(),
             reliables: HashMap::new(),
             pings: HashMap::new(),
+            metrics,
+            queue_check_interval,
         }
     }
 
@@ -234,6 +243,17 @@ impl<T: Transport> Driver<T> {
         tokio::pin!(sleep);
         // The deadline `sleep` is set to, `None` once it has fired.
         let mut armed: Option<tokio::time::Instant> = None;
+        // Go's checkBroadcastQueueDepth: a sample every QueueCheckInterval,
+        // the first one an interval after the start.
+        let sample_queue = cfg!(feature = "metrics") && !self.queue_check_interval.is_zero();
+        let period = if sample_queue {
+            self.queue_check_interval
+        } else {
+            Duration::from_secs(3600)
+        };
+        let mut queue_check =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        queue_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // Guard against timer starvation: an elapsed sleep may still be
             // reported Pending when the task's budget is spent, so compare
@@ -242,8 +262,7 @@ impl<T: Transport> Driver<T> {
             if let Some(d) = deadline {
                 let now = self.clock.now();
                 if now >= d {
-                    self.node().handle_timeout(now);
-                    self.drain();
+                    self.fire_timers(now);
                     continue;
                 }
             }
@@ -292,7 +311,12 @@ impl<T: Transport> Driver<T> {
                 }
                 _ = &mut sleep, if sleep_at.is_some() => {
                     armed = None;
-                    self.node().handle_timeout(self.clock.now());
+                    self.fire_timers(self.clock.now());
+                    false
+                }
+                _ = queue_check.tick(), if sample_queue => {
+                    let queued = self.node().queued_broadcasts();
+                    self.metrics.queue_broadcasts(queued);
                     false
                 }
                 Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => false,
@@ -305,6 +329,29 @@ impl<T: Transport> Driver<T> {
         self.transport.shutdown().await;
         tracing::debug!(node = %self.name, "driver stopped");
         // Dropping self closes the sockets and aborts every stream task.
+    }
+
+    /// Fires the core's timers due at `now` and carries out what they
+    /// asked for. When a gossip round ran, its real duration (the core's
+    /// round and the sending of its packets, as Go's `gossip()` measures)
+    /// goes to `memberlist.gossip`.
+    fn fire_timers(&mut self, now: headcount_proto::Instant) {
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
+        // The core counts its gossip rounds: one ran if the count moved.
+        let gossiped = {
+            let mut node = self.node();
+            let before = node.stats().gossip_rounds;
+            node.handle_timeout(now);
+            node.stats().gossip_rounds != before
+        };
+        self.drain();
+        #[cfg(feature = "metrics")]
+        if gossiped {
+            self.metrics.gossip(started.elapsed());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = gossiped;
     }
 
     /// Handles `first`, then up to [`MAX_MESSAGES_PER_TURN`] - 1 more inputs
@@ -337,6 +384,7 @@ impl<T: Transport> Driver<T> {
         }
         RECV.with_borrow_mut(|batch| {
             if !batch.is_empty() {
+                self.metrics.udp_received(batch.bytes());
                 let now = self.clock.now();
                 self.node().handle_packets(now, batch.iter());
             }
@@ -355,11 +403,14 @@ impl<T: Transport> Driver<T> {
     }
 
     fn on_accept(&mut self, stream: T::Stream, from: SocketAddr) {
+        // Go counts every connection its transport hands over.
+        self.metrics.tcp_accept();
         // Go's handleConn checks the allow-list before reading anything.
         if !self.node().config().ip_allowed(from.ip()) {
             self.counters
                 .inbound_streams_denied
                 .fetch_add(1, Ordering::Relaxed);
+            self.metrics.tcp_refused();
             tracing::debug!(%from, "closing a connection from an address outside the allow-list");
             return;
         }
@@ -367,6 +418,7 @@ impl<T: Transport> Driver<T> {
             self.counters
                 .inbound_streams_rejected
                 .fetch_add(1, Ordering::Relaxed);
+            self.metrics.tcp_refused();
             tracing::warn!(%from, "too many inbound streams ({MAX_WAITING_INBOUND_STREAMS}); closing the connection");
             return;
         };
@@ -379,6 +431,7 @@ impl<T: Transport> Driver<T> {
         let decoder = self.node().stream_decoder(false);
         let tx = self.inbound_tx.clone();
         let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         let task = async move {
             // A join storm opens many connections at once: they wait for
             // their turn (within the TCP timeout) rather than fail.
@@ -391,7 +444,9 @@ impl<T: Transport> Driver<T> {
                 tracing::debug!(%from, "inbound stream timed out waiting for its turn");
                 return;
             };
-            if let Err(e) = serve_inbound(stream, from, decoder, &ctx, tx, &counters).await {
+            if let Err(e) =
+                serve_inbound(stream, from, decoder, &ctx, tx, &counters, &metrics).await
+            {
                 counters
                     .inbound_stream_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -590,10 +645,13 @@ impl<T: Transport> Driver<T> {
     fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
         // Never waits: a packet that cannot go now is lost, which the
         // protocol tolerates like any other loss.
+        // Go counts the bytes before it writes them.
+        self.metrics.udp_sent(data.len());
         if let Err(e) = self.transport.send_to(data, to) {
             self.counters
                 .udp_send_errors
                 .fetch_add(1, Ordering::Relaxed);
+            self.metrics.udp_send_error();
             tracing::debug!(%to, "UDP send failed: {e}");
         }
     }
@@ -610,6 +668,7 @@ impl<T: Transport> Driver<T> {
         };
         let max_bytes = self.stream_ctx.limits.max_stream_bytes;
         let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
         let connect = self.transport.dial(dial.to, dial.timeout);
         let task = async move {
             let Dial {
@@ -618,14 +677,19 @@ impl<T: Transport> Driver<T> {
                 data,
                 expect_reply: _,
                 timeout,
+                kind,
                 ..
             } = dial;
             counters
                 .tcp_bytes_sent
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let dialed = DialMetrics {
+                metrics: &metrics,
+                push_pull: kind == DialKind::PushPull,
+            };
             let res = match tokio::time::timeout(
                 timeout,
-                dial_stream(connect, &data, decoder, max_bytes, secured),
+                dial_stream(connect, &data, decoder, max_bytes, secured, dialed),
             )
             .await
             {
@@ -634,6 +698,7 @@ impl<T: Transport> Driver<T> {
             };
             if res.is_err() {
                 counters.dial_failures.fetch_add(1, Ordering::Relaxed);
+                metrics.tcp_dial_failure();
             }
             let _ = tx.send((id, res));
         };
@@ -723,6 +788,7 @@ async fn serve_inbound(
     ctx: &StreamCtx,
     tx: mpsc::Sender<Inbound>,
     counters: &ShellCounters,
+    metrics: &ShellMetrics,
 ) -> Result<(), ServeError> {
     let work = async {
         // A malformed or oversized message is answered with an errResp
@@ -732,6 +798,7 @@ async fn serve_inbound(
             decoder,
             ctx.limits.max_stream_bytes,
             Some(&ctx.budget),
+            |len| metrics.size_remote(len),
         )
         .await;
         let (msg, failed) = match read {
@@ -752,6 +819,7 @@ async fn serve_inbound(
             counters
                 .tcp_bytes_sent
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            metrics.tcp_sent(bytes.len());
             let write = |e: std::io::Error| ServeError::Write(e.kind());
             stream.write_all(&bytes).await.map_err(write)?;
             stream.flush().await.map_err(write)?;
@@ -786,6 +854,14 @@ enum ServeError {
     Timeout,
 }
 
+/// What a dial records: Go counts `memberlist.tcp.connect` once a
+/// push/pull's connection is made, and `memberlist.tcp.sent` before each
+/// write.
+struct DialMetrics<'a> {
+    metrics: &'a ShellMetrics,
+    push_pull: bool,
+}
+
 /// Connects (`connect` is the transport's dial), writes `data` and reads
 /// one reply with `reply` when given. `secured`: we have a keyring or a
 /// label (for the hint of a refusal).
@@ -795,6 +871,7 @@ async fn dial_stream<S: AsyncRead + AsyncWrite + Unpin>(
     reply: Option<StreamDecoder>,
     max_bytes: usize,
     secured: bool,
+    m: DialMetrics<'_>,
 ) -> Result<Option<StreamMessage>, StreamFailure> {
     let io = |e: std::io::Error| StreamFailure::Io(e.kind());
     let mut stream = connect.await.map_err(|e| match e.kind() {
@@ -802,15 +879,21 @@ async fn dial_stream<S: AsyncRead + AsyncWrite + Unpin>(
         std::io::ErrorKind::TimedOut => StreamFailure::Timeout,
         _ => io(e),
     })?;
+    if m.push_pull {
+        m.metrics.tcp_connect();
+    }
+    m.metrics.tcp_sent(data.len());
     stream.write_all(data).await.map_err(io)?;
     stream.flush().await.map_err(io)?;
     let Some(decoder) = reply else {
         let _ = stream.shutdown().await;
         return Ok(None);
     };
-    let msg = read_message(&mut stream, decoder, max_bytes, None)
-        .await
-        .map_err(|e| reply_failure(e, secured))?;
+    let msg = read_message(&mut stream, decoder, max_bytes, None, |len| {
+        m.metrics.size_remote(len)
+    })
+    .await
+    .map_err(|e| reply_failure(e, secured))?;
     let _ = stream.shutdown().await;
     Ok(Some(msg))
 }

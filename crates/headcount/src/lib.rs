@@ -137,6 +137,15 @@
 //! Go memberlist's wording (`marking node-2 as failed, suspect timeout
 //! reached (0 peer confirmations)`). Per-packet detail is at debug level.
 //!
+//! **Metrics** (cargo feature `metrics`, on by default) go through the
+//! [`metrics`](https://docs.rs/metrics) facade under Go memberlist's names
+//! (`memberlist.msg.suspect`, `memberlist.health.score`,
+//! `memberlist.probeNode`, ...), labelled with
+//! [`Config::metric_labels`]. Install an exporter before
+//! [`Memberlist::create`]: a node registers its metrics when it starts. The
+//! names are in [`headcount_proto::metrics`]; docs/metrics.md maps each to
+//! Go's.
+//!
 //! **Examples** in `crates/headcount/examples/`: `chat` (user messages),
 //! `kv` (a replicated key/value store on broadcasts and push/pull state),
 //! `discovery` (services in node metadata, updated live), `join_serf` (a
@@ -151,6 +160,7 @@ mod driver;
 mod error;
 mod events;
 mod memberlist;
+mod metrics;
 mod net;
 mod options;
 mod resolve;

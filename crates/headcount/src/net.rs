@@ -103,12 +103,18 @@ impl std::error::Error for ReadError {}
 /// With a `budget`, every byte the buffer grows by is first taken from it
 /// (one permit a byte) and given back when this returns, so that all the
 /// connections read at once cannot buffer more than the budget together.
+///
+/// `encrypted` is told the length field of an encrypted message as soon as
+/// it is read, before any limit is checked (Go samples it into
+/// `memberlist.size.remote` there).
 pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     r: &mut R,
     mut decoder: StreamDecoder,
     max_bytes: usize,
     budget: Option<&Semaphore>,
+    encrypted: impl FnOnce(u32),
 ) -> Result<StreamMessage, ReadError> {
+    let mut encrypted = Some(encrypted);
     let max = max_bytes.min(MAX_STREAM_BYTES);
     let mut buf: Vec<u8> = Vec::new();
     let mut held: Option<SemaphorePermit<'_>> = None;
@@ -140,6 +146,13 @@ pub(crate) async fn read_message<R: tokio::io::AsyncRead + Unpin>(
             buf.truncate(start + n);
             if n == 0 {
                 return Err(ReadError::Closed(buf.len()));
+            }
+        }
+        if encrypted.is_some() {
+            if let Some(len) = crate::metrics::encrypted_len(&buf) {
+                if let Some(f) = encrypted.take() {
+                    f(len);
+                }
             }
         }
         match decoder.decode(&buf) {

@@ -157,6 +157,17 @@ impl Options {
         self
     }
 
+    /// Labels every metric the node records (Go memberlist's
+    /// `MetricLabels`, [`Config::metric_labels`]); see the `metrics`
+    /// feature and docs/metrics.md.
+    pub fn with_metric_labels<K: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.config = self.config.with_metric_labels(labels);
+        self
+    }
+
     /// Sets the metadata delegate.
     pub fn with_node_meta_delegate(mut self, d: Arc<dyn NodeMetaDelegate>) -> Self {
         self.delegates.node_meta = Some(d);

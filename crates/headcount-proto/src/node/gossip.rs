@@ -111,6 +111,7 @@ impl Node {
     /// One gossip round. Returns whether there is a backlog: the last
     /// packet was more than half full and broadcasts are still queued.
     fn gossip(&mut self, now: Instant) -> bool {
+        self.stats.gossip_rounds += 1;
         let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
         let targets = k_random_members(

@@ -48,10 +48,16 @@ impl Node {
             ) {
                 Ok(summary) => {
                     self.stats.messages_unknown += summary.unknown as u64;
-                    self.stats.messages_malformed += (summary.malformed + summary.truncated) as u64;
+                    let bad = (summary.malformed + summary.truncated) as u64;
+                    self.stats.messages_malformed += bad;
+                    let unusable = bad + summary.unknown as u64;
+                    if unusable > 0 {
+                        self.metrics.messages_malformed(unusable);
+                    }
                 }
                 Err(e) => {
                     self.stats.packets_dropped += 1;
+                    self.metrics.packets_dropped(1);
                     if matches!(e, wire::PacketError::Decrypt(_)) {
                         self.stats.packets_undecryptable += 1;
                     }
@@ -78,6 +84,9 @@ impl Node {
             }
         }
         self.scratch = messages;
+        if !queue.is_empty() {
+            self.metrics.inbound_depth(queue.len());
+        }
         self.handle_queued(now, &mut queue);
     }
 
@@ -127,8 +136,7 @@ impl Node {
                 Some(self.encode_stream_reply(&ack))
             }
             StreamMessage::PushPull(pp) => {
-                let reply = self.local_push_pull(pp.join, false);
-                let reply = self.encode_stream_reply(&StreamMessage::PushPull(reply));
+                let reply = self.encode_local_push_pull(pp.join, false, false);
                 // Go answers before merging, and a failed merge only logs.
                 let _ = self.merge_remote_state(now, pp.join, pp.states, &pp.user_state);
                 Some(reply)
@@ -185,7 +193,8 @@ impl Node {
                 join,
                 join_id,
                 addr,
-            } => self.push_pull_result(now, join, join_id, addr, result),
+                started,
+            } => self.push_pull_result(now, join, join_id, addr, started, result),
         }
     }
 }

@@ -52,7 +52,13 @@ impl Node {
             });
         }
         let bytes = self.encode_stream_dial(&StreamMessage::User(data));
-        let id = self.dial(to, bytes, false, self.config.tcp_timeout);
+        let id = self.dial_kind(
+            to,
+            bytes,
+            false,
+            self.config.tcp_timeout,
+            crate::event::DialKind::Reliable,
+        );
         self.streams.insert(id, PendingStream::Reliable);
         Ok(id)
     }

@@ -146,6 +146,9 @@ impl Node {
         let (addr, state, incarnation) = (m.addr(), m.state, m.incarnation);
         self.stats.probes += 1;
         let interval = self.awareness.scale_timeout(self.config.probe_interval);
+        if interval > self.config.probe_interval {
+            self.metrics.degraded_probe();
+        }
         let seq = self.next_seq();
         let ping = self.make_ping(seq, target);
         if state == MemberState::Alive || !self.config.lifeguard_suspect_piggyback {
@@ -230,7 +233,7 @@ impl Node {
             let bytes = self.encode_stream_dial(&StreamMessage::Ping(ping));
             let timeout = deadline - now;
             if !timeout.is_zero() {
-                let id = self.dial(t_addr, bytes, true, timeout);
+                let id = self.dial_kind(t_addr, bytes, true, timeout, crate::event::DialKind::Ping);
                 self.streams.insert(id, PendingStream::FallbackPing { seq });
             }
         }
@@ -258,6 +261,7 @@ impl Node {
         self.timers.cancel(&TimerKey::ProbeTimeout(probe.seq));
         self.timers.cancel(&TimerKey::AckDeadline(probe.seq));
         self.apply_awareness(-1);
+        self.metrics.probe_node(now - probe.sent);
         if let (Some(payload), Some(m)) = (payload, self.members.get(&probe.target)) {
             let node = m.info();
             self.emit(Event::PingComplete {
@@ -275,6 +279,7 @@ impl Node {
         };
         self.timers.cancel(&TimerKey::ProbeTimeout(probe.seq));
         self.stats.probes_failed += 1;
+        self.metrics.probe_failed();
         let delta = if probe.expected_nacks > 0 {
             probe.expected_nacks.saturating_sub(probe.nacks) as i32
         } else {
@@ -288,6 +293,8 @@ impl Node {
             from: self.name.clone(),
         };
         self.suspect_node(now, s);
+        // Go's probeNode returns (and is measured) after suspecting.
+        self.metrics.probe_node(now - probe.sent);
         self.probe_finished(now);
     }
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use super::{Node, PendingStream, TimerKey};
 use crate::error::{MergeError, PushPullError};
-use crate::event::{Completion, JoinId, StreamFailure};
+use crate::event::{Completion, DialKind, JoinId, StreamFailure};
 use crate::state::{socket_addr_from_wire, MemberInfo, MemberState};
 use crate::time::Instant;
 use crate::wire::{
@@ -88,46 +88,85 @@ impl Node {
         let interval = push_pull_scale(self.config.push_pull_interval, self.members.len());
         self.timers.schedule(TimerKey::PushPullTick, now + interval);
         let pulls_only = core::mem::take(&mut self.push_pull_pacing.pulls_only);
-        self.periodic_push_pull(pulls_only);
+        self.periodic_push_pull(now, pulls_only);
     }
 
-    fn periodic_push_pull(&mut self, pulls_only: bool) {
+    fn periodic_push_pull(&mut self, now: Instant, pulls_only: bool) {
         let name = self.name.clone();
         let peers = self.k_random_members(1, |m| m.name == name || m.state != MemberState::Alive);
         if let Some(&(addr, _)) = peers.first() {
-            let pp = self.local_push_pull(false, pulls_only);
-            self.dial_push_pull(addr, pp, false, None);
+            self.dial_push_pull(now, addr, false, pulls_only, None);
         }
     }
 
     pub(super) fn start_push_pull(
         &mut self,
-        _now: Instant,
+        now: Instant,
         addr: SocketAddr,
         join: bool,
         join_id: Option<JoinId>,
     ) {
-        let pp = self.local_push_pull(join, false);
-        self.dial_push_pull(addr, pp, join, join_id);
+        self.dial_push_pull(now, addr, join, false, join_id);
     }
 
     fn dial_push_pull(
         &mut self,
+        now: Instant,
         addr: SocketAddr,
-        pp: PushPull,
         join: bool,
+        only_self: bool,
         join_id: Option<JoinId>,
     ) {
-        let bytes = self.encode_stream_dial(&StreamMessage::PushPull(pp));
-        let id = self.dial(addr, bytes, true, self.config.tcp_timeout);
+        let bytes = self.encode_local_push_pull(join, only_self, true);
+        let id = self.dial_kind(
+            addr,
+            bytes,
+            true,
+            self.config.tcp_timeout,
+            DialKind::PushPull,
+        );
         self.streams.insert(
             id,
             PendingStream::PushPull {
                 join,
                 join_id,
                 addr,
+                started: now,
             },
         );
+    }
+
+    /// Our side of a push/pull, encoded for a dial or a reply, recorded as
+    /// Go's `sendLocalState` does (`memberlist.node.instances`,
+    /// `memberlist.size.local`).
+    pub(super) fn encode_local_push_pull(
+        &mut self,
+        join: bool,
+        only_self: bool,
+        dial: bool,
+    ) -> Vec<u8> {
+        let pp = self.local_push_pull(join, only_self);
+        // Counted only when metrics are compiled in.
+        self.metrics.node_instances(|| {
+            let mut counts = [0usize; 4];
+            for m in self.members.iter() {
+                counts[match m.state {
+                    MemberState::Alive => 0,
+                    MemberState::Suspect => 1,
+                    MemberState::Dead => 2,
+                    MemberState::Left => 3,
+                }] += 1;
+            }
+            counts
+        });
+        let msg = StreamMessage::PushPull(pp);
+        let bytes = if dial {
+            self.encode_stream_dial(&msg)
+        } else {
+            self.encode_stream_reply(&msg)
+        };
+        self.metrics.size_local(bytes.len());
+        bytes
     }
 
     /// Our side of a push/pull: every member, or with `only_self` just our
@@ -166,6 +205,7 @@ impl Node {
         join: bool,
         join_id: Option<JoinId>,
         addr: SocketAddr,
+        started: Instant,
         result: Result<Option<StreamMessage>, StreamFailure>,
     ) {
         let outcome = match result {
@@ -176,6 +216,8 @@ impl Node {
             Ok(_) => Err(PushPullError::UnexpectedReply),
             Err(e) => Err(PushPullError::Stream(e)),
         };
+        // Go's pushPullNode is measured whether it succeeded or not.
+        self.metrics.push_pull_node(now - started);
         if let Some(jid) = join_id {
             // A join: its caller is told of each failed address.
             self.join_progress(now, jid, addr, outcome);

@@ -115,6 +115,7 @@ impl Node {
             self.reconnect.failed[pick].name
         );
         self.stats.reconnect_attempts += 1;
+        self.metrics.reconnect_attempt();
         self.start_push_pull(now, addr, true, None);
     }
 }

@@ -318,6 +318,8 @@ impl Node {
             m.state_change = now;
         }
         self.membership_version += 1;
+        // Go counts an applied alive here, after the state update.
+        self.metrics.msg_alive();
         if prior.state.is_dead_or_left() {
             let info = m.info();
             tracing::info!("member joined: {} {}", info.name, info.addr);
@@ -357,6 +359,7 @@ impl Node {
             return;
         }
         self.queue_broadcast(m.name.clone(), &Message::Suspect(s.clone()), None);
+        self.metrics.msg_suspect();
 
         let n = self.members.len();
         let m = self.members.get_mut(&s.node).expect("present");
@@ -402,6 +405,9 @@ impl Node {
         if m.state != MemberState::Suspect {
             return;
         }
+        if susp.k() > 0 && susp.confirmations() < susp.k() {
+            self.metrics.degraded_timeout();
+        }
         tracing::info!(
             "marking {name} as failed, suspect timeout reached ({} peer confirmations)",
             susp.confirmations()
@@ -435,6 +441,7 @@ impl Node {
             return;
         }
         self.queue_broadcast(Name::new(&d.node), &Message::Dead(d.clone()), notify);
+        self.metrics.msg_dead();
         let m = self.members.get_mut(&d.node).expect("present");
         m.incarnation = d.incarnation;
         m.state = if d.node == d.from {

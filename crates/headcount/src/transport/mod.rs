@@ -184,6 +184,11 @@ impl PacketBatch {
         self.spans.len()
     }
 
+    /// Bytes in the batch's datagrams.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
     /// Whether the batch holds no datagram.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
