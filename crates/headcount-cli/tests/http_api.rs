@@ -711,8 +711,9 @@ fn keyring_file_follows_api_changes_and_sighup() {
     assert!(status.success());
     let deadline = Instant::now() + T;
     let after = loop {
+        // Installed, then made primary: wait for both, not the first.
         let keys = api_keys(&api);
-        if keys.len() == 2 {
+        if keys.len() == 2 && keys[0].0 != before[0].0 {
             break keys;
         }
         assert!(
