@@ -342,7 +342,9 @@ async fn demo(
                     // A user message, for the view's timeline.
                     if let Some(ml) = d.nodes.get(&victim) {
                         let text = format!("{victim} is back (round {})", round + 1);
-                        let _ = ml.send_best_effort(seed_node.as_str(), text.as_bytes()).await;
+                        let _ = ml
+                            .send_best_effort(seed_node.as_str(), text.as_bytes())
+                            .await;
                     }
                     tokio::time::sleep(STAY_PAUSE).await;
                     // Every node but the one serving the view, in turn.
@@ -352,7 +354,10 @@ async fn demo(
                     declared_dead.clear();
                     welcomed.clear();
                     new_addr = None;
-                    let ml = d.nodes.remove(&victim).expect("every node runs between rounds");
+                    let ml = d
+                        .nodes
+                        .remove(&victim)
+                        .expect("every node runs between rounds");
                     d.views.remove(&victim);
                     ml.shutdown().await;
                     d.say(format!("{victim} killed (shut down without leaving)"));
