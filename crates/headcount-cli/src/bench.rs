@@ -76,6 +76,11 @@ pub struct BenchArgs {
     /// health-scaled suspicion (for A/B runs).
     #[arg(long)]
     go_exact_suspicion: bool,
+    /// Serve the HTTP API and live web view of the last node (never
+    /// killed) at this loopback address, to look at a large cluster in a
+    /// browser (`docs/web-view.md`).
+    #[arg(long, value_name = "IP:PORT")]
+    view: Option<SocketAddr>,
 }
 
 /// The JSON line printed at the end.
@@ -212,6 +217,16 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             .map_err(|e| format!("{}: {e}", name(i)))?;
         nodes.push(ml);
         views.push(view);
+    }
+
+    if let Some(addr) = args.view {
+        let http = crate::http_api::HttpArgs {
+            http: Some(crate::http_api::Listen::At(addr)),
+            ..Default::default()
+        };
+        if let Some(bound) = crate::http_api::start(&http, &nodes[n - 1]).await? {
+            eprintln!("bench: {}'s view at http://{bound}/", name(n - 1));
+        }
     }
 
     let start = Instant::now();

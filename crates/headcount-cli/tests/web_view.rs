@@ -559,3 +559,80 @@ fn browser_signs_in_with_the_token() {
         b.close().await.unwrap();
     });
 }
+
+/// Measures how long the view takes to load and render a large cluster
+/// (docs/web-view.md). Not a pass/fail timing: it prints figures. Start a
+/// cluster first, e.g. `headcount bench --nodes 1000 --duration 600
+/// --kill 0 --view 127.0.0.1:7999`, then run
+/// `HEADCOUNT_VIEW_URL=http://127.0.0.1:7999/ cargo test -p headcount-cli
+/// --test web_view -- --ignored --nocapture measure_view_load`.
+#[test]
+#[ignore = "needs a running cluster: set HEADCOUNT_VIEW_URL"]
+fn measure_view_load() {
+    let Some((chromium, driver)) = browser_tools() else {
+        return;
+    };
+    let url = std::env::var("HEADCOUNT_VIEW_URL").expect("HEADCOUNT_VIEW_URL=http://IP:PORT/");
+    let runs: usize = std::env::var("HEADCOUNT_VIEW_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut driver = Driver::start(chromium, driver);
+    let mut rendered = Vec::new();
+    rt.block_on(async {
+        for run in 0..runs {
+            // A fresh profile each time: nothing cached.
+            let b = driver.session(1280, 900).await;
+            let t0 = Instant::now();
+            b.goto(&url).await.unwrap();
+            let n = poll_until(
+                &b,
+                "the rows",
+                "return document.body.dataset.rendered ? document.querySelectorAll('#rows tr').length : 0;",
+                Duration::from_secs(60),
+                |v| v.as_u64().unwrap_or(0) > 0,
+            )
+            .await;
+            let wall = t0.elapsed();
+            let timing = b
+                .execute(
+                    "const nav = performance.getEntriesByType('navigation')[0]; \
+                     return {response_end_ms: nav.responseEnd, dom_content_loaded_ms: nav.domContentLoadedEventEnd, \
+                             load_ms: nav.loadEventEnd, rows_rendered_ms: Number(document.body.dataset.rendered), \
+                             members: Number(document.querySelectorAll('#rows tr').length), \
+                             members_json_ms: (performance.getEntriesByName(location.origin + '/v1/members?all=true')[0] || {}).duration};",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            // A filter keystroke: debounce (80 ms) excluded, until painted.
+            let filter_ms = b
+                .execute_async(
+                    "const done = arguments[0]; const f = document.getElementById('filter'); \
+                     f.value = 'node-99'; f.dispatchEvent(new Event('input')); \
+                     setTimeout(() => { const t = performance.now(); \
+                       requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t))); }, 100);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            println!(
+                "run {run}: {n} rows; {timing}; filter+paint {filter_ms} ms; webdriver wall {} ms",
+                wall.as_millis()
+            );
+            rendered.push(timing["rows_rendered_ms"].as_f64().unwrap_or(f64::NAN));
+            b.close().await.unwrap();
+        }
+    });
+    rendered.sort_by(f64::total_cmp);
+    println!(
+        "rows rendered after (ms since navigation start): median {:.0}, min {:.0}, max {:.0}",
+        rendered[rendered.len() / 2],
+        rendered[0],
+        rendered[rendered.len() - 1]
+    );
+}

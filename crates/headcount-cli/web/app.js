@@ -93,7 +93,7 @@
     cells.state.appendChild(cells.badge);
     cells.name.textContent = e.m.name;
     tr.dataset.name = e.m.name;
-    if (e.m.name === selfName) tr.classList.add('self');
+    if (e.m.name === selfName) tr.classList.add('is-self');
     e.row = tr;
     e.cells = cells;
     e.r = {}; // what is rendered, to touch only what changed
@@ -353,15 +353,28 @@
     return el;
   }
 
-  /** Points of `key` over the window, as [x 0..600, value]. */
+  /** The time the charts span: from the first sample (at least a
+   * minute), up to ten minutes. */
+  function span() {
+    const first = samples.length ? samples[0].t : serverNow();
+    return Math.min(WINDOW_MS, Math.max(60 * 1000, serverNow() - first));
+  }
+
+  /** Points of `key` over the span, as [x 0..600, value]. */
   function series(key) {
     const end = serverNow();
+    const width = span();
     const out = [];
     for (const s of samples) {
-      const x = 600 - (end - s.t) / 1000;
+      const x = 600 - ((end - s.t) / width) * 600;
       if (x >= -1) out.push([x, s[key] || 0]);
     }
     return out;
+  }
+
+  function spanText() {
+    const s = Math.round(span() / 1000);
+    return s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
   }
 
   function pathOf(points, max, step) {
@@ -378,6 +391,7 @@
   }
 
   function drawCharts() {
+    for (const el of document.querySelectorAll('.axis .from')) el.textContent = spanText();
     const health = series('health');
     const hmax = Math.max(4, ...health.map((p) => p[1]));
     const hsvg = $('health-chart');
