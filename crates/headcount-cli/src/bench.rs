@@ -220,12 +220,43 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     }
 
     if let Some(addr) = args.view {
-        let http = crate::http_api::HttpArgs {
-            http: Some(crate::http_api::Listen::At(addr)),
-            ..Default::default()
-        };
-        if let Some(bound) = crate::http_api::start(&http, &nodes[n - 1]).await? {
-            eprintln!("bench: {}'s view at http://{bound}/", name(n - 1));
+        // On its own thread and runtime, as an agent's API would be: the
+        // view answers without waiting behind the other nodes' tasks.
+        let ml = nodes[n - 1].clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("view".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let http = crate::http_api::HttpArgs {
+                        http: Some(crate::http_api::Listen::At(addr)),
+                        ..Default::default()
+                    };
+                    let started = crate::http_api::start(&http, &ml).await;
+                    let serving = started.is_ok();
+                    let _ = tx.send(started);
+                    if serving {
+                        // Serve until the process ends.
+                        std::future::pending::<()>().await;
+                    }
+                });
+            })
+            .map_err(|e| format!("--view: {e}"))?;
+        match rx.await {
+            Ok(Ok(Some(bound))) => eprintln!("bench: {}'s view at http://{bound}/", name(n - 1)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("--view: the view's thread stopped".to_string()),
         }
     }
 

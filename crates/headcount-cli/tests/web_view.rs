@@ -603,6 +603,7 @@ fn measure_view_load() {
                     "const nav = performance.getEntriesByType('navigation')[0]; \
                      return {response_end_ms: nav.responseEnd, dom_content_loaded_ms: nav.domContentLoadedEventEnd, \
                              load_ms: nav.loadEventEnd, rows_rendered_ms: Number(document.body.dataset.rendered), \
+                             data_arrived_ms: Number(document.body.dataset.data), \
                              members: Number(document.querySelectorAll('#rows tr').length), \
                              members_json_ms: (performance.getEntriesByName(location.origin + '/v1/members?all=true')[0] || {}).duration};",
                     vec![],

@@ -503,7 +503,11 @@
     }
   }
 
+  let polling = false;
+
   async function poll() {
+    if (polling) return; // a slow agent: one request at a time
+    polling = true;
     let h;
     try {
       h = await getJSON(`/v1/history?since=${lastSeq}`);
@@ -511,6 +515,8 @@
     } catch (_) {
       setConn('down', 'agent unreachable');
       return;
+    } finally {
+      polling = false;
     }
     offset = h.now - Date.now();
     lastSeq = h.seq;
@@ -562,6 +568,8 @@
       setTimeout(start, 3000);
       return;
     }
+    // For measurements (docs/web-view.md): when the data had arrived.
+    document.body.dataset.data = String(performance.now());
     offset = hist.now - Date.now();
     selfName = self.name;
     document.title = `${self.name} · headcount`;
