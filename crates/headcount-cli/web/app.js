@@ -13,6 +13,10 @@
   const POLL_MS = 1000;
   const $ = (id) => document.getElementById(id);
   const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+  // Made once: toLocaleString() builds a formatter on every call, which a
+  // thousand rows notice.
+  const fullTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+  const clockTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 
   // name -> { m: member JSON, changed: server ms or null, row, cells, shown }
   const members = new Map();
@@ -135,7 +139,7 @@
     if (e.r.age !== text) {
       e.cells.changed.textContent = text;
       e.r.age = text;
-      if (e.changed != null) e.cells.changed.title = new Date(e.changed - offset).toLocaleString();
+      if (e.changed != null) e.cells.changed.title = fullTime.format(new Date(e.changed - offset));
     }
   }
 
@@ -325,7 +329,7 @@
       li.className = `ev-${ev.kind}${fresh ? ' new' : ''}`;
       const time = document.createElement('time');
       const d = new Date((ev.t ?? serverNow()) - offset);
-      time.textContent = d.toLocaleTimeString([], { hour12: false });
+      time.textContent = clockTime.format(d);
       time.dateTime = d.toISOString();
       const kind = document.createElement('span');
       kind.className = 'kind';
