@@ -626,6 +626,24 @@ fn measure_view_load() {
                 wall.as_millis()
             );
             rendered.push(timing["rows_rendered_ms"].as_f64().unwrap_or(f64::NAN));
+            if run + 1 == runs {
+                b.execute(
+                    "const f = document.getElementById('filter'); f.value = ''; \
+                     f.dispatchEvent(new Event('input'));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+                poll_until(
+                    &b,
+                    "every row shown again",
+                    "return [...document.querySelectorAll('#rows tr')].filter(r => !r.hidden).length;",
+                    T,
+                    |v| *v == n,
+                )
+                .await;
+                save_screenshot(&b, "web-view-1000.png").await;
+            }
             b.close().await.unwrap();
         }
     });

@@ -224,6 +224,7 @@
 
   function updateCounts() {
     const counts = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    if (selfName === null) return counts; // nothing read yet: keep the dashes
     let shown = 0;
     for (const e of members.values()) {
       counts[e.m.state] = (counts[e.m.state] || 0) + 1;
