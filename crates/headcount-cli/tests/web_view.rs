@@ -655,3 +655,79 @@ fn measure_view_load() {
         rendered[rendered.len() - 1]
     );
 }
+
+/// `headcount demo --stay`: prints node-1's view URL, the view answers,
+/// the cluster outlives the script, and Ctrl-C (SIGINT) ends it cleanly.
+#[test]
+fn demo_stay_serves_the_view_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(common::headcount_bin())
+        .args(["demo", "--stay"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run the demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut proc = Proc {
+        child,
+        name: "demo".into(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_line = |what: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push(line.clone());
+                    if line.contains(what) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with {what:?} ({e}); saw {seen:#?}"),
+            }
+        }
+    };
+    let line = wait_line("'s live view: http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("an address in the URL")
+        .to_string();
+    let (st, _, body) = http(&addr, "GET", "/", &[]);
+    assert_eq!(st, 200);
+    assert!(body.contains("/assets/app.js"));
+    wait_line("--stay: the cluster keeps running");
+    // Still serving after the script.
+    let (st, _, body) = http(&addr, "GET", "/v1/health", &[]);
+    assert_eq!(st, 200, "{body}");
+    let pid = proc.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_line("stopped (Ctrl-C)");
+    let deadline = Instant::now() + T;
+    let status = loop {
+        if let Some(st) = proc.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not exit after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
