@@ -315,6 +315,8 @@
   }
 
   function addEvent(ev, fresh) {
+    // A hidden tab runs no animation frames: keep only what would be shown.
+    if (pendingEvents.length >= MAX_EVENTS) pendingEvents.shift();
     pendingEvents.push({ ev, fresh });
     schedule();
   }
