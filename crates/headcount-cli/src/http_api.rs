@@ -206,7 +206,7 @@ pub async fn start(
             tracing::error!("HTTP API stopped: {e}");
         }
     });
-    tracing::info!("HTTP API on http://{bound}/v1/");
+    tracing::info!("HTTP API on http://{bound}/v1/, live view at http://{bound}/");
     Ok(Some(bound))
 }
 

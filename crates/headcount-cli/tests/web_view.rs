@@ -23,13 +23,23 @@ const T: Duration = Duration::from_secs(30);
 /// One HTTP/1.1 request on a fresh connection: status, lower-case head,
 /// body (not chunked: these answers have a length).
 fn http(addr: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    http_body(addr, method, target, headers, "")
+}
+
+fn http_body(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the API");
     s.set_read_timeout(Some(T)).unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("Content-Length: 0\r\n\r\n");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
@@ -368,7 +378,9 @@ fn browser_sees_a_node_die() {
     // Five agents; node-1 serves the view.
     let (mut n1, gossip, api) =
         agent_with_api("node-1", &["--tag", "role=web", "--tag", "dc=lab"], T);
-    let mut others: Vec<JsonAgent> = (2..=5)
+    // node-2 has an API too, to send node-1 a user message.
+    let (n2, _, api2) = agent_with_api("node-2", &["--join", &gossip, "--tag", "role=db"], T);
+    let mut others: Vec<JsonAgent> = (3..=5)
         .map(|i| {
             let role = if i % 2 == 0 { "role=db" } else { "role=cache" };
             headcount_agent(
@@ -418,7 +430,7 @@ fn browser_sees_a_node_die() {
     });
 
     // Kill node-3 without letting it leave.
-    others[1].proc.kill();
+    others[0].proc.kill();
 
     rt.block_on(async {
         let seen = poll_until(
@@ -501,6 +513,23 @@ fn browser_sees_a_node_die() {
             |v| *v == json!(5),
         )
         .await;
+        // A user message shows in the timeline.
+        let (st, _, body) = http_body(
+            &api2,
+            "POST",
+            "/v1/send",
+            &[("Content-Type", "application/json")],
+            r#"{"node": "node-1", "message": "deploy 42 finished"}"#,
+        );
+        assert_eq!(st, 200, "{body}");
+        poll_until(
+            &b,
+            "the user message in the timeline",
+            "return [...document.querySelectorAll('#events li.ev-user')].map(li => li.textContent);",
+            T,
+            |v| v.as_array().is_some_and(|a| a.iter().any(|t| t.as_str().is_some_and(|t| t.contains("deploy 42 finished")))),
+        )
+        .await;
         save_screenshot(&b, "web-view-desktop.png").await;
         // A phone's width: one column, rows as cards.
         b.set_window_size(390, 1400).await.unwrap();
@@ -517,6 +546,7 @@ fn browser_sees_a_node_die() {
         b.close().await.unwrap();
     });
     drop(others);
+    drop(n2);
 }
 
 #[test]
