@@ -238,11 +238,8 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
                     }
                 };
                 rt.block_on(async move {
-                    let http = crate::http_api::HttpArgs {
-                        http: Some(crate::http_api::Listen::At(addr)),
-                        ..Default::default()
-                    };
-                    let started = crate::http_api::start(&http, &ml).await;
+                    let http = crate::web_view::local_api(crate::http_api::Listen::At(addr));
+                    let started = crate::http_api::start(&http, &ml, None).await;
                     let serving = started.is_ok();
                     let _ = tx.send(started);
                     if serving {

@@ -181,11 +181,8 @@ async fn demo(
     let first = d.start_node(&seed_node).await?;
     let seed_addr = first.advertise_addr();
     d.say(format!("{seed_node} is up at {seed_addr}"));
-    let args = crate::http_api::HttpArgs {
-        http: Some(http),
-        ..Default::default()
-    };
-    if let Some(api) = crate::http_api::start(&args, &first).await? {
+    let args = crate::web_view::local_api(http);
+    if let Some(api) = crate::http_api::start(&args, &first, None).await? {
         let more = if stay {
             ""
         } else {

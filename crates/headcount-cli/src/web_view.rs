@@ -312,6 +312,19 @@ fn state_index(s: MemberState) -> usize {
     }
 }
 
+/// API options for the view of an in-process node (`headcount demo`,
+/// `headcount bench --view`): at `listen`, without a token, with the
+/// agent's default idle timeout.
+pub fn local_api(listen: crate::http_api::Listen) -> crate::http_api::HttpArgs {
+    crate::http_api::HttpArgs {
+        http: Some(listen),
+        http_token: None,
+        http_token_file: None,
+        http_insecure: false,
+        http_idle_timeout: Duration::from_secs(30),
+    }
+}
+
 /// What the view's routes share.
 #[derive(Clone)]
 struct ViewState {

@@ -485,6 +485,9 @@
     es.addEventListener('health', (ev) => {
       $('health-now').textContent = String(JSON.parse(ev.data).health_score);
     });
+    // The agent no longer had our place in its log: a snapshot follows as
+    // joins; members gone meanwhile are only in a fresh list.
+    es.addEventListener('resync', () => resync());
     es.addEventListener('lagged', (ev) => {
       addEvent({ kind: 'lagged', text: `${JSON.parse(ev.data).missed} events missed`, t: serverNow() }, true);
       // The server ends the stream; EventSource reconnects, then resyncs.
