@@ -186,10 +186,10 @@ async fn demo(
         let more = if stay {
             ""
         } else {
-            " (add --stay to keep the cluster running)"
+            "; add --stay to keep the cluster running"
         };
         d.say(format!(
-            "{seed_node}'s live view: http://{api}/ (open it in a browser){more}"
+            "{seed_node}'s live view: http://{api}/ (open it in a browser{more})"
         ));
     }
     for name in &names[1..] {
