@@ -76,6 +76,11 @@ pub struct BenchArgs {
     /// health-scaled suspicion (for A/B runs).
     #[arg(long)]
     go_exact_suspicion: bool,
+    /// Serve the HTTP API and live web view of the last node (never
+    /// killed) at this loopback address, to look at a large cluster in a
+    /// browser (`docs/web-view.md`).
+    #[arg(long, value_name = "IP:PORT")]
+    view: Option<SocketAddr>,
 }
 
 /// The JSON line printed at the end.
@@ -212,6 +217,44 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
             .map_err(|e| format!("{}: {e}", name(i)))?;
         nodes.push(ml);
         views.push(view);
+    }
+
+    if let Some(addr) = args.view {
+        // On its own thread and runtime, as an agent's API would be: the
+        // view answers without waiting behind the other nodes' tasks.
+        let ml = nodes[n - 1].clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("view".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let http = crate::web_view::local_api(crate::http_api::Listen::At(addr));
+                    let started = crate::http_api::start(&http, &ml, None).await;
+                    let serving = started.is_ok();
+                    let _ = tx.send(started);
+                    if serving {
+                        // Serve until the process ends.
+                        std::future::pending::<()>().await;
+                    }
+                });
+            })
+            .map_err(|e| format!("--view: {e}"))?;
+        match rx.await {
+            Ok(Ok(Some(bound))) => eprintln!("bench: {}'s view at http://{bound}/", name(n - 1)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("--view: the view's thread stopped".to_string()),
+        }
     }
 
     let start = Instant::now();

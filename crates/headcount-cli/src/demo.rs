@@ -2,6 +2,11 @@
 //! joins, one node is killed, the others suspect it and declare it dead, it
 //! comes back on a new port under the same name and is taken back. The
 //! timeline is driven by the nodes' own events and member snapshots.
+//!
+//! node-1 serves the agent's HTTP API and live web view (`crate::web_view`)
+//! on an ephemeral loopback port and the demo prints its URL; with
+//! `--stay` the cluster keeps running after the script, killing and
+//! restarting another node every [`STAY_PAUSE`], until Ctrl-C.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -20,10 +25,21 @@ pub struct DemoArgs {
     /// Number of nodes (at least 3).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=32))]
     nodes: u16,
-    /// Give up if the demo has not finished after this many seconds.
+    /// Give up if the demo's script has not finished after this many
+    /// seconds.
     #[arg(long, default_value_t = 50)]
     timeout: u64,
+    /// Keep the cluster running after the script, killing and restarting
+    /// a node every 20 s, until Ctrl-C (to watch it in node-1's web view).
+    #[arg(long)]
+    stay: bool,
+    /// Where node-1 serves its HTTP API and web view, or `off`.
+    #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:0", value_parser = crate::http_api::parse_listen)]
+    http: crate::http_api::Listen,
 }
+
+/// With `--stay`, the pause between one node's return and the next kill.
+const STAY_PAUSE: Duration = Duration::from_secs(20);
 
 /// How long a dead node's name stays reserved in the demo configuration.
 const RECLAIM: Duration = Duration::from_millis(500);
@@ -120,20 +136,34 @@ enum Stage {
 }
 
 pub async fn run(args: DemoArgs) -> ExitCode {
-    match tokio::time::timeout(Duration::from_secs(args.timeout), demo(args.nodes as usize)).await {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            eprintln!("headcount demo: {e}");
-            ExitCode::FAILURE
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let demo = demo(args.nodes as usize, deadline, args.stay, args.http);
+    let result = if args.stay {
+        tokio::select! {
+            r = demo => r,
+            _ = tokio::signal::ctrl_c() => {
+                println!("stopped (Ctrl-C)");
+                Ok(())
+            }
         }
-        Err(_) => {
-            eprintln!("headcount demo: did not finish within {} s", args.timeout);
+    } else {
+        demo.await
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("headcount demo: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn demo(n: usize) -> Result<(), String> {
+async fn demo(
+    n: usize,
+    deadline: Instant,
+    stay: bool,
+    http: crate::http_api::Listen,
+) -> Result<(), String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut d = Demo {
         start: Instant::now(),
@@ -142,7 +172,7 @@ async fn demo(n: usize) -> Result<(), String> {
         views: HashMap::new(),
     };
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i}")).collect();
-    let victim = names[n / 2].clone();
+    let mut victim = names[n / 2].clone();
     let seed_node = names[0].clone();
 
     d.say(format!(
@@ -151,6 +181,17 @@ async fn demo(n: usize) -> Result<(), String> {
     let first = d.start_node(&seed_node).await?;
     let seed_addr = first.advertise_addr();
     d.say(format!("{seed_node} is up at {seed_addr}"));
+    let args = crate::web_view::local_api(http);
+    if let Some(api) = crate::http_api::start(&args, &first, None).await? {
+        let more = if stay {
+            ""
+        } else {
+            "; add --stay to keep the cluster running"
+        };
+        d.say(format!(
+            "{seed_node}'s live view: http://{api}/ (open it in a browser{more})"
+        ));
+    }
     for name in &names[1..] {
         let ml = d.start_node(name).await?;
         let joined = ml
@@ -170,8 +211,19 @@ async fn demo(n: usize) -> Result<(), String> {
     let mut last_dead_at = Instant::now();
     let mut new_addr: Option<SocketAddr> = None;
     let mut welcomed: HashSet<String> = HashSet::new();
+    // With --stay: the script is done, and the next victim in turn.
+    let mut staying = false;
+    let mut round = 0usize;
 
-    while let Some(report) = rx.recv().await {
+    loop {
+        let report = if staying {
+            rx.recv().await
+        } else {
+            tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .map_err(|_| "the script did not finish in time (see --timeout)".to_string())?
+        };
+        let Some(report) = report else { break };
         match report {
             Report::Members(observer, snap) => {
                 if d.nodes.contains_key(&observer) {
@@ -273,7 +325,40 @@ async fn demo(n: usize) -> Result<(), String> {
                     && d.all_see(&victim, MemberState::Alive, new_addr, "")
                 {
                     d.say(format!("all {n} nodes agree {victim} is alive again"));
-                    break;
+                    if !stay {
+                        break;
+                    }
+                    if !staying {
+                        staying = true;
+                        d.say(format!(
+                            "--stay: the cluster keeps running; every {} s a node is killed and \
+                             restarted. Ctrl-C to stop.",
+                            STAY_PAUSE.as_secs()
+                        ));
+                    }
+                    // A user message, for the view's timeline.
+                    if let Some(ml) = d.nodes.get(&victim) {
+                        let text = format!("{victim} is back (round {})", round + 1);
+                        let _ = ml
+                            .send_best_effort(seed_node.as_str(), text.as_bytes())
+                            .await;
+                    }
+                    tokio::time::sleep(STAY_PAUSE).await;
+                    // Every node but the one serving the view, in turn.
+                    round += 1;
+                    victim = names[1 + round % (n - 1)].clone();
+                    suspecters.clear();
+                    declared_dead.clear();
+                    welcomed.clear();
+                    new_addr = None;
+                    let ml = d
+                        .nodes
+                        .remove(&victim)
+                        .expect("every node runs between rounds");
+                    d.views.remove(&victim);
+                    ml.shutdown().await;
+                    d.say(format!("{victim} killed (shut down without leaving)"));
+                    stage = Stage::Detecting;
                 }
             }
         }

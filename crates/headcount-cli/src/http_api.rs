@@ -87,6 +87,12 @@ or --http-insecure. Errors are {\"error\":TEXT,\"field\":NAME|null}.
                                  fresh snapshot when that is no longer kept). A
                                  client that falls behind gets `event: lagged`
                                  and the stream ends.
+  GET    /v1/history[?since=SEQ] the last 10 minutes, one sample a second (health
+                                 score, message rates, counts by state), and the
+                                 last 256 membership events
+  GET    /                       the live web view (docs/web-view.md); with a
+                                 token, open /?token=TOKEN once or sign in: a
+                                 cookie then authorizes GET requests
 Request bodies are limited to 64 KiB.";
 
 /// The HTTP API options of `headcount agent` (flattened into its
@@ -188,6 +194,7 @@ pub async fn start(
         args.http_token.clone(),
         keyring_file,
         keep_alive,
+        bound.port(),
     );
     let listener = Capped {
         inner: listener,
@@ -199,7 +206,7 @@ pub async fn start(
             tracing::error!("HTTP API stopped: {e}");
         }
     });
-    tracing::info!("HTTP API on http://{bound}/v1/");
+    tracing::info!("HTTP API on http://{bound}/v1/, live view at http://{bound}/");
     Ok(Some(bound))
 }
 
@@ -333,14 +340,18 @@ struct AppState {
     keep_alive: Duration,
 }
 
+/// The API's routes and the web view's (`crate::web_view`), behind the
+/// token check; `port` is the listener's (it names the view's cookie).
 fn router(
     ml: Memberlist,
     token: Option<String>,
     keyring_file: Option<KeyringFile>,
     keep_alive: Duration,
+    port: u16,
 ) -> Router {
     let log = EventLog::start(&ml, event_json);
     let token: Option<Arc<[u8]>> = token.map(|t| Arc::from(t.into_bytes()));
+    let history = crate::web_view::History::start(&ml);
     Router::new()
         .route("/v1/members", get(members))
         .route("/v1/self", get(self_node))
@@ -353,6 +364,12 @@ fn router(
         .route("/v1/keys/use", post(use_key))
         .route("/v1/events", get(events))
         .route("/metrics", get(crate::metrics_endpoint::render))
+        .merge(crate::web_view::routes(
+            ml.clone(),
+            history,
+            token.clone(),
+            port,
+        ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -361,7 +378,7 @@ fn router(
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(token, authorize))
+        .layer(middleware::from_fn_with_state((token, port), authorize))
         .with_state(AppState {
             ml,
             log,
@@ -373,28 +390,45 @@ fn router(
 /// Requires `Authorization: Bearer TOKEN` when a token is set. The
 /// comparison is constant-time in the token's content (the `subtle`
 /// crate); only a length mismatch ends it early.
-async fn authorize(State(token): State<Option<Arc<[u8]>>>, req: Request, next: Next) -> Response {
+/// Without it, the web view may still let the request through (its
+/// cookie, its login page: `crate::web_view::access`).
+async fn authorize(
+    State((token, port)): State<(Option<Arc<[u8]>>, u16)>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = token {
+        use crate::web_view::Access;
         use subtle::ConstantTimeEq;
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .unwrap_or_default();
-        if !bool::from(given.ct_eq(&token)) {
-            let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
-                .field("Authorization")
-                .into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
-            return r;
+        let access = if bool::from(given.ct_eq(&token)) {
+            Access::Allow
+        } else {
+            crate::web_view::access(&token, port, &req)
+        };
+        match access {
+            Access::Allow => {}
+            Access::Respond(r) => return r,
+            Access::Deny => {
+                let mut r =
+                    ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                        .field("Authorization")
+                        .into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+                return r;
+            }
         }
     }
     next.run(req).await
 }
 
 /// An error answer: `{"error": TEXT, "field": NAME|null, ...extra}`.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     error: String,
     field: Option<&'static str>,
@@ -402,7 +436,7 @@ struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>) -> Self {
         ApiError {
             status,
             error: error.into(),
@@ -410,14 +444,14 @@ impl ApiError {
             extra: Map::new(),
         }
     }
-    fn bad(field: &'static str, error: impl Into<String>) -> Self {
+    pub(crate) fn bad(field: &'static str, error: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, error).field(field)
     }
-    fn field(mut self, f: &'static str) -> Self {
+    pub(crate) fn field(mut self, f: &'static str) -> Self {
         self.field = Some(f);
         self
     }
-    fn with(mut self, k: &str, v: Value) -> Self {
+    pub(crate) fn with(mut self, k: &str, v: Value) -> Self {
         self.extra.insert(k.into(), v);
         self
     }
@@ -501,7 +535,7 @@ fn str_field<'a>(obj: &'a Map<String, Value>, name: &'static str) -> Result<&'a 
     }
 }
 
-fn member_json(m: &MemberInfo) -> Value {
+pub(crate) fn member_json(m: &MemberInfo) -> Value {
     let v = &m.vsn;
     json!({
         "name": m.name,

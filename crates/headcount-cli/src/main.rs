@@ -16,6 +16,7 @@ mod http_api;
 mod keyring_file;
 mod metrics_endpoint;
 mod tags;
+mod web_view;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
