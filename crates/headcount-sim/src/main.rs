@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 /// The simulator allocates and frees millions of small buffers (decoded
 /// names, packets, events); with glibc's allocator `malloc` alone took
 /// about 15% of a 1,000-node run.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -114,6 +115,24 @@ enum Cmd {
         /// Virtual seconds simulated after convergence.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
+    },
+    /// The tuning model's prediction for a preset beside a simulated run
+    /// (what `headcount tune --verify` does for a recommendation).
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Cluster size.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Packet loss probability.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Crashes per seed.
+        #[arg(long, default_value_t = 3)]
+        crashes: usize,
+        /// Seeds (clusters built).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
     },
     /// Regenerate docs/simulation.md (tables and SVG plots).
     Docs {
@@ -256,6 +275,38 @@ fn run(cli: Cli) -> Result<(), String> {
             let total = w0.elapsed().as_secs_f64();
             let wall = json!({ "total": models_round(total), "runs": walls });
             emit(common.json, v, wall, report::scale_text);
+        }
+        Cmd::Verify {
+            common,
+            nodes,
+            loss,
+            crashes,
+            seeds,
+        } => {
+            use headcount_sim::tune::{model, verify};
+            let p = profile(&common.profile)?;
+            let config = p.proto_config();
+            let situation = model::Situation {
+                loss,
+                ..model::Situation::for_profile(&p, nodes)
+            };
+            let prediction = model::predict(&config, &situation);
+            let effort = verify::Effort {
+                seeds: (0..seeds).map(|i| common.seed + i).collect(),
+                crashes,
+            };
+            let measured = verify::simulate(&config, &situation, &effort)?;
+            let v = json!({
+                "experiment": "verify",
+                "profile": p.name,
+                "situation": situation,
+                "prediction": prediction,
+                "measured": measured,
+                "comparison": verify::compare(&prediction, &measured),
+            });
+            emit(common.json, v, wall(w0), |v| {
+                serde_json::to_string_pretty(&v["comparison"]).expect("serialisable") + "\n"
+            });
         }
         Cmd::Docs { seed, out, quick } => {
             report::generate(seed, &out, quick).map_err(|e| e.to_string())?;
