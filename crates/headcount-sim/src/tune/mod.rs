@@ -6,6 +6,7 @@
 //! generator (which plots predictions against runs) share one copy.
 
 pub mod model;
+pub mod search;
 pub mod verify;
 
 pub use model::{predict, Names, Prediction, Situation, Stalls};

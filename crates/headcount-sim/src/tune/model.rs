@@ -94,6 +94,10 @@ pub struct Situation {
     pub names: Names,
     /// Metadata bytes per member (Serf tags, for example).
     pub meta_bytes: usize,
+    /// Membership changes (joins, leaves, deaths, updates) per member per
+    /// hour: the gossip they cause is the only gossip an idle cluster
+    /// sends.
+    pub churn_per_hour: f64,
 }
 
 impl Situation {
@@ -112,6 +116,7 @@ impl Situation {
             stalls: None,
             names: Names::Sim,
             meta_bytes: 0,
+            churn_per_hour: 0.0,
         }
     }
 
@@ -126,6 +131,7 @@ impl Situation {
             stalls: None,
             names: Names::Sim,
             meta_bytes: 0,
+            churn_per_hour: 0.0,
         }
     }
 }
@@ -563,7 +569,8 @@ pub struct Bandwidth {
     pub probe_udp: f64,
     /// Indirect probes and nacks caused by loss.
     pub indirect_udp: f64,
-    /// Gossip in an idle cluster (parked gossip ticks send nothing).
+    /// Gossip of the situation's churn (an idle cluster sends none: parked
+    /// gossip ticks send nothing).
     pub gossip_udp: f64,
     /// All UDP.
     pub udp: f64,
@@ -571,9 +578,9 @@ pub struct Bandwidth {
     pub tcp: f64,
     /// Both.
     pub total: f64,
-    /// Bytes each member sends for one piece of news (an `alive` or
-    /// `dead`), spread over its retransmissions; cluster-wide it is `n`
-    /// times this.
+    /// Bytes each member sends for one membership change (an `alive` or
+    /// `dead`), over its retransmissions; cluster-wide it is `n` times
+    /// this.
     pub gossip_per_event: f64,
 }
 
@@ -632,6 +639,114 @@ pub const DETECTION_DRAWS: usize = 2000;
 
 /// Predicts what `config` gives in situation `s`.
 pub fn predict(config: &Config, s: &Situation) -> Prediction {
+    let shared = Shared::new(config, s);
+    let curves = Curves::new(config, s);
+    predict_with(config, s, &shared, &curves, DETECTION_DRAWS)
+}
+
+/// What a prediction needs that depends on the situation only (and on the
+/// label and compression), not on the timing knobs: the encoded sizes and
+/// the first-probe statistics in units of the probe interval.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    /// Encoded sizes.
+    pub sizes: WireSizes,
+    /// Median of the first survivor's wait, in probe intervals.
+    first_wait_median: f64,
+    /// Mean of it.
+    first_wait_mean: f64,
+}
+
+impl Shared {
+    /// Computes them for situation `s`.
+    pub fn new(config: &Config, s: &Situation) -> Self {
+        let m = s.nodes.max(2) - 1;
+        let pass = m as f64;
+        let first_wait_median = probe_wait_quantile(0.5f64.powf(1.0 / pass)) * pass;
+        // E[min] = ∫ S(x)^m dx, by the trapezoid rule on [0, 2].
+        let steps = 4000;
+        let mut integral = 0.0;
+        for i in 0..=steps {
+            let x = 2.0 * i as f64 / steps as f64;
+            let w = if i == 0 || i == steps { 0.5 } else { 1.0 };
+            integral += w * probe_wait_survival(x).powf(pass);
+        }
+        Shared {
+            sizes: wire_sizes(config, s),
+            first_wait_median,
+            first_wait_mean: integral * 2.0 / steps as f64 * pass,
+        }
+    }
+}
+
+/// The spread curves of a config in a situation: they depend on the gossip
+/// knobs, the probe interval (piggybacking) and the push/pull interval.
+#[derive(Clone, Debug)]
+pub struct Curves {
+    /// News from one member.
+    pub spread: SpreadCurve,
+    /// A join.
+    pub join: SpreadCurve,
+    /// First death declaration to every survivor holding it dead.
+    pub dead_all: f64,
+}
+
+impl Curves {
+    /// Computes them.
+    pub fn new(config: &Config, s: &Situation) -> Self {
+        let n = s.nodes.max(2);
+        let spread = spread_curve(config, s);
+        let join = join_curve(config, s);
+        // The dead message's spread once the first member declares: gossip
+        // from the declarer, plus every member's own timer, running out one
+        // minimum timeout after it heard the suspicion (the suspicion's
+        // spread, shifted by that timeout).
+        let susp = spread.clone();
+        let hazard = move |u: f64| -> f64 {
+            let h = 1e-3;
+            let a = susp.share_at(u);
+            let b = susp.share_at(u + h);
+            if a >= 1.0 {
+                return 0.0;
+            }
+            ((b - a) / h / (1.0 - a)).max(0.0)
+        };
+        let g = gossip_rates(config, n);
+        let dt = (config.gossip_interval.as_secs_f64() / 40.0)
+            .min(config.probe_interval.as_secs_f64() / 40.0)
+            .max(1e-5);
+        let dead = epidemic(&Epidemic {
+            audience: (n - 1) as f64,
+            seeds: 1.0,
+            outside: &[],
+            rate: g.rate,
+            active: g.active,
+            hop: s.rtt.as_secs_f64() / 2.0,
+            loss: s.loss,
+            push_pull_rate: g.push_pull_rate,
+            hazard: Some(&hazard),
+            dt,
+            horizon: g.active * 8.0 + 5.0 + spread.time_to(1.0).min(600.0),
+        });
+        Curves {
+            dead_all: dead.time_to(1.0),
+            spread,
+            join,
+        }
+    }
+}
+
+/// [`predict`] from precomputed parts, with `draws` draws of the probe
+/// order for the detection quantiles; `draws = 0` estimates them without
+/// drawing (confirmations one probe interval apart), for the search.
+pub fn predict_with(
+    config: &Config,
+    s: &Situation,
+    shared: &Shared,
+    curves: &Curves,
+    draws: usize,
+) -> Prediction {
+    let sizes = shared.sizes;
     let n = s.nodes.max(2);
     let m = n - 1;
     let pi = config.probe_interval.as_secs_f64();
@@ -643,70 +758,40 @@ pub fn predict(config: &Config, s: &Situation) -> Prediction {
         config.probe_interval,
     );
     let k = suspicion_k(config.suspicion_mult, n);
-    let spread = spread_curve(config, s);
-    let join = join_curve(config, s);
-
-    // First suspicion: min over m survivors of W, plus the probe interval.
+    let spread = &curves.spread;
+    let join = &curves.join;
     let pass = m as f64 * pi;
-    let first_median = probe_wait_quantile(0.5f64.powf(1.0 / m as f64)) * pass + pi;
-    // E[min] = ∫ S(x)^m dx, by the trapezoid rule on [0, 2].
-    let steps = 4000;
-    let mut integral = 0.0;
-    for i in 0..=steps {
-        let x = 2.0 * i as f64 / steps as f64;
-        let w = if i == 0 || i == steps { 0.5 } else { 1.0 };
-        integral += w * probe_wait_survival(x).powf(m as f64);
-    }
-    let first_mean = integral * 2.0 / steps as f64 * pass + pi;
-
-    // The dead message's spread once the first member declares: gossip from
-    // the declarer, plus every member's own timer, running out one minimum
-    // timeout after it heard the suspicion (the suspicion's spread).
+    let first_median = shared.first_wait_median * pi + pi;
+    let first_mean = shared.first_wait_mean * pi + pi;
     let min_s = min.as_secs_f64();
-    let susp = spread.clone();
-    let hazard = move |u: f64| -> f64 {
-        let h = 1e-3;
-        let a = susp.share_at(u);
-        let b = susp.share_at(u + h);
-        if a >= 1.0 {
-            return 0.0;
-        }
-        ((b - a) / h / (1.0 - a)).max(0.0)
-    };
+    let dead_all = curves.dead_all;
     let g = gossip_rates(config, n);
-    let dt = (config.gossip_interval.as_secs_f64() / 40.0)
-        .min(pi / 40.0)
-        .max(1e-5);
-    let dead = epidemic(&Epidemic {
-        audience: m as f64,
-        seeds: 1.0,
-        outside: &[],
-        rate: g.rate,
-        active: g.active,
-        hop: s.rtt.as_secs_f64() / 2.0,
-        loss: s.loss,
-        push_pull_rate: g.push_pull_rate,
-        hazard: Some(&hazard),
-        dt,
-        horizon: g.active * 8.0 + 5.0 + spread.time_to(1.0).min(600.0),
-    });
-    let dead_all = dead.time_to(1.0);
-
-    // Declarations, over draws of the probe order.
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x7475_6e65);
-    let mut firsts = Vec::with_capacity(DETECTION_DRAWS);
-    let mut alls = Vec::with_capacity(DETECTION_DRAWS);
     let timeouts: Vec<f64> = (0..=k)
         .map(|c| remaining_suspicion_time(c, k, Duration::ZERO, min, max).as_secs_f64())
         .collect();
-    for _ in 0..DETECTION_DRAWS {
+
+    // Declarations, over draws of the probe order.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x7475_6e65);
+    let mut firsts = Vec::with_capacity(draws.max(1));
+    let mut alls = Vec::with_capacity(draws.max(1));
+    if draws == 0 {
+        let half = spread.time_to(0.5);
+        let mut declare = timeouts[0];
+        for (c, &timeout) in timeouts.iter().enumerate().skip(1) {
+            let arrival = c as f64 * pi * (m as f64 / (m - c.min(m - 1)) as f64) + half;
+            declare = declare.min(timeout.max(arrival));
+        }
+        firsts.push(first_median + declare);
+        alls.push(first_median + declare + dead_all);
+    }
+    for _ in 0..draws {
         let waits = smallest_waits(&mut rng, m, k as usize + 1);
         let t1 = waits[0] * pass + pi;
         let mut declare = t1 + timeouts[0];
         for (&timeout, &w) in timeouts.iter().zip(&waits).skip(1) {
             // The c-th confirmation: that accuser's failed probe, then its
             // gossip reaching the first accuser.
-            let gossip = spread_delay(&spread, unit(&mut rng));
+            let gossip = spread_delay(spread, unit(&mut rng));
             let arrival = w * pass + pi + gossip;
             declare = declare.min((t1 + timeout).max(arrival));
         }
@@ -719,7 +804,6 @@ pub fn predict(config: &Config, s: &Situation) -> Prediction {
     };
 
     // Bandwidth.
-    let sizes = wire_sizes(config, s);
     let p = s.loss;
     let direct_fail = 1.0 - (1.0 - p) * (1.0 - p) * (1.0 - rtt_exceeds(s, pt));
     let ki = config.indirect_checks as f64;
@@ -745,15 +829,19 @@ pub fn predict(config: &Config, s: &Situation) -> Prediction {
         direct_fail * (sizes.ping + sizes.ack + 8) as f64 / pi
     };
     let tcp = 2.0 * sizes.push_pull as f64 / ppi + tcp_ping;
-    let udp = probe_udp + indirect_udp;
+    // Each change is sent `limit` times by every member, mostly one to a
+    // datagram (compound and CRC framing) when changes are rare.
+    let per_event = (g.limit * (sizes.alive + 8)) as f64;
+    let gossip_udp = n as f64 * s.churn_per_hour / 3600.0 * per_event;
+    let udp = probe_udp + indirect_udp + gossip_udp;
     let bandwidth = Bandwidth {
         probe_udp: round4(probe_udp),
         indirect_udp: round4(indirect_udp),
-        gossip_udp: 0.0,
+        gossip_udp: round4(gossip_udp),
         udp: round4(udp),
         tcp: round4(tcp),
         total: round4(udp + tcp),
-        gossip_per_event: round4((g.limit * (sizes.alive + 1)) as f64),
+        gossip_per_event: round4(per_event),
     };
 
     // False deaths.

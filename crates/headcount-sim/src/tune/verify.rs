@@ -96,7 +96,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let k = v.len();
-    if k % 2 == 1 {
+    if !k.is_multiple_of(2) {
         v[k / 2]
     } else {
         (v[k / 2 - 1] + v[k / 2]) / 2.0
