@@ -97,9 +97,10 @@ pub struct TuneArgs {
     /// against simulated figures.
     #[arg(long)]
     verify: bool,
-    /// Seeds (simulated clusters) for --verify.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    seeds: u64,
+    /// Seeds (simulated clusters) for --verify [default: 9 up to 100
+    /// nodes, 3 above].
+    #[arg(long, value_name = "N")]
+    seeds: Option<u64>,
     /// Crashes per seed for --verify.
     #[arg(long, value_name = "N", default_value_t = 3)]
     crashes: usize,
@@ -430,7 +431,8 @@ pub fn answer(a: &TuneArgs) -> Result<String, String> {
             churn_per_hour: 0.0,
             ..q.situation.clone()
         };
-        if a.seeds == 0 || a.seeds > 100 {
+        let seeds = a.seeds.unwrap_or(if s.nodes <= 100 { 9 } else { 3 });
+        if seeds == 0 || seeds > 100 {
             return Err("--seeds must be 1 to 100".into());
         }
         if a.crashes == 0 || a.crashes > 100 {
@@ -444,7 +446,7 @@ pub fn answer(a: &TuneArgs) -> Result<String, String> {
             ));
         }
         let effort = Effort {
-            seeds: (1..=a.seeds).collect(),
+            seeds: (1..=seeds).collect(),
             crashes: a.crashes,
         };
         let p = model::predict(&config, &s);

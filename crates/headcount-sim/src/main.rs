@@ -134,6 +134,20 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         seeds: u64,
     },
+    /// Regenerate docs/tuning.md: the tuning model's predictions against
+    /// cluster size, against the simulator and against bench runs.
+    TuningDocs {
+        /// Output directory (the markdown goes there, plots in its
+        /// `tuning/` subdirectory).
+        #[arg(long, default_value = "docs")]
+        out: String,
+        /// Verify at 16 and 100 nodes only.
+        #[arg(long)]
+        quick: bool,
+        /// JSON lines of `headcount bench` runs to compare with.
+        #[arg(long)]
+        bench: Option<String>,
+    },
     /// Regenerate docs/simulation.md (tables and SVG plots).
     Docs {
         /// Master seed of every experiment in the document.
@@ -307,6 +321,22 @@ fn run(cli: Cli) -> Result<(), String> {
             emit(common.json, v, wall(w0), |v| {
                 serde_json::to_string_pretty(&v["comparison"]).expect("serialisable") + "\n"
             });
+        }
+        Cmd::TuningDocs { out, quick, bench } => {
+            let lines: Vec<Value> = match bench {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).map_err(|e| format!("{path}: {e}")))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            headcount_sim::tune::docs::generate(&out, quick, &lines).map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {out}/tuning.md in {:.1} s",
+                w0.elapsed().as_secs_f64()
+            );
         }
         Cmd::Docs { seed, out, quick } => {
             report::generate(seed, &out, quick).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 //! for predictions and verifications) and the simulator's own document
 //! generator (which plots predictions against runs) share one copy.
 
+pub mod docs;
 pub mod model;
 pub mod search;
 pub mod verify;

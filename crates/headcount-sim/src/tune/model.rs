@@ -71,6 +71,8 @@ pub struct Stalls {
 pub enum Names {
     /// The simulator's names, `n0`, `n1`, …
     Sim,
+    /// `node-0`, `node-1`, … (`headcount bench` and `demo`).
+    Node,
     /// Names of this many bytes (host names are often 10–30).
     Len(usize),
 }
@@ -169,6 +171,7 @@ pub struct WireSizes {
 fn name(names: Names, i: usize) -> String {
     match names {
         Names::Sim => format!("n{i}"),
+        Names::Node => format!("node-{i}"),
         Names::Len(len) => {
             let digits = format!("{i}");
             let pad = len.saturating_sub(digits.len() + 1).max(1);
@@ -612,7 +615,9 @@ pub struct Prediction {
     pub spread_99: f64,
     /// Everyone.
     pub spread_100: f64,
-    /// A join reaches 99 % of the members (from the join call).
+    /// A join reaches half of the members (from the join call).
+    pub join_50: f64,
+    /// A join reaches 99 % of the members.
     pub join_99: f64,
     /// A join reaches everyone.
     pub join_100: f64,
@@ -899,6 +904,7 @@ pub fn predict_with(
         spread_50: round4(spread.time_to(0.5)),
         spread_99: round4(spread.time_to(0.99)),
         spread_100: round4(spread.time_to(1.0)),
+        join_50: round4(join.time_to(0.5)),
         join_99: round4(join.time_to(0.99)),
         join_100: round4(join.time_to(1.0)),
         retransmit_limit: g.limit,

@@ -29,10 +29,21 @@ pub struct Effort {
 }
 
 impl Effort {
-    /// The default: three seeds, three crashes each.
+    /// Three seeds, three crashes each.
     pub fn quick(seed: u64) -> Self {
+        Self::seeds(seed, 3)
+    }
+
+    /// The default for `n` nodes: nine seeds up to 100 nodes (a small
+    /// cluster is cheap, and its joins and crashes scatter more), three
+    /// above; three crashes each.
+    pub fn for_size(seed: u64, n: usize) -> Self {
+        Self::seeds(seed, if n <= 100 { 9 } else { 3 })
+    }
+
+    fn seeds(seed: u64, k: u64) -> Self {
         Effort {
-            seeds: (0..3).map(|i| splitmix64(seed ^ (i * 0x9e37))).collect(),
+            seeds: (0..k).map(|i| splitmix64(seed ^ (i * 0x9e37))).collect(),
             crashes: 3,
         }
     }
@@ -54,7 +65,9 @@ pub struct Measured {
     pub detect_max: f64,
     /// Crashes some survivor never held dead within the limit.
     pub undetected: usize,
-    /// Join to 99 % of the members holding the newcomer alive, median.
+    /// Join to half of the members holding the newcomer alive, median.
+    pub join_50: f64,
+    /// Join to 99 % of the members, median.
     pub join_99: f64,
     /// Join to every member, median.
     pub join_100: f64,
@@ -129,7 +142,7 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
     let profile = profile_for(s);
     let mut m = Measured::default();
     let (mut first_s, mut first_d, mut all) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut j99, mut j100) = (Vec::new(), Vec::new());
+    let (mut j50, mut j99, mut j100) = (Vec::new(), Vec::new(), Vec::new());
     let (mut udp, mut tcp, mut packets) = (0.0, 0.0, 0.0);
     for &seed in &effort.seeds {
         let mut sim = Sim::new(seed, config.clone(), profile.clone(), 0.0);
@@ -191,6 +204,10 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
             .map(|r| secs(r.t - t0))
             .collect();
         times.sort_by(f64::total_cmp);
+        let need50 = ((0.5 * n as f64).ceil() as usize).clamp(1, n);
+        if let Some(&t) = times.get(need50 - 1) {
+            j50.push(t);
+        }
         let need99 = ((0.99 * n as f64).ceil() as usize).clamp(1, n);
         if let Some(&t) = times.get(need99 - 1) {
             j99.push(t);
@@ -263,6 +280,7 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
     m.first_dead_median = round4(median(&mut first_d));
     m.detect_median = round4(median(&mut all));
     m.detect_max = round4(all.iter().copied().fold(0.0, f64::max));
+    m.join_50 = round4(median(&mut j50));
     m.join_99 = round4(median(&mut j99));
     m.join_100 = round4(median(&mut j100));
     m.udp = round4(udp);
@@ -326,6 +344,7 @@ pub fn compare(p: &super::model::Prediction, m: &Measured) -> Vec<Comparison> {
             m.detect_median,
             Some(0.20),
         ),
+        c("join to 50% (median)", p.join_50, m.join_50, Some(0.20)),
         c("join to 99% (median)", p.join_99, m.join_99, Some(0.20)),
         c("join to 100% (median)", p.join_100, m.join_100, None),
         c("UDP bytes/node/s", p.bandwidth.udp, m.udp, Some(0.15)),
