@@ -134,6 +134,21 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         seeds: u64,
     },
+    /// The tuning model's chance that a stall of each length kills the
+    /// stalled member, beside the share of simulated stalls that did.
+    Stalls {
+        #[command(flatten)]
+        common: Common,
+        /// Cluster size.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Stall lengths in ms, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5000,10000,15000")]
+        stall_ms: Vec<u64>,
+        /// Stalls per length.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+    },
     /// Regenerate docs/tuning.md: the tuning model's predictions against
     /// cluster size, against the simulator and against bench runs.
     TuningDocs {
@@ -320,6 +335,30 @@ fn run(cli: Cli) -> Result<(), String> {
             });
             emit(common.json, v, wall(w0), |v| {
                 serde_json::to_string_pretty(&v["comparison"]).expect("serialisable") + "\n"
+            });
+        }
+        Cmd::Stalls {
+            common,
+            nodes,
+            stall_ms,
+            trials,
+        } => {
+            use headcount_sim::tune::{model, verify};
+            let p = profile(&common.profile)?;
+            let config = p.proto_config();
+            let situation = model::Situation::for_profile(&p, nodes);
+            let mut rows = Vec::new();
+            for ms in stall_ms {
+                let d = Duration::from_millis(ms);
+                let predicted = model::stall_death_probability(&config, &situation, d);
+                let simulated = verify::stall_deaths(&config, &situation, d, trials, common.seed)?;
+                rows.push(
+                    json!({ "stall_ms": ms, "predicted": predicted, "simulated": simulated }),
+                );
+            }
+            let v = json!({ "experiment": "stalls", "profile": p.name, "nodes": nodes, "trials": trials, "rows": rows });
+            emit(common.json, v, wall(w0), |v| {
+                serde_json::to_string_pretty(&v["rows"]).expect("serialisable") + "\n"
             });
         }
         Cmd::TuningDocs { out, quick, bench } => {

@@ -872,13 +872,7 @@ pub fn predict_with(
         // Stalled for d: the first probe comes after W ~ Exp(pi) (large n),
         // the suspicion after one more interval, the death one minimum
         // timeout later unless the member woke and its refutation spread.
-        let d = st.duration.as_secs_f64();
-        let slack = d + spread.time_to(0.99) - pi - min_s;
-        let p_dead = if slack <= 0.0 {
-            0.0
-        } else {
-            1.0 - (-slack / pi).exp()
-        };
+        let p_dead = stall_death(st.duration.as_secs_f64(), spread, pi, min_s);
         per_s += n as f64 * st.per_hour / 3600.0 * p_dead;
     }
     if pt < s.rtt_p99.as_secs_f64() {
@@ -887,6 +881,20 @@ pub fn predict_with(
             pt,
             s.rtt_p99.as_secs_f64()
         ));
+    }
+    if s.loss > 0.1 {
+        warnings.push(format!(
+            "loss {:.0}% is above 10%: the model's dissemination times are less reliable there \
+             (docs/tuning.md); check with --verify",
+            s.loss * 100.0
+        ));
+    }
+    if n < 100 {
+        warnings.push(
+            "below 100 members the 99% and 100% times are the last member's, which scatter \
+             widely from run to run (the figures are medians)"
+                .into(),
+        );
     }
     if config.gossip_nodes == 0 {
         warnings.push("gossip_nodes = 0: news spreads only by probes and push/pull".into());
@@ -916,6 +924,37 @@ pub fn predict_with(
         warnings,
         sizes,
     }
+}
+
+/// The probability that one stall of `d` seconds ends in a death: the
+/// first probe of the stalled member comes after `W ~ Exp(pi)`, the
+/// suspicion one probe interval later and the death one minimum timeout
+/// after that (the failed probes during the stall confirm it), unless the
+/// member woke up and its refutation reached everyone first.
+fn stall_death(d: f64, spread: &SpreadCurve, pi: f64, min: f64) -> f64 {
+    let slack = d + spread.time_to(0.99) - pi - min;
+    if slack <= 0.0 {
+        0.0
+    } else {
+        1.0 - (-slack / pi).exp()
+    }
+}
+
+/// [`predict`]'s probability that a member stalled for `d` is declared dead.
+pub fn stall_death_probability(config: &Config, s: &Situation, d: Duration) -> f64 {
+    let n = s.nodes.max(2);
+    let (min, _) = suspicion_bounds(
+        config.suspicion_mult,
+        config.suspicion_max_timeout_mult,
+        n,
+        config.probe_interval,
+    );
+    stall_death(
+        d.as_secs_f64(),
+        &spread_curve(config, s),
+        config.probe_interval.as_secs_f64(),
+        min.as_secs_f64(),
+    )
 }
 
 /// A random member's delay in hearing news: the inverse of the spread

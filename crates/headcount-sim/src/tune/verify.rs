@@ -351,3 +351,55 @@ pub fn compare(p: &super::model::Prediction, m: &Measured) -> Vec<Comparison> {
         c("TCP bytes/node/s", p.bandwidth.tcp, m.tcp, Some(0.15)),
     ]
 }
+
+/// Stalls `trials` members of a converged cluster one after the other, each
+/// for `stall` (it handles nothing, then its backlog), and returns the share
+/// of stalls after which some member declared the stalled one dead: the
+/// simulated counterpart of [`super::model::stall_death_probability`].
+pub fn stall_deaths(
+    config: &Config,
+    s: &Situation,
+    stall: Duration,
+    trials: usize,
+    seed: u64,
+) -> Result<f64, String> {
+    config
+        .validate()
+        .map_err(|e| format!("invalid config: {e}"))?;
+    let n = s.nodes;
+    if n < 3 || trials == 0 {
+        return Err("stalls need at least 3 nodes and one trial".into());
+    }
+    let mut sim = Sim::new(seed, config.clone(), profile_for(s), 0.0);
+    if !sim.bootstrap_seeded_and_converge(n) {
+        return Err(format!("seed {seed}: the seeded cluster did not converge"));
+    }
+    if s.loss > 0.0 {
+        sim.act(Action::Loss(s.loss));
+    }
+    sim.run_for(config.probe_interval * 3 + Duration::from_secs(2));
+    sim.recording = true;
+    let (min, max) = headcount_proto::suspicion::suspicion_bounds(
+        config.suspicion_mult,
+        config.suspicion_max_timeout_mult,
+        n,
+        config.probe_interval,
+    );
+    let mut killed = 0;
+    for _ in 0..trials {
+        let v = (sim.random() % n as u64) as usize;
+        let from = sim.log.len();
+        sim.act(Action::Starve(v, stall));
+        // Long enough for any suspicion raised during the stall to end,
+        // and for a refuted member to settle.
+        sim.run_for(stall + max.min(min * 3) + config.probe_interval * 4);
+        if sim.log[from..]
+            .iter()
+            .any(|r| r.kind == Kind::Dead && r.subject as usize == v)
+        {
+            killed += 1;
+        }
+        sim.run_for(Duration::from_secs(5));
+    }
+    Ok(killed as f64 / trials as f64)
+}
