@@ -182,3 +182,22 @@ fn verify_agrees_with_the_simulator_on_a_small_cluster() {
         }
     }
 }
+
+#[test]
+fn agent_refuses_timing_that_cannot_work() {
+    let o = Command::new(BIN)
+        .args([
+            "agent",
+            "--bind",
+            "127.0.0.1:0",
+            "--probe-interval",
+            "1s",
+            "--probe-timeout",
+            "2s",
+        ])
+        .output()
+        .expect("run agent");
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("timing settings do not work together"), "{e}");
+}
