@@ -151,6 +151,10 @@ pub struct SimStats {
     /// Bytes written on streams: requests and replies (counters only; no
     /// decision depends on them).
     pub stream_bytes: u64,
+    /// Streams answered with a reply (push/pull replies, fallback acks).
+    pub stream_replies: u64,
+    /// Bytes in those replies.
+    pub stream_reply_bytes: u64,
     /// Heap entries processed.
     pub steps: u64,
     /// Node inputs (packets, stream legs, timer firings) handled.

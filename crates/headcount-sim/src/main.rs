@@ -323,6 +323,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let effort = verify::Effort {
                 seeds: (0..seeds).map(|i| common.seed + i).collect(),
                 crashes,
+                full_bandwidth: true,
             };
             let measured = verify::simulate(&config, &situation, &effort)?;
             let v = json!({

@@ -43,6 +43,8 @@ impl Sim {
             (false, _) => StreamLeg::Written,
             (true, Some(bytes)) => {
                 self.stats.stream_bytes += bytes.len() as u64;
+                self.stats.stream_replies += 1;
+                self.stats.stream_reply_bytes += bytes.len() as u64;
                 StreamLeg::Reply(bytes)
             }
             (true, None) => StreamLeg::Failed(StreamFailure::Unanswered { secured: false }),

@@ -26,6 +26,10 @@ pub struct Effort {
     pub seeds: Vec<u64>,
     /// Crashes per seed.
     pub crashes: usize,
+    /// Measure TCP over whole scaled push/pull intervals (slow at large
+    /// sizes); otherwise from the state size measured in the joins'
+    /// push/pulls and the core's push/pull schedule.
+    pub full_bandwidth: bool,
 }
 
 impl Effort {
@@ -45,6 +49,7 @@ impl Effort {
         Effort {
             seeds: (0..k).map(|i| splitmix64(seed ^ (i * 0x9e37))).collect(),
             crashes: 3,
+            full_bandwidth: true,
         }
     }
 }
@@ -77,6 +82,10 @@ pub struct Measured {
     pub udp_packets: f64,
     /// Stream (TCP) bytes sent per node per second.
     pub tcp: f64,
+    /// Whether `tcp` was measured over whole push/pull intervals (else:
+    /// twice the mean push/pull reply measured in the joins' push/pulls,
+    /// once per scaled push/pull interval).
+    pub tcp_measured_over_intervals: bool,
     /// Death declarations about members that never crashed.
     pub false_deaths: usize,
     /// Virtual seconds simulated, all seeds.
@@ -153,20 +162,38 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
             sim.act(Action::Loss(s.loss));
         }
         // The joins bring a push/pull forward by one or two probe intervals.
+        let b0 = sim.stats().clone();
         sim.run_for(config.probe_interval * 3 + Duration::from_secs(2));
+        let b1 = sim.stats().clone();
         sim.recording = true;
         let start_log = sim.log.len();
 
         // Bandwidth, on the first seed only (it barely varies).
         if seed == effort.seeds[0] {
-            let w = bandwidth_window(config, n);
+            let ppi = headcount_proto::suspicion::push_pull_scale(config.push_pull_interval, n);
+            let replies = b1.stream_replies - b0.stream_replies;
+            let quick = !effort.full_bandwidth && replies > 0 && !ppi.is_zero();
+            let w = if quick {
+                config.probe_interval * 20
+            } else {
+                bandwidth_window(config, n)
+            };
             let s0 = sim.stats().clone();
             sim.run_for(w);
             let s1 = sim.stats().clone();
             let per = n as f64 * secs(w);
             udp = (s1.bytes_sent - s0.bytes_sent) as f64 / per;
-            tcp = (s1.stream_bytes - s0.stream_bytes) as f64 / per;
             packets = (s1.packets_sent - s0.packets_sent) as f64 / per;
+            if quick {
+                // Each member sends a whole state once per interval as a
+                // request and answers one request with a reply of the same
+                // size.
+                let reply = (b1.stream_reply_bytes - b0.stream_reply_bytes) as f64 / replies as f64;
+                tcp = 2.0 * reply / secs(ppi);
+            } else {
+                tcp = (s1.stream_bytes - s0.stream_bytes) as f64 / per;
+                m.tcp_measured_over_intervals = true;
+            }
         }
 
         // A join.
