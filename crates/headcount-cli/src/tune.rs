@@ -32,8 +32,9 @@ Times are medians of the model (docs/tuning.md): detection is a crash until
 every member holds it dead, dissemination is news reaching 99% of members.
 Bandwidth is UDP + TCP bytes each member sends per second.")]
 pub struct TuneArgs {
-    /// Cluster size, or a range LOW..HIGH (the recommendation must hold at
-    /// both ends).
+    /// Cluster size, or a range LOW..HIGH (the targets must hold at both
+    /// ends: detection and bandwidth are worst at the top, false deaths
+    /// under stalls at the bottom).
     #[arg(long, value_name = "N|LOW..HIGH", allow_hyphen_values = true)]
     nodes: String,
     /// Round-trip times: a profile (lan, wan, local) or TYPICAL[,P99], e.g.
@@ -413,14 +414,12 @@ pub fn run(a: TuneArgs) -> ExitCode {
 pub fn answer(a: &TuneArgs) -> Result<String, String> {
     let q = question(a)?;
     let base = q.base.config();
-    let rec = search::recommend(&base, &q.situation, &q.targets);
-    let at_low = (q.nodes.0 != q.nodes.1).then(|| {
-        let s = Situation {
-            nodes: q.nodes.0,
-            ..q.situation.clone()
-        };
-        model::predict(&rec.best.knobs.apply(&base), &s)
+    let low = (q.nodes.0 != q.nodes.1).then(|| Situation {
+        nodes: q.nodes.0,
+        ..q.situation.clone()
     });
+    let rec = search::recommend_range(&base, low.as_ref(), &q.situation, &q.targets);
+    let at_low = low.map(|s| model::predict(&rec.best.knobs.apply(&base), &s));
     let presets = [Preset::Lan, Preset::Wan, Preset::Local]
         .into_iter()
         .map(|p| (p, model::predict(&p.config(), &q.situation)))
@@ -527,9 +526,9 @@ fn describe(q: &Question) -> String {
     };
     let stalls = match s.stalls {
         Some(st) => format!(
-            ", stalls {}/h of {}",
-            st.per_hour,
-            fmt_duration(st.duration)
+            ", stalls of {} {}/member/h",
+            fmt_duration(st.duration),
+            rate(st.per_hour)
         ),
         None => String::new(),
     };

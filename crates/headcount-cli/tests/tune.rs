@@ -201,3 +201,33 @@ fn agent_refuses_timing_that_cannot_work() {
     let e = stderr(&o);
     assert!(e.contains("timing settings do not work together"), "{e}");
 }
+
+#[test]
+fn a_range_holds_the_targets_at_both_ends() {
+    // Stalls kill more easily in small clusters (shorter suspicion
+    // timeouts), detection is slower in large ones.
+    let o = tune(&[
+        "--nodes",
+        "16..1000",
+        "--stalls",
+        "1/h:15s",
+        "--false-deaths",
+        "1/day",
+        "--detect",
+        "30s",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["feasible"], true, "{v}");
+    let r = &v["recommended"];
+    assert!(
+        r["prediction_at_low"]["false_deaths_per_day"]
+            .as_f64()
+            .unwrap()
+            <= 1.0
+    );
+    assert!(r["prediction"]["false_deaths_per_day"].as_f64().unwrap() <= 1.0);
+    assert!(r["prediction"]["detect_median"].as_f64().unwrap() <= 30.0);
+    assert_eq!(r["prediction_at_low"]["nodes"], 16);
+}

@@ -365,10 +365,14 @@ impl SpreadCurve {
     /// audience (`share = 1`: fewer than `ln 2` expected uninformed).
     pub fn time_to(&self, share: f64) -> f64 {
         let n = self.audience;
-        let left = if share >= 1.0 {
+        // `share` means ceil(share × n) members, as in the measurements;
+        // when that is all of them, the last one's median (ln 2 expected
+        // uninformed), else within half a member.
+        let need = (share * n).ceil().min(n);
+        let left = if need >= n {
             core::f64::consts::LN_2.min(n)
         } else {
-            (n - (share * n).ceil()).max(0.0) + 0.5
+            n - need + 0.5
         };
         let need = n - left;
         if let Some(k) = self.informed.iter().position(|&x| x >= need) {

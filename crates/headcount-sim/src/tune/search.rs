@@ -134,8 +134,30 @@ fn ratio(v: f64, t: f64) -> f64 {
 pub struct Candidate {
     /// The knobs.
     pub knobs: Knobs,
-    /// What the model predicts for them.
+    /// What the model predicts for them (at the largest size).
     pub prediction: Prediction,
+    /// For a range of sizes: `prediction` with each targeted figure
+    /// replaced by the worse of its values at the two ends (false deaths
+    /// under stalls, for one, are worse at the small end). What the
+    /// targets are checked against.
+    pub worst_case: Option<Prediction>,
+}
+
+impl Candidate {
+    /// The prediction the targets are checked against.
+    pub fn checked(&self) -> &Prediction {
+        self.worst_case.as_ref().unwrap_or(&self.prediction)
+    }
+}
+
+/// `high` with each targeted figure the worse of `high`'s and `low`'s.
+fn worse(high: &Prediction, low: &Prediction) -> Prediction {
+    let mut w = high.clone();
+    w.detect_median = high.detect_median.max(low.detect_median);
+    w.spread_99 = high.spread_99.max(low.spread_99);
+    w.bandwidth.total = high.bandwidth.total.max(low.bandwidth.total);
+    w.false_deaths_per_day = high.false_deaths_per_day.max(low.false_deaths_per_day);
+    w
 }
 
 /// A target no candidate meets, with the best value any reaches.
@@ -277,53 +299,89 @@ fn distance(k: &Knobs, base: &Knobs) -> f64 {
 /// (each figure over its target, or over what `base` itself gives where
 /// there is none).
 pub fn recommend(base: &Config, s: &Situation, targets: &Targets) -> Recommendation {
+    recommend_range(base, None, s, targets)
+}
+
+/// [`recommend`] for every size from `low.nodes` to `s.nodes`: the targets
+/// must hold at both ends (the model's figures are monotonic in between).
+pub fn recommend_range(
+    base: &Config,
+    low: Option<&Situation>,
+    s: &Situation,
+    targets: &Targets,
+) -> Recommendation {
     let shared = Shared::new(base, s);
+    let shared_low = low.map(|l| Shared::new(base, l));
     let reference = predict_with(base, s, &shared, &Curves::new(base, s), 0);
     let grid = grid(s);
-    // The curves depend on five knobs only: compute each once.
-    let mut curves: HashMap<(Duration, Duration, usize, u32, Duration), Curves> = HashMap::new();
-    let mut curves_of = |k: &Knobs| -> Curves {
+    // The curves depend on five knobs only: compute each once per end.
+    type Key = (bool, Duration, Duration, usize, u32, Duration);
+    let mut curves: HashMap<Key, Curves> = HashMap::new();
+    let mut curves_of = |k: &Knobs, at_low: bool| -> Curves {
         let key = (
+            at_low,
             k.probe_interval,
             k.gossip_interval,
             k.gossip_nodes,
             k.retransmit_mult,
             k.push_pull_interval,
         );
+        let sit = if at_low { low.unwrap_or(s) } else { s };
         curves
             .entry(key)
-            .or_insert_with(|| Curves::new(&k.apply(base), s))
+            .or_insert_with(|| Curves::new(&k.apply(base), sit))
             .clone()
     };
     let all: Vec<Candidate> = grid
         .iter()
         .map(|k| {
-            let c = curves_of(k);
+            let config = k.apply(base);
+            let prediction = predict_with(&config, s, &shared, &curves_of(k, false), 0);
+            let worst_case = match (low, &shared_low) {
+                (Some(l), Some(sl)) => {
+                    let p = predict_with(&config, l, sl, &curves_of(k, true), 0);
+                    Some(worse(&prediction, &p))
+                }
+                _ => None,
+            };
             Candidate {
                 knobs: *k,
-                prediction: predict_with(&k.apply(base), s, &shared, &c, 0),
+                prediction,
+                worst_case,
             }
         })
         .collect();
     let searched = all.len();
-    let full = |k: &Knobs| Candidate {
-        knobs: *k,
-        prediction: predict_with(
-            &k.apply(base),
+    let full = |k: &Knobs| {
+        let config = k.apply(base);
+        let prediction = predict_with(
+            &config,
             s,
             &shared,
-            &Curves::new(&k.apply(base), s),
+            &Curves::new(&config, s),
             DETECTION_DRAWS,
-        ),
+        );
+        let worst_case = match (low, &shared_low) {
+            (Some(l), Some(sl)) => {
+                let p = predict_with(&config, l, sl, &Curves::new(&config, l), DETECTION_DRAWS);
+                Some(worse(&prediction, &p))
+            }
+            _ => None,
+        };
+        Candidate {
+            knobs: *k,
+            prediction,
+            worst_case,
+        }
     };
     // The best few by the fast model, re-predicted in full.
     let mut ranked: Vec<&Candidate> = all.iter().collect();
     let base_knobs = Knobs::of(base);
     let key = |c: &Candidate| {
-        let v = violation(&c.prediction, targets);
+        let v = violation(c.checked(), targets);
         (
             if v <= 1.0 { 0.0 } else { v },
-            score(&c.prediction, targets, &reference) + distance(&c.knobs, &base_knobs),
+            score(c.checked(), targets, &reference) + distance(&c.knobs, &base_knobs),
         )
     };
     ranked.sort_by(|a, b| {
@@ -336,15 +394,15 @@ pub fn recommend(base: &Config, s: &Situation, targets: &Targets) -> Recommendat
         ka.0.total_cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
     let best = top.swap_remove(0);
-    let feasible = violation(&best.prediction, targets) <= 1.0;
+    let feasible = violation(best.checked(), targets) <= 1.0;
 
     let mut unreachable = Vec::new();
     let mut conflicting = Vec::new();
     let mut trade_off = Vec::new();
     if !feasible {
-        for (i, (name, _, target)) in figures(&best.prediction, targets).iter().enumerate() {
+        for (i, (name, _, target)) in figures(best.checked(), targets).iter().enumerate() {
             let Some(target) = *target else { continue };
-            let value = |c: &Candidate| figures(&c.prediction, targets)[i].1;
+            let value = |c: &Candidate| figures(c.checked(), targets)[i].1;
             let Some(b) = all.iter().min_by(|a, b| value(a).total_cmp(&value(b))) else {
                 continue;
             };
@@ -357,14 +415,14 @@ pub fn recommend(base: &Config, s: &Situation, targets: &Targets) -> Recommendat
                     best: value(&b),
                     knobs: b.knobs,
                 });
-            } else if ratio(figures(&best.prediction, targets)[i].1, target) > 1.0 {
+            } else if ratio(figures(best.checked(), targets)[i].1, target) > 1.0 {
                 conflicting.push(*name);
             }
         }
         // The trade-off: for allowances of 1×, 1.5×, 2×, 3×, 5× on every
         // other target, the configuration that does best on the most
         // violated one.
-        let worst = figures(&best.prediction, targets)
+        let worst = figures(best.checked(), targets)
             .iter()
             .enumerate()
             .filter_map(|(i, &(_, v, t))| t.map(|t| (i, ratio(v, t))))
@@ -373,17 +431,17 @@ pub fn recommend(base: &Config, s: &Situation, targets: &Targets) -> Recommendat
         if let Some(w) = worst {
             for allowance in [1.0, 1.5, 2.0, 3.0, 5.0] {
                 let ok = |c: &Candidate| {
-                    figures(&c.prediction, targets)
+                    figures(c.checked(), targets)
                         .iter()
                         .enumerate()
                         .all(|(i, &(_, v, t))| i == w || t.is_none_or(|t| v <= t * allowance))
                 };
                 let pick = all.iter().filter(|c| ok(c)).min_by(|a, b| {
-                    let va = figures(&a.prediction, targets)[w].1;
-                    let vb = figures(&b.prediction, targets)[w].1;
+                    let va = figures(a.checked(), targets)[w].1;
+                    let vb = figures(b.checked(), targets)[w].1;
                     va.total_cmp(&vb).then(
-                        score(&a.prediction, targets, &reference).total_cmp(&score(
-                            &b.prediction,
+                        score(a.checked(), targets, &reference).total_cmp(&score(
+                            b.checked(),
                             targets,
                             &reference,
                         )),
@@ -398,7 +456,7 @@ pub fn recommend(base: &Config, s: &Situation, targets: &Targets) -> Recommendat
             // Keep the Pareto front: drop an option another one beats or
             // equals on every targeted figure.
             let targeted = |c: &Candidate| -> Vec<f64> {
-                figures(&c.prediction, targets)
+                figures(c.checked(), targets)
                     .iter()
                     .filter(|f| f.2.is_some())
                     .map(|f| f.1)
