@@ -143,7 +143,7 @@ pub fn bandwidth_window(config: &Config, n: usize) -> Duration {
 pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measured, String> {
     config
         .validate()
-        .map_err(|e| format!("invalid config: {e:?}"))?;
+        .map_err(|e| format!("invalid config: {e}"))?;
     let n = s.nodes;
     if n < 3 {
         return Err("verification needs at least 3 nodes".into());
