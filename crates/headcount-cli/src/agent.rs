@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 // A child module, so it can fill in `AgentArgs`' fields.
 #[path = "agent_config.rs"]
 pub(crate) mod agent_config;
-pub use agent_config::{resolve, LogLevel};
+pub use agent_config::{parse_duration, resolve, LogLevel};
 
 /// Sets the log level at run time (`None`: RUST_LOG, else info).
 pub type SetLogLevel = Box<dyn Fn(Option<LogLevel>) + Send + Sync>;
@@ -126,6 +126,9 @@ pub struct AgentArgs {
     /// Timing profile.
     #[arg(long, value_enum, default_value_t = Profile::Lan)]
     profile: Profile,
+    /// Timing knobs over the profile (what `headcount tune` recommends).
+    #[command(flatten)]
+    timing: Timing,
     /// Node metadata (text), for plain memberlist peers; see --tag for Serf.
     #[arg(long, value_name = "TEXT", conflicts_with = "tag")]
     meta: Option<String>,
@@ -181,6 +184,67 @@ pub fn parse_key(s: &str) -> Result<Vec<u8>, String> {
         )
     })?;
     Ok(key)
+}
+
+/// Timing knobs that replace the profile's values when given.
+#[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Time between probes of the next member (ms, s, m or h).
+    #[arg(long, value_name = "DURATION", value_parser = agent_config::parse_duration)]
+    probe_interval: Option<Duration>,
+    /// How long a direct probe waits for its ack before asking others.
+    #[arg(long, value_name = "DURATION", value_parser = agent_config::parse_duration)]
+    probe_timeout: Option<Duration>,
+    /// Suspicion timeout multiplier (× log10(n) × probe interval).
+    #[arg(long, value_name = "N")]
+    suspicion_mult: Option<u32>,
+    /// Longest suspicion timeout as a multiple of the shortest.
+    #[arg(long, value_name = "N")]
+    suspicion_max_timeout_mult: Option<u32>,
+    /// Time between gossip rounds.
+    #[arg(long, value_name = "DURATION", value_parser = agent_config::parse_duration)]
+    gossip_interval: Option<Duration>,
+    /// Members gossiped to per round.
+    #[arg(long, value_name = "N")]
+    gossip_nodes: Option<usize>,
+    /// Retransmissions of each broadcast (× log10(n + 1)).
+    #[arg(long, value_name = "N")]
+    retransmit_mult: Option<u32>,
+    /// Time between full state exchanges (scaled up above 32 members; 0
+    /// turns them off).
+    #[arg(long, value_name = "DURATION", value_parser = agent_config::parse_duration)]
+    push_pull_interval: Option<Duration>,
+}
+
+impl Timing {
+    /// `config` with the knobs given.
+    pub fn apply(&self, mut c: Config) -> Config {
+        if let Some(v) = self.probe_interval {
+            c.probe_interval = v;
+        }
+        if let Some(v) = self.probe_timeout {
+            c.probe_timeout = v;
+        }
+        if let Some(v) = self.suspicion_mult {
+            c.suspicion_mult = v;
+        }
+        if let Some(v) = self.suspicion_max_timeout_mult {
+            c.suspicion_max_timeout_mult = v;
+        }
+        if let Some(v) = self.gossip_interval {
+            c.gossip_interval = v;
+        }
+        if let Some(v) = self.gossip_nodes {
+            c.gossip_nodes = v;
+        }
+        if let Some(v) = self.retransmit_mult {
+            c.retransmit_mult = v;
+        }
+        if let Some(v) = self.push_pull_interval {
+            c.push_pull_interval = v;
+        }
+        c
+    }
 }
 
 /// A configuration preset.
@@ -312,11 +376,17 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
             return ExitCode::FAILURE;
         }
     };
-    let mut config = match args.profile {
+    let config = match args.profile {
         Profile::Lan => Config::lan(),
         Profile::Wan => Config::wan(),
         Profile::Local => Config::local(),
     };
+    let config = args.timing.apply(config);
+    if let Err(e) = config.validate() {
+        eprintln!("headcount: the timing settings do not work together: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut config = config;
     // Before the node starts: it registers its metrics then. Nothing to
     // serve them without the API.
     if http_on {

@@ -50,6 +50,14 @@ struct FileConfig {
     http_idle_timeout: Option<String>,
     metrics_prefix: Option<String>,
     metric_label: Option<BTreeMap<String, String>>,
+    probe_interval: Option<String>,
+    probe_timeout: Option<String>,
+    suspicion_mult: Option<u32>,
+    suspicion_max_timeout_mult: Option<u32>,
+    gossip_interval: Option<String>,
+    gossip_nodes: Option<usize>,
+    retransmit_mult: Option<u32>,
+    push_pull_interval: Option<String>,
 }
 
 /// The log levels of `--log-level`.
@@ -297,6 +305,38 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
             .collect::<Result<_, _>>()
             .map_err(|e| key("metric_label", e))?;
     }
+    let t = &mut args.timing;
+    let dur = |k: &str, v: &str| parse_duration(v).map_err(|e| key(k, e));
+    if let Some(v) = f.probe_interval.filter(|_| !given("probe_interval")) {
+        t.probe_interval = Some(dur("probe_interval", &v)?);
+    }
+    if let Some(v) = f.probe_timeout.filter(|_| !given("probe_timeout")) {
+        t.probe_timeout = Some(dur("probe_timeout", &v)?);
+    }
+    if let Some(v) = f.suspicion_mult.filter(|_| !given("suspicion_mult")) {
+        t.suspicion_mult = Some(v);
+    }
+    if let Some(v) = f
+        .suspicion_max_timeout_mult
+        .filter(|_| !given("suspicion_max_timeout_mult"))
+    {
+        t.suspicion_max_timeout_mult = Some(v);
+    }
+    if let Some(v) = f.gossip_interval.filter(|_| !given("gossip_interval")) {
+        t.gossip_interval = Some(dur("gossip_interval", &v)?);
+    }
+    if let Some(v) = f.gossip_nodes.filter(|_| !given("gossip_nodes")) {
+        t.gossip_nodes = Some(v);
+    }
+    if let Some(v) = f.retransmit_mult.filter(|_| !given("retransmit_mult")) {
+        t.retransmit_mult = Some(v);
+    }
+    if let Some(v) = f
+        .push_pull_interval
+        .filter(|_| !given("push_pull_interval"))
+    {
+        t.push_pull_interval = Some(dur("push_pull_interval", &v)?);
+    }
     if let Some(v) = f.log_level.filter(|_| !given("log_level")) {
         args.log_level = Some(LogLevel::from_str(&v, true).map_err(|_| {
             key(
@@ -312,6 +352,7 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
 mod tests {
     use super::*;
     use clap::{CommandFactory, FromArgMatches, Parser};
+    use headcount::Config;
 
     #[derive(Parser)]
     struct Cli {
@@ -463,6 +504,49 @@ mod tests {
         assert_eq!((r.log_level, r.tags.len()), (None, 0));
         std::fs::write(&path, "bogus = 1\n").unwrap();
         assert!(reload(&a).unwrap_err().contains("bogus"));
+    }
+
+    #[test]
+    fn tune_toml_loads_as_agent_config() {
+        #[derive(Parser)]
+        struct Tune {
+            #[command(flatten)]
+            t: crate::tune::TuneArgs,
+        }
+        let args = Tune::try_parse_from([
+            "tune",
+            "--nodes",
+            "500",
+            "--detect",
+            "4s",
+            "--bandwidth",
+            "1KB/s",
+            "--format",
+            "toml",
+        ])
+        .unwrap();
+        let text = crate::tune::answer(&args.t).unwrap();
+        let a = parse(&[], Some(&text)).unwrap();
+        let t = &a.timing;
+        assert!(t.probe_interval.is_some() && t.push_pull_interval.is_some());
+        let config = t.apply(Config::lan());
+        config.validate().unwrap();
+        // The knobs the file sets are the ones the answer recommends: the
+        // predicted detection in its header is what the model gives them.
+        let p = headcount_sim::tune::model::predict(
+            &config,
+            &headcount_sim::tune::Situation {
+                names: headcount_sim::tune::Names::Len(16),
+                ..headcount_sim::tune::Situation::lan(500)
+            },
+        );
+        assert!(p.detect_median <= 4.0, "{p:?}\n{text}");
+        // A flag still wins over the file.
+        let a = parse(&["--gossip-nodes", "9"], Some(&text)).unwrap();
+        assert_eq!(a.timing.gossip_nodes, Some(9));
+        // Bad values in the file are named.
+        let e = parse(&[], Some("probe-interval = \"fast\"\n")).unwrap_err();
+        assert!(e.contains("probe-interval"), "{e}");
     }
 
     #[test]

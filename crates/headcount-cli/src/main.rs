@@ -3,7 +3,7 @@
 //! on loopback and narrates failure detection and recovery; `headcount
 //! keygen` prints a new encryption key; `headcount members`, `info`,
 //! `join`, `leave`, `send`, `keys` and `monitor` talk to a running agent's
-//! HTTP API.
+//! HTTP API; `headcount tune` recommends timing knobs.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +16,7 @@ mod http_api;
 mod keyring_file;
 mod metrics_endpoint;
 mod tags;
+mod tune;
 mod web_view;
 
 use std::io::IsTerminal;
@@ -54,6 +55,10 @@ enum Command {
     /// Run N nodes on 127.0.0.1, kill some, and print one JSON line of
     /// figures: convergence, detection, CPU, memory and bytes sent.
     Bench(bench::BenchArgs),
+    /// Recommend a configuration for a cluster size, a network and goals
+    /// (detection, dissemination, bandwidth, false deaths), with predicted
+    /// figures beside Go's presets; --verify runs the simulator.
+    Tune(tune::TuneArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         Command::Agent(_) => "info",
         Command::Demo(_) | Command::Bench(_) => "warn",
         Command::Keygen => return keygen(),
+        Command::Tune(args) => return tune::run(args),
         Command::Client(c) => return client::run(c),
     };
     let filter = move |level: Option<agent::LogLevel>| match level {
@@ -130,7 +136,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::Keygen => unreachable!("handled before the runtime starts"),
         Command::Bench(_) => unreachable!("handled above"),
-        Command::Client(_) => unreachable!("handled before the runtime starts"),
+        Command::Client(_) | Command::Tune(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     };
     // A blocking read of stdin may still be pending: do not wait for it.
     rt.shutdown_timeout(Duration::from_millis(100));

@@ -148,6 +148,13 @@ pub struct SimStats {
     pub backlog_overflow: u64,
     /// Streams dialed.
     pub streams: u64,
+    /// Bytes written on streams: requests and replies (counters only; no
+    /// decision depends on them).
+    pub stream_bytes: u64,
+    /// Streams answered with a reply (push/pull replies, fallback acks).
+    pub stream_replies: u64,
+    /// Bytes in those replies.
+    pub stream_reply_bytes: u64,
     /// Heap entries processed.
     pub steps: u64,
     /// Node inputs (packets, stream legs, timer firings) handled.

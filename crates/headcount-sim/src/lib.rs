@@ -10,7 +10,8 @@
 //!   starvation) and the shared [`engine::drain`] helper;
 //! - [`experiments`]: `detection`, `dissemination`, `lifeguard`, `scale`;
 //! - [`models`]: analytic expectations to set beside the measurements;
-//! - [`report`]: the `docs/simulation.md` generator and its SVG plots.
+//! - [`report`]: the `docs/simulation.md` generator and its SVG plots;
+//! - [`tune`]: the model behind `headcount tune` and its verification.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod experiments;
 pub mod models;
 pub mod net;
 pub mod report;
+pub mod tune;
 
 pub use engine::{Action, Kind, Record, Sim, Status};
 pub use net::{Cut, Network, Partition, Profile};

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 /// The simulator allocates and frees millions of small buffers (decoded
 /// names, packets, events); with glibc's allocator `malloc` alone took
 /// about 15% of a 1,000-node run.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -114,6 +115,53 @@ enum Cmd {
         /// Virtual seconds simulated after convergence.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
+    },
+    /// The tuning model's prediction for a preset beside a simulated run
+    /// (what `headcount tune --verify` does for a recommendation).
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// Cluster size.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Packet loss probability.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Crashes per seed.
+        #[arg(long, default_value_t = 3)]
+        crashes: usize,
+        /// Seeds (clusters built).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+    },
+    /// The tuning model's chance that a stall of each length kills the
+    /// stalled member, beside the share of simulated stalls that did.
+    Stalls {
+        #[command(flatten)]
+        common: Common,
+        /// Cluster size.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Stall lengths in ms, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5000,10000,15000")]
+        stall_ms: Vec<u64>,
+        /// Stalls per length.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+    },
+    /// Regenerate docs/tuning.md: the tuning model's predictions against
+    /// cluster size, against the simulator and against bench runs.
+    TuningDocs {
+        /// Output directory (the markdown goes there, plots in its
+        /// `tuning/` subdirectory).
+        #[arg(long, default_value = "docs")]
+        out: String,
+        /// Verify at 16 and 100 nodes only.
+        #[arg(long)]
+        quick: bool,
+        /// JSON lines of `headcount bench` runs to compare with.
+        #[arg(long)]
+        bench: Option<String>,
     },
     /// Regenerate docs/simulation.md (tables and SVG plots).
     Docs {
@@ -256,6 +304,79 @@ fn run(cli: Cli) -> Result<(), String> {
             let total = w0.elapsed().as_secs_f64();
             let wall = json!({ "total": models_round(total), "runs": walls });
             emit(common.json, v, wall, report::scale_text);
+        }
+        Cmd::Verify {
+            common,
+            nodes,
+            loss,
+            crashes,
+            seeds,
+        } => {
+            use headcount_sim::tune::{model, verify};
+            let p = profile(&common.profile)?;
+            let config = p.proto_config();
+            let situation = model::Situation {
+                loss,
+                ..model::Situation::for_profile(&p, nodes)
+            };
+            let prediction = model::predict(&config, &situation);
+            let effort = verify::Effort {
+                seeds: (0..seeds).map(|i| common.seed + i).collect(),
+                crashes,
+                full_bandwidth: true,
+            };
+            let measured = verify::simulate(&config, &situation, &effort)?;
+            let v = json!({
+                "experiment": "verify",
+                "profile": p.name,
+                "situation": situation,
+                "prediction": prediction,
+                "measured": measured,
+                "comparison": verify::compare(&prediction, &measured),
+            });
+            emit(common.json, v, wall(w0), |v| {
+                serde_json::to_string_pretty(&v["comparison"]).expect("serialisable") + "\n"
+            });
+        }
+        Cmd::Stalls {
+            common,
+            nodes,
+            stall_ms,
+            trials,
+        } => {
+            use headcount_sim::tune::{model, verify};
+            let p = profile(&common.profile)?;
+            let config = p.proto_config();
+            let situation = model::Situation::for_profile(&p, nodes);
+            let mut rows = Vec::new();
+            for ms in stall_ms {
+                let d = Duration::from_millis(ms);
+                let predicted = model::stall_death_probability(&config, &situation, d);
+                let simulated = verify::stall_deaths(&config, &situation, d, trials, common.seed)?;
+                rows.push(
+                    json!({ "stall_ms": ms, "predicted": predicted, "simulated": simulated }),
+                );
+            }
+            let v = json!({ "experiment": "stalls", "profile": p.name, "nodes": nodes, "trials": trials, "rows": rows });
+            emit(common.json, v, wall(w0), |v| {
+                serde_json::to_string_pretty(&v["rows"]).expect("serialisable") + "\n"
+            });
+        }
+        Cmd::TuningDocs { out, quick, bench } => {
+            let lines: Vec<Value> = match bench {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).map_err(|e| format!("{path}: {e}")))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            headcount_sim::tune::docs::generate(&out, quick, &lines).map_err(|e| e.to_string())?;
+            eprintln!(
+                "wrote {out}/tuning.md in {:.1} s",
+                w0.elapsed().as_secs_f64()
+            );
         }
         Cmd::Docs { seed, out, quick } => {
             report::generate(seed, &out, quick).map_err(|e| e.to_string())?;

@@ -41,7 +41,12 @@ impl Sim {
         self.after_input(to);
         let leg = match (expect_reply, reply) {
             (false, _) => StreamLeg::Written,
-            (true, Some(bytes)) => StreamLeg::Reply(bytes),
+            (true, Some(bytes)) => {
+                self.stats.stream_bytes += bytes.len() as u64;
+                self.stats.stream_replies += 1;
+                self.stats.stream_reply_bytes += bytes.len() as u64;
+                StreamLeg::Reply(bytes)
+            }
             (true, None) => StreamLeg::Failed(StreamFailure::Unanswered { secured: false }),
         };
         self.answer_stream(to, from, from_gen, id, leg);
@@ -98,6 +103,7 @@ impl Sim {
     /// node ignores whichever of the two comes second.
     pub(super) fn dial(&mut self, from: usize, d: Dial) {
         self.stats.streams += 1;
+        self.stats.stream_bytes += d.data.len() as u64;
         let gen = self.slots[from].gen;
         let from32 = from as u32;
         self.push(
