@@ -93,8 +93,7 @@ pub(super) fn send(fd: RawFd, packets: &[(SocketAddr, &[u8])]) -> io::Result<usi
     }
     let mut addrs = [MaybeUninit::<(libc::sockaddr_storage, libc::socklen_t)>::uninit(); BATCH];
     let mut iovs = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
-    // SAFETY: mmsghdr is plain data, valid when zeroed.
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    let mut hdrs = [MaybeUninit::<libc::mmsghdr>::uninit(); BATCH];
     for (i, (to, data)) in packets[..n].iter().enumerate() {
         let addr = addrs[i].write(to_c(to));
         let iov = iovs[i].write(libc::iovec {
@@ -102,16 +101,17 @@ pub(super) fn send(fd: RawFd, packets: &[(SocketAddr, &[u8])]) -> io::Result<usi
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
         });
-        let h = &mut hdrs[i].msg_hdr;
+        // SAFETY: mmsghdr is plain C data, valid when zeroed.
+        let h = &mut hdrs[i].write(unsafe { std::mem::zeroed() }).msg_hdr;
         h.msg_name = std::ptr::addr_of_mut!(addr.0).cast();
         h.msg_namelen = addr.1;
         h.msg_iov = iov;
         h.msg_iovlen = 1;
     }
-    // SAFETY: the first n headers point to addresses and iovecs that live
+    // SAFETY: the first n headers (initialized above) point to addresses and iovecs that live
     // until the call returns, each iovec to a datagram borrowed for as
     // long; the socket is non-blocking.
-    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
+    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().cast(), n as libc::c_uint, 0) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -119,21 +119,53 @@ pub(super) fn send(fd: RawFd, packets: &[(SocketAddr, &[u8])]) -> io::Result<usi
     }
 }
 
-/// Buffers for one `recvmmsg` of up to [`BATCH`] datagrams of up to `slot`
-/// bytes each. Made once per thread; pages are touched only where
-/// datagrams land.
+/// Buffers and headers for one `recvmmsg` of up to [`BATCH`] datagrams of
+/// up to `slot` bytes each. Made once per thread and set up once: the
+/// headers point to their address buffers and to their slot of `buf` for
+/// the life of the struct (all on the heap, never resized), so a
+/// call only resets the address lengths the kernel overwrote. Pages of
+/// `buf` are touched only where datagrams land.
 pub(super) struct RecvBuffers {
     /// `BATCH * slot` bytes of capacity, never initialized by us: the
     /// kernel writes into it and only what it wrote is read.
     buf: Vec<u8>,
     slot: usize,
+    // Vecs, not boxes: the headers keep raw pointers into them.
+    addrs: Vec<libc::sockaddr_storage>,
+    /// Only the kernel reads these (through `hdrs`); kept for their storage.
+    #[allow(dead_code)]
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
 }
 
 impl RecvBuffers {
     pub(super) fn new(slot: usize) -> Self {
+        let mut buf = Vec::<u8>::with_capacity(BATCH * slot);
+        let base = buf.as_mut_ptr();
+        // SAFETY: plain C data, valid when zeroed.
+        let mut addrs: Vec<libc::sockaddr_storage> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut iovs: Vec<libc::iovec> = (0..BATCH)
+            .map(|i| libc::iovec {
+                // SAFETY: i * slot + slot <= the buffer's capacity.
+                iov_base: unsafe { base.add(i * slot) }.cast(),
+                iov_len: slot,
+            })
+            .collect();
+        // SAFETY: plain C data, valid when zeroed.
+        let mut hdrs: Vec<libc::mmsghdr> =
+            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (i, h) in hdrs.iter_mut().enumerate() {
+            h.msg_hdr.msg_name = std::ptr::addr_of_mut!(addrs[i]).cast();
+            h.msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovs[i]);
+            h.msg_hdr.msg_iovlen = 1;
+        }
         RecvBuffers {
-            buf: Vec::with_capacity(BATCH * slot),
+            buf,
             slot,
+            addrs,
+            iovs,
+            hdrs,
         }
     }
 
@@ -149,32 +181,17 @@ impl RecvBuffers {
         mut each: impl FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         let max = max.min(BATCH);
-        let base = self.buf.as_mut_ptr();
-        // SAFETY: as for sendmmsg; zeroed headers and addresses are valid.
-        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
-        let mut iovs = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
-        // SAFETY: plain data, valid when zeroed.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        for i in 0..BATCH {
-            let iov = iovs[i].write(libc::iovec {
-                // SAFETY: i * slot + slot <= the buffer's capacity.
-                iov_base: unsafe { base.add(i * self.slot) }.cast(),
-                iov_len: self.slot,
-            });
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_name = std::ptr::addr_of_mut!(addrs[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
+        for h in &mut self.hdrs[..max] {
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
-        // SAFETY: every header points to an address buffer and an iovec
-        // that live until the call returns, each iovec to its own slot of
-        // the buffer's capacity; the socket is non-blocking, and no
+        // SAFETY: the first `max` headers point to address buffers and
+        // iovecs owned by `self`, each iovec to its own slot of the
+        // buffer's capacity (see `new`); the socket is non-blocking, and no
         // timeout is given.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
-                hdrs.as_mut_ptr(),
+                self.hdrs.as_mut_ptr(),
                 max as libc::c_uint,
                 0,
                 std::ptr::null_mut(),
@@ -184,12 +201,13 @@ impl RecvBuffers {
             return Err(io::Error::last_os_error());
         }
         let n = r as usize;
-        for (i, h) in hdrs[..n].iter().enumerate() {
+        let base = self.buf.as_ptr();
+        for (i, h) in self.hdrs[..n].iter().enumerate() {
             // A datagram longer than its slot was truncated to it.
             let len = (h.msg_len as usize).min(self.slot);
             // SAFETY: the kernel wrote `len` bytes at the start of slot i.
             let data = unsafe { std::slice::from_raw_parts(base.add(i * self.slot), len) };
-            if let Some(from) = from_c(&addrs[i], h.msg_hdr.msg_namelen) {
+            if let Some(from) = from_c(&self.addrs[i], h.msg_hdr.msg_namelen) {
                 each(from, data);
             }
         }
