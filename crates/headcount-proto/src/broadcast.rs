@@ -334,6 +334,26 @@ impl TransmitLimitedQueue {
             if free == 0 {
                 break;
             }
+            // Common case first: the queue's first broadcast is of this
+            // tier and fits, so it is the one the range search below would
+            // find (the smallest rank of the tier whose length fits), and
+            // `pop_first` takes it without comparing keys on the way down.
+            if let Some(entry) = self.order.first_entry() {
+                let rank = *entry.key();
+                if rank.transmits == tier && rank.len.0 as usize <= free {
+                    let b = entry.remove();
+                    used += self.take(
+                        rank,
+                        b,
+                        overhead,
+                        transmit_limit,
+                        msgs,
+                        finished,
+                        &mut reinsert,
+                    );
+                    continue;
+                }
+            }
             let found = self
                 .order
                 .range(Rank::first_fitting(tier, free)..)
@@ -357,33 +377,59 @@ impl TransmitLimitedQueue {
             let Some(b) = self.order.remove(&rank) else {
                 break; // unreachable: the rank was just found
             };
-            used += overhead + b.payload.len();
-            if u64::from(rank.transmits) + 1 >= transmit_limit {
-                if let Some(key) = &b.key {
-                    self.unindex(key, rank);
-                }
-                finished.extend(b.notify);
-                msgs.push(b.payload);
-            } else {
-                msgs.push(Arc::clone(&b.payload));
-                // Reinserted after the walk, so it is not taken twice.
-                let bumped = Rank {
-                    transmits: rank.transmits.saturating_add(1),
-                    ..rank
-                };
-                if let Some(key) = &b.key {
-                    if let Some(slot) = self.by_key.find_mut(hash_str(key), |r| *r == rank) {
-                        *slot = bumped;
-                    }
-                }
-                reinsert.push((bumped, b));
-            }
+            used += self.take(
+                rank,
+                b,
+                overhead,
+                transmit_limit,
+                msgs,
+                finished,
+                &mut reinsert,
+            );
         }
         for (rank, b) in reinsert.drain(..) {
             self.order.insert(rank, b);
         }
         self.reinsert = reinsert;
         self.reset_ids_if_empty();
+        used
+    }
+
+    /// Takes `b` (just removed from `order`, at `rank`) into `msgs`: it
+    /// leaves the queue when this was its last transmission, or goes to
+    /// `reinsert` one transmission further. Returns the bytes it used.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        rank: Rank,
+        b: Broadcast,
+        overhead: usize,
+        transmit_limit: u64,
+        msgs: &mut Vec<Arc<[u8]>>,
+        finished: &mut Vec<u64>,
+        reinsert: &mut Vec<(Rank, Broadcast)>,
+    ) -> usize {
+        let used = overhead + b.payload.len();
+        if u64::from(rank.transmits) + 1 >= transmit_limit {
+            if let Some(key) = &b.key {
+                self.unindex(key, rank);
+            }
+            finished.extend(b.notify);
+            msgs.push(b.payload);
+        } else {
+            msgs.push(Arc::clone(&b.payload));
+            // Reinserted after the walk, so it is not taken twice.
+            let bumped = Rank {
+                transmits: rank.transmits.saturating_add(1),
+                ..rank
+            };
+            if let Some(key) = &b.key {
+                if let Some(slot) = self.by_key.find_mut(hash_str(key), |r| *r == rank) {
+                    *slot = bumped;
+                }
+            }
+            reinsert.push((bumped, b));
+        }
         used
     }
 
