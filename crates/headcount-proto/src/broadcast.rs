@@ -8,6 +8,7 @@
 //! instead of calling `Finished()`, operations return the notify tokens of the
 //! broadcasts that will no longer be sent.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -16,6 +17,13 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::delegate::BroadcastContext;
+
+thread_local! {
+    /// The broadcasts taken by one `get_broadcasts` call, reinserted after
+    /// it: one buffer per thread rather than per queue (a packet packed by
+    /// compressed size takes ~100, and every node kept room for them).
+    static REINSERT: Cell<Vec<(Rank, Broadcast)>> = const { Cell::new(Vec::new()) };
+}
 use crate::fxhash::hash_str;
 use crate::name::Name;
 
@@ -151,8 +159,6 @@ pub struct TransmitLimitedQueue {
     by_key: HashTable<Rank>,
     /// The last id handed out; 0 when the queue is empty.
     last_id: u64,
-    /// Reused buffer for the broadcasts taken in one `get_broadcasts` call.
-    reinsert: Vec<(Rank, Broadcast)>,
 }
 
 impl TransmitLimitedQueue {
@@ -252,9 +258,6 @@ impl TransmitLimitedQueue {
         if self.by_key.capacity() > 64 {
             self.by_key = HashTable::new();
         }
-        if self.reinsert.capacity() > 64 {
-            self.reinsert = Vec::new();
-        }
     }
 
     /// Takes the broadcasts to piggyback on one packet.
@@ -328,7 +331,7 @@ impl TransmitLimitedQueue {
         let transmit_limit = retransmit_limit(retransmit_mult, num_nodes) as u64;
         let mut tier = first.transmits;
         let mut used = 0usize;
-        let mut reinsert = std::mem::take(&mut self.reinsert);
+        let mut reinsert = REINSERT.try_with(Cell::take).unwrap_or_default();
         loop {
             let free = limit.saturating_sub(used.saturating_add(overhead));
             if free == 0 {
@@ -390,7 +393,7 @@ impl TransmitLimitedQueue {
         for (rank, b) in reinsert.drain(..) {
             self.order.insert(rank, b);
         }
-        self.reinsert = reinsert;
+        let _ = REINSERT.try_with(|r| r.set(reinsert));
         self.reset_ids_if_empty();
         used
     }
