@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--notes")
     ap.add_argument("--command", default="bench/run.sh")
     ap.add_argument("--params", default="")
+    ap.add_argument("--go-version", default="", help="the hashicorp/memberlist version Go ran")
     a = ap.parse_args()
 
     rows = []
@@ -143,6 +144,8 @@ def main():
         cpu = "?"
     ncpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     p(f"Machine: {ncpu} CPU ({cpu}), {platform.system()} {platform.release()}. Parameters: {a.params}.")
+    if a.go_version:
+        p(f"Go: hashicorp/memberlist {a.go_version}.")
     if has_al:
         p("Each cell is the median over the repeats; the ratios are headcount / Go and headcount / al8n of the medians.")
         p("The targets below are against Go; al8n is the `memberlist` crate from crates.io (see the notes).")

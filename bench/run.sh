@@ -10,6 +10,11 @@
 #   bench/run.sh --no-al8n       # headcount and Go only (the al8n twin is
 #                                # on by default when bench/build-al8n.sh builds it)
 #
+#   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
+#   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
+#                                # Go built against that source tree instead
+#                                # of Debian's 0.2.2 (see bench/build-go.sh)
+#
 # Installs what it needs when missing (Debian: golang-go,
 # golang-github-hashicorp-memberlist-dev, python3), builds the programs
 # (offline), runs each configuration `repeats` times alternating the
@@ -44,7 +49,7 @@ while [ $# -gt 0 ]; do
         --ports) ports="$2"; shift 2 ;;
         --al8n) al8n=1; shift ;;
         --no-al8n) al8n=0; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -65,9 +70,19 @@ fi
 
 echo "run.sh: building" >&2
 (cd "$repo" && cargo build --release --quiet -p headcount-cli)
-"$here/build-go.sh" "$repo/target/bench/mlbench"
-rs="$repo/target/release/headcount"
+# Go: Debian's memberlist, or the source tree in MEMBERLIST_SRC (see
+# bench/build-go.sh), built to its own file so neither is taken for the other.
 gob="$repo/target/bench/mlbench"
+[ -z "${MEMBERLIST_SRC:-}" ] || gob="$repo/target/bench/mlbench-src"
+mkdir -p "$repo/target/bench"
+golog="$repo/target/bench/build-go.log"
+if ! "$here/build-go.sh" "$gob" 2>"$golog"; then
+    cat "$golog" >&2
+    exit 1
+fi
+cat "$golog" >&2
+go_version=$(sed -n 's/^build-go.sh: memberlist //p' "$golog" | tail -n 1)
+rs="$repo/target/release/headcount"
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
     if ! "$here/build-al8n.sh" "$alb"; then
@@ -120,5 +135,6 @@ python3 "$here/report.py" "$results" \
     --notes "$here/notes.md" \
     --command "bench/run.sh $args" \
     --params "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime" \
+    --go-version "${go_version:-unknown}" \
     >"$out"
 echo "run.sh: wrote $out" >&2

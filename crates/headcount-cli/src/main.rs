@@ -120,8 +120,11 @@ fn main() -> ExitCode {
         Command::Bench(args) => return bench::main(args),
         command => Cli { command },
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One node and its HTTP API need one thread: a current-thread runtime
+    // spares the worker threads (their stacks and malloc arenas) a
+    // multi-thread one would start. Blocking work (stdin) still gets
+    // tokio's blocking pool.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

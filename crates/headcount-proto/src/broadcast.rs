@@ -8,6 +8,7 @@
 //! instead of calling `Finished()`, operations return the notify tokens of the
 //! broadcasts that will no longer be sent.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -16,6 +17,13 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::delegate::BroadcastContext;
+
+thread_local! {
+    /// The broadcasts taken by one `get_broadcasts` call, reinserted after
+    /// it: one buffer per thread rather than per queue (a packet packed by
+    /// compressed size takes ~100, and every node kept room for them).
+    static REINSERT: Cell<Vec<(Rank, Broadcast)>> = const { Cell::new(Vec::new()) };
+}
 use crate::fxhash::hash_str;
 use crate::name::Name;
 
@@ -151,8 +159,6 @@ pub struct TransmitLimitedQueue {
     by_key: HashTable<Rank>,
     /// The last id handed out; 0 when the queue is empty.
     last_id: u64,
-    /// Reused buffer for the broadcasts taken in one `get_broadcasts` call.
-    reinsert: Vec<(Rank, Broadcast)>,
 }
 
 impl TransmitLimitedQueue {
@@ -252,9 +258,6 @@ impl TransmitLimitedQueue {
         if self.by_key.capacity() > 64 {
             self.by_key = HashTable::new();
         }
-        if self.reinsert.capacity() > 64 {
-            self.reinsert = Vec::new();
-        }
     }
 
     /// Takes the broadcasts to piggyback on one packet.
@@ -328,11 +331,31 @@ impl TransmitLimitedQueue {
         let transmit_limit = retransmit_limit(retransmit_mult, num_nodes) as u64;
         let mut tier = first.transmits;
         let mut used = 0usize;
-        let mut reinsert = std::mem::take(&mut self.reinsert);
+        let mut reinsert = REINSERT.try_with(Cell::take).unwrap_or_default();
         loop {
             let free = limit.saturating_sub(used.saturating_add(overhead));
             if free == 0 {
                 break;
+            }
+            // Common case first: the queue's first broadcast is of this
+            // tier and fits, so it is the one the range search below would
+            // find (the smallest rank of the tier whose length fits), and
+            // `pop_first` takes it without comparing keys on the way down.
+            if let Some(entry) = self.order.first_entry() {
+                let rank = *entry.key();
+                if rank.transmits == tier && rank.len.0 as usize <= free {
+                    let b = entry.remove();
+                    used += self.take(
+                        rank,
+                        b,
+                        overhead,
+                        transmit_limit,
+                        msgs,
+                        finished,
+                        &mut reinsert,
+                    );
+                    continue;
+                }
             }
             let found = self
                 .order
@@ -357,33 +380,59 @@ impl TransmitLimitedQueue {
             let Some(b) = self.order.remove(&rank) else {
                 break; // unreachable: the rank was just found
             };
-            used += overhead + b.payload.len();
-            if u64::from(rank.transmits) + 1 >= transmit_limit {
-                if let Some(key) = &b.key {
-                    self.unindex(key, rank);
-                }
-                finished.extend(b.notify);
-                msgs.push(b.payload);
-            } else {
-                msgs.push(Arc::clone(&b.payload));
-                // Reinserted after the walk, so it is not taken twice.
-                let bumped = Rank {
-                    transmits: rank.transmits.saturating_add(1),
-                    ..rank
-                };
-                if let Some(key) = &b.key {
-                    if let Some(slot) = self.by_key.find_mut(hash_str(key), |r| *r == rank) {
-                        *slot = bumped;
-                    }
-                }
-                reinsert.push((bumped, b));
-            }
+            used += self.take(
+                rank,
+                b,
+                overhead,
+                transmit_limit,
+                msgs,
+                finished,
+                &mut reinsert,
+            );
         }
         for (rank, b) in reinsert.drain(..) {
             self.order.insert(rank, b);
         }
-        self.reinsert = reinsert;
+        let _ = REINSERT.try_with(|r| r.set(reinsert));
         self.reset_ids_if_empty();
+        used
+    }
+
+    /// Takes `b` (just removed from `order`, at `rank`) into `msgs`: it
+    /// leaves the queue when this was its last transmission, or goes to
+    /// `reinsert` one transmission further. Returns the bytes it used.
+    #[allow(clippy::too_many_arguments)]
+    fn take(
+        &mut self,
+        rank: Rank,
+        b: Broadcast,
+        overhead: usize,
+        transmit_limit: u64,
+        msgs: &mut Vec<Arc<[u8]>>,
+        finished: &mut Vec<u64>,
+        reinsert: &mut Vec<(Rank, Broadcast)>,
+    ) -> usize {
+        let used = overhead + b.payload.len();
+        if u64::from(rank.transmits) + 1 >= transmit_limit {
+            if let Some(key) = &b.key {
+                self.unindex(key, rank);
+            }
+            finished.extend(b.notify);
+            msgs.push(b.payload);
+        } else {
+            msgs.push(Arc::clone(&b.payload));
+            // Reinserted after the walk, so it is not taken twice.
+            let bumped = Rank {
+                transmits: rank.transmits.saturating_add(1),
+                ..rank
+            };
+            if let Some(key) = &b.key {
+                if let Some(slot) = self.by_key.find_mut(hash_str(key), |r| *r == rank) {
+                    *slot = bumped;
+                }
+            }
+            reinsert.push((bumped, b));
+        }
         used
     }
 

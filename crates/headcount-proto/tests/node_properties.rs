@@ -92,15 +92,15 @@ fn arb_message() -> impl Strategy<Value = Message> {
         (arb_incarnation(), arb_name(), arb_name()).prop_map(|(incarnation, node, from)| {
             Message::Suspect(Suspect {
                 incarnation,
-                node,
-                from,
+                node: node.into(),
+                from: from.into(),
             })
         }),
         (arb_incarnation(), arb_name(), arb_name()).prop_map(|(incarnation, node, from)| {
             Message::Dead(Dead {
                 incarnation,
-                node,
-                from,
+                node: node.into(),
+                from: from.into(),
             })
         }),
         (any::<u32>(), arb_name(), arb_addr(), any::<u16>()).prop_map(

@@ -55,6 +55,10 @@ thread_local! {
     /// completion, without awaiting in between, before the next read.
     /// Buffers per node would cost 64 KiB and more each.
     static RECV: std::cell::RefCell<PacketBatch> = std::cell::RefCell::new(PacketBatch::new());
+    /// The packets one [`Driver::drain`] produced, sent together at its
+    /// end (one `sendmmsg` for a gossip round's packets, a burst's acks).
+    /// Per thread for the same reason: a drain runs without awaiting.
+    static SEND: std::cell::RefCell<PacketBatch> = std::cell::RefCell::new(PacketBatch::new());
 }
 
 /// How a join ended: successes, and failures by address.
@@ -97,7 +101,9 @@ pub(crate) enum Command {
 }
 
 /// What a dial task sends back: the stream and its reply, if any, or why
-/// it failed.
+/// it failed. Boxed on the channel, as [`Inbound`] and [`Command`] are: a
+/// tokio channel allocates its slots in blocks of 32 when it is made, and
+/// 32 unboxed messages cost every node kilobytes it rarely uses.
 type DialResult = (StreamId, Result<Option<StreamMessage>, StreamFailure>);
 
 /// A message an inbound stream task read (or why it could not), with where
@@ -135,7 +141,8 @@ pub(crate) struct DriverParts<T> {
     pub clock: Clock,
     pub transport: T,
     pub delegates: Delegates,
-    pub cmd_rx: mpsc::Receiver<Command>,
+    /// Commands, boxed (see [`DialResult`]).
+    pub cmd_rx: mpsc::Receiver<Box<Command>>,
     pub shutdown_rx: watch::Receiver<bool>,
     /// The core's membership version, republished when it changes.
     pub members_tx: watch::Sender<u64>,
@@ -150,15 +157,15 @@ pub(crate) struct Driver<T> {
     clock: Clock,
     transport: T,
     delegates: Delegates,
-    cmd_rx: mpsc::Receiver<Command>,
+    cmd_rx: mpsc::Receiver<Box<Command>>,
     shutdown_rx: watch::Receiver<bool>,
     members_tx: watch::Sender<u64>,
     events: Arc<EventChannel>,
     counters: Arc<ShellCounters>,
-    inbound_tx: mpsc::Sender<Inbound>,
-    inbound_rx: mpsc::Receiver<Inbound>,
-    dial_tx: mpsc::UnboundedSender<DialResult>,
-    dial_rx: mpsc::UnboundedReceiver<DialResult>,
+    inbound_tx: mpsc::Sender<Box<Inbound>>,
+    inbound_rx: mpsc::Receiver<Box<Inbound>>,
+    dial_tx: mpsc::UnboundedSender<Box<DialResult>>,
+    dial_rx: mpsc::UnboundedReceiver<Box<DialResult>>,
     tasks: JoinSet<()>,
     inbound_permits: Arc<Semaphore>,
     inbound_waiting: Arc<Semaphore>,
@@ -297,16 +304,16 @@ impl<T: Transport> Driver<T> {
                 cmd = self.cmd_rx.recv() => match cmd {
                     None => true,
                     Some(cmd) => {
-                        self.handle_batch(cmd, |d| d.cmd_rx.try_recv().ok(), Self::on_command);
+                        self.handle_batch(*cmd, |d| d.cmd_rx.try_recv().ok().map(|c| *c), Self::on_command);
                         false
                     }
                 },
                 Some(inb) = self.inbound_rx.recv() => {
-                    self.handle_batch(inb, |d| d.inbound_rx.try_recv().ok(), Self::on_inbound);
+                    self.handle_batch(*inb, |d| d.inbound_rx.try_recv().ok().map(|i| *i), Self::on_inbound);
                     false
                 }
                 Some(res) = self.dial_rx.recv() => {
-                    self.handle_batch(res, |d| d.dial_rx.try_recv().ok(), Self::on_dial_result);
+                    self.handle_batch(*res, |d| d.dial_rx.try_recv().ok().map(|r| *r), Self::on_dial_result);
                     false
                 }
                 _ = &mut sleep, if sleep_at.is_some() => {
@@ -616,12 +623,23 @@ impl<T: Transport> Driver<T> {
                 break;
             };
             match out {
-                Output::Packet { to, data } => self.send_packet(to, &data),
+                Output::Packet { to, data } => {
+                    // Go counts the bytes before it writes them.
+                    self.metrics.udp_sent(data.len());
+                    let full = SEND.with_borrow_mut(|batch| {
+                        batch.push(to, &data);
+                        batch.is_full()
+                    });
+                    if full {
+                        self.send_packets();
+                    }
+                }
                 Output::Dial(dial) => self.spawn_dial(dial),
                 Output::Event(e) => self.on_event(e),
                 Output::Completion(c) => self.on_completion(c),
             }
         }
+        self.send_packets();
         let version = self.node().membership_version();
         if self.members_version != version {
             self.members_version = version;
@@ -642,18 +660,23 @@ impl<T: Transport> Driver<T> {
         out
     }
 
-    fn send_packet(&mut self, to: SocketAddr, data: &[u8]) {
-        // Never waits: a packet that cannot go now is lost, which the
-        // protocol tolerates like any other loss.
-        // Go counts the bytes before it writes them.
-        self.metrics.udp_sent(data.len());
-        if let Err(e) = self.transport.send_to(data, to) {
-            self.counters
-                .udp_send_errors
-                .fetch_add(1, Ordering::Relaxed);
-            self.metrics.udp_send_error();
-            tracing::debug!(%to, "UDP send failed: {e}");
-        }
+    /// Sends the packets gathered in the thread's send batch. Never waits:
+    /// a packet that cannot go now is lost, which the protocol tolerates
+    /// like any other loss.
+    fn send_packets(&mut self) {
+        SEND.with_borrow_mut(|batch| {
+            if batch.is_empty() {
+                return;
+            }
+            let counters = &self.counters;
+            let metrics = &self.metrics;
+            self.transport.send_batch(batch, &mut |to, e| {
+                counters.udp_send_errors.fetch_add(1, Ordering::Relaxed);
+                metrics.udp_send_error();
+                tracing::debug!(%to, "UDP send failed: {e}");
+            });
+            batch.clear();
+        });
     }
 
     fn spawn_dial(&mut self, dial: Dial) {
@@ -700,7 +723,7 @@ impl<T: Transport> Driver<T> {
                 counters.dial_failures.fetch_add(1, Ordering::Relaxed);
                 metrics.tcp_dial_failure();
             }
-            let _ = tx.send((id, res));
+            let _ = tx.send(Box::new((id, res)));
         };
         self.tasks.spawn(task.in_current_span());
     }
@@ -786,7 +809,7 @@ async fn serve_inbound(
     from: SocketAddr,
     decoder: StreamDecoder,
     ctx: &StreamCtx,
-    tx: mpsc::Sender<Inbound>,
+    tx: mpsc::Sender<Box<Inbound>>,
     counters: &ShellCounters,
     metrics: &ShellMetrics,
 ) -> Result<(), ServeError> {
@@ -807,11 +830,11 @@ async fn serve_inbound(
             Err(e) => return Err(ServeError::Read(e)),
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        tx.send(Inbound {
+        tx.send(Box::new(Inbound {
             from,
             msg,
             reply: reply_tx,
-        })
+        }))
         .await
         .map_err(|_| ServeError::Shutdown)?;
         let reply = reply_rx.await.map_err(|_| ServeError::Shutdown)?;

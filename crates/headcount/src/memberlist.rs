@@ -58,7 +58,7 @@ struct Inner {
     local_addr: SocketAddr,
     advertise_addr: SocketAddr,
     config: Config,
-    cmd_tx: mpsc::Sender<Command>,
+    cmd_tx: mpsc::Sender<Box<Command>>,
     /// The protocol core, read through its lock on demand.
     core: Core,
     /// The core's membership version, sent by the driver when it changes;
@@ -213,7 +213,7 @@ impl Memberlist {
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmd_tx
-            .send(make(tx))
+            .send(Box::new(make(tx)))
             .await
             .map_err(|_| Error::Shutdown)?;
         Ok(rx)

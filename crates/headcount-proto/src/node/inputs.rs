@@ -2,6 +2,7 @@
 //! Go's handoff queue would), inbound stream messages, and the results of
 //! streams we dialed, each dispatched to the concern that handles it.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 
 use super::{Node, PendingStream};
@@ -9,6 +10,11 @@ use crate::event::{Completion, Event, StreamFailure, StreamId};
 use crate::inbound::InboundQueue;
 use crate::time::Instant;
 use crate::wire::{self, AckResp, Message, StreamMessage};
+
+thread_local! {
+    /// The messages decoded from one packet (see `handle_packets`).
+    static DECODED: Cell<Vec<Message>> = const { Cell::new(Vec::new()) };
+}
 
 impl Node {
     /// Handles one UDP datagram from `from`
@@ -29,7 +35,10 @@ impl Node {
         packets: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
     ) {
         let mut queue = InboundQueue::new(self.config.handoff_queue_depth);
-        let mut messages = core::mem::take(&mut self.scratch);
+        // One buffer per thread, not per node: it grows to the messages of
+        // the largest packet (~100 of them in a packed gossip packet), and
+        // kept per node that was 14 KiB each.
+        let mut messages = DECODED.try_with(Cell::take).unwrap_or_default();
         for (from, data) in packets {
             self.stats.packets_received += 1;
             self.stats.bytes_received += data.len() as u64;
@@ -83,7 +92,8 @@ impl Node {
                 queue.push(high, (from, msg));
             }
         }
-        self.scratch = messages;
+        messages.clear();
+        let _ = DECODED.try_with(|d| d.set(messages));
         if !queue.is_empty() {
             self.metrics.inbound_depth(queue.len());
         }

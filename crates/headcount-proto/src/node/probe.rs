@@ -157,8 +157,8 @@ impl Node {
             // Tell a suspect node it is suspected, so it can refute at once.
             let suspect = Suspect {
                 incarnation,
-                node: target.to_string(),
-                from: self.name.clone(),
+                node: target.to_string().into(),
+                from: crate::name::Name::new(&self.name),
             };
             let parts = [
                 encode(&Message::Ping(ping)),
@@ -289,8 +289,8 @@ impl Node {
         tracing::info!("suspect {} has failed, no acks received", probe.target);
         let s = Suspect {
             incarnation: probe.incarnation,
-            node: probe.target,
-            from: self.name.clone(),
+            node: probe.target.into(),
+            from: crate::name::Name::new(&self.name),
         };
         self.suspect_node(now, s);
         // Go's probeNode returns (and is measured) after suspecting.

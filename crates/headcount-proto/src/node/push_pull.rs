@@ -288,16 +288,16 @@ impl Node {
                 WireState::Left => {
                     let d = Dead {
                         incarnation: s.incarnation,
-                        from: s.name.clone(),
-                        node: s.name,
+                        from: s.name.clone().into(),
+                        node: s.name.into(),
                     };
                     self.dead_node(now, d, None);
                 }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
                         incarnation: s.incarnation,
-                        node: s.name,
-                        from: self.name.clone(),
+                        node: s.name.into(),
+                        from: crate::name::Name::new(&self.name),
                     };
                     self.suspect_node(now, sus);
                 }

@@ -56,8 +56,8 @@ impl Node {
         let token = BroadcastId(self.next_id());
         let d = Dead {
             incarnation: self.incarnation,
-            node: self.name.clone(),
-            from: self.name.clone(),
+            node: crate::name::Name::new(&self.name),
+            from: crate::name::Name::new(&self.name),
         };
         self.dead_node(now, d, Some(token));
         self.any_alive().then_some(token)
@@ -341,11 +341,11 @@ impl Node {
             }
             return;
         }
-        if let Some(susp) = self.suspicions.get_mut(&s.node) {
+        if let Some(susp) = self.suspicions.get_mut(s.node.as_str()) {
             if susp.confirm(&s.from) {
                 let deadline = susp.deadline();
                 self.timers
-                    .schedule(TimerKey::Suspicion(s.node.clone()), deadline);
+                    .schedule(TimerKey::Suspicion(s.node.to_string()), deadline);
                 self.queue_broadcast(Name::new(&s.node), &Message::Suspect(s), None);
             }
             return;
@@ -375,12 +375,12 @@ impl Node {
         let max = min * self.config.suspicion_max_timeout_mult;
         let susp = Suspicion::new(&s.from, k, min, max, now);
         self.timers
-            .schedule(TimerKey::Suspicion(s.node.clone()), susp.deadline());
-        self.suspicions.insert(s.node.clone(), susp);
+            .schedule(TimerKey::Suspicion(s.node.to_string()), susp.deadline());
+        self.suspicions.insert(s.node.to_string(), susp);
         tracing::debug!("suspecting {} (from: {})", info.name, s.from);
         self.emit(Event::Suspect {
             member: info,
-            from: s.from,
+            from: s.from.to_string(),
         });
     }
 
@@ -414,8 +414,8 @@ impl Node {
         );
         let d = Dead {
             incarnation: m.incarnation,
-            node: name,
-            from: self.name.clone(),
+            node: name.into(),
+            from: crate::name::Name::new(&self.name),
         };
         self.dead_node(now, d, None);
     }

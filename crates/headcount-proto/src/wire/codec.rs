@@ -11,6 +11,7 @@ use super::msgpack::{
     write_bool, write_bytes_or_nil, write_int, write_map_len, write_raw, write_uint, Counter,
     DecodeError, Reader, Sink,
 };
+use crate::name::Name;
 
 /// A msgpack map body of the wire protocol.
 pub(crate) trait Body: Sized {
@@ -55,6 +56,12 @@ fn read_vsn(r: &mut Reader<'_>) -> Result<Vsn, DecodeError> {
 
 fn owned_str(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
     r.read_str(what).map(str::to_owned)
+}
+
+/// A node name, inline when short (no allocation for names of up to 23
+/// bytes, the usual case).
+fn name(r: &mut Reader<'_>, what: &'static str) -> Result<Name, DecodeError> {
+    r.read_str(what).map(Name::new)
 }
 
 fn owned_bytes(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<u8>, DecodeError> {
@@ -231,13 +238,13 @@ fn encode_from_inc_node<S: Sink>(out: &mut S, from: &str, incarnation: u32, node
 fn decode_from_inc_node(
     r: &mut Reader<'_>,
     what: &'static str,
-) -> Result<(String, u32, String), DecodeError> {
-    let (mut from, mut inc, mut node) = (String::new(), 0u32, String::new());
+) -> Result<(Name, u32, Name), DecodeError> {
+    let (mut from, mut inc, mut node) = (Name::default(), 0u32, Name::default());
     read_map(r, what, |k, r| {
         match k {
-            b"From" => from = owned_str(r, "From")?,
+            b"From" => from = name(r, "From")?,
             b"Incarnation" => inc = r.read_int_as("Incarnation")?,
-            b"Node" => node = owned_str(r, "Node")?,
+            b"Node" => node = name(r, "Node")?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -809,15 +816,15 @@ pub(crate) mod tests {
             (any::<u32>(), arb_string(), arb_string()).prop_map(|(incarnation, node, from)| {
                 Message::Suspect(Suspect {
                     incarnation,
-                    node,
-                    from,
+                    node: node.into(),
+                    from: from.into(),
                 })
             }),
             (any::<u32>(), arb_string(), arb_string()).prop_map(|(incarnation, node, from)| {
                 Message::Dead(Dead {
                     incarnation,
-                    node,
-                    from,
+                    node: node.into(),
+                    from: from.into(),
                 })
             }),
             (

@@ -4,6 +4,8 @@
 //! kept exactly as they arrived: an `Addr` of 4 or 16 bytes stays as it was,
 //! because Go compares addresses by their raw bytes.
 
+use crate::name::Name;
+
 /// The version vector `[pMin, pMax, pCur, dMin, dMax, dCur]` carried by
 /// `alive` and `pushNodeState`.
 pub type Vsn = [u8; 6];
@@ -147,9 +149,9 @@ pub struct Suspect {
     /// Incarnation the accusation is about.
     pub incarnation: u32,
     /// Accused node.
-    pub node: String,
+    pub node: Name,
     /// Accuser.
-    pub from: String,
+    pub from: Name,
 }
 
 /// `alive`: a node announces itself.
@@ -175,9 +177,9 @@ pub struct Dead {
     /// Incarnation the declaration is about.
     pub incarnation: u32,
     /// The dead node.
-    pub node: String,
+    pub node: Name,
     /// Who declares it.
-    pub from: String,
+    pub from: Name,
 }
 
 /// `pushPullHeader`: starts a push/pull exchange.

@@ -234,13 +234,13 @@ pub fn pick_message(b: &mut Bytes<'_>) -> Message {
         }),
         1 => Message::Suspect(Suspect {
             incarnation: pick_incarnation(b),
-            node: pick_name(b),
-            from: pick_name(b),
+            node: pick_name(b).into(),
+            from: pick_name(b).into(),
         }),
         2 => Message::Dead(Dead {
             incarnation: pick_incarnation(b),
-            node: pick_name(b),
-            from: pick_name(b),
+            node: pick_name(b).into(),
+            from: pick_name(b).into(),
         }),
         3 => Message::Ping(wire::Ping {
             seq_no: b.u32(),

@@ -65,6 +65,8 @@ use std::time::Duration;
 use ::tokio::io::{AsyncRead, AsyncWrite};
 
 mod memory;
+#[cfg(target_os = "linux")]
+mod mmsg;
 mod socket;
 
 pub use memory::{MemoryNetwork, MemoryTransport};
@@ -76,7 +78,8 @@ pub use socket::TokioTransport;
 /// looks at its other inputs and timers again.
 pub const MAX_BATCH_PACKETS: usize = 256;
 /// Most bytes of datagrams in one [`PacketBatch`] (it may go over by one
-/// datagram).
+/// read of the transport: [`TokioTransport`] reads up to 32 datagrams at
+/// once).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Largest datagram received; longer ones are truncated, as by a UDP read
 /// into a buffer of this size.
@@ -107,6 +110,21 @@ pub trait Transport: Send + Sync + 'static {
     /// uniqueness are not required. An error is counted
     /// ([`crate::Stats::udp_send_errors`]) and logged, never retried.
     fn send_to(&self, data: &[u8], to: SocketAddr) -> io::Result<()>;
+
+    /// Sends every datagram of `batch`, each as [`Transport::send_to`]
+    /// would (best effort, without waiting), and reports each one that
+    /// could not go to `failed`. The driver gathers the packets the core
+    /// produced for one input (a gossip round's, a burst's acks) and sends
+    /// them with one call. Default: `send_to` for each;
+    /// [`TokioTransport`] sends up to 32 per system call on Linux
+    /// (`sendmmsg`).
+    fn send_batch(&self, batch: &PacketBatch, failed: &mut dyn FnMut(SocketAddr, io::Error)) {
+        for (to, data) in batch.iter() {
+            if let Err(e) = self.send_to(data, to) {
+                failed(to, e);
+            }
+        }
+    }
 
     /// Receives the datagrams waiting now into `batch`, without waiting for
     /// more, until [`PacketBatch::is_full`] or none is left. Returns
@@ -143,9 +161,11 @@ pub trait Transport: Send + Sync + 'static {
     }
 }
 
-/// A burst of received datagrams, back to back in one buffer, filled by
-/// [`Transport::poll_recv`]. The driver keeps one per thread and hands the
-/// whole burst to the protocol core at once.
+/// A burst of datagrams with their peers, back to back in one buffer:
+/// received ones, filled by [`Transport::poll_recv`] (the driver keeps one
+/// per thread and hands the whole burst to the protocol core at once), or
+/// ones to send, given to [`Transport::send_batch`] (the peer is then the
+/// destination).
 #[derive(Debug)]
 pub struct PacketBatch {
     /// One datagram being received (see [`PacketBatch::recv_with`]).

@@ -11,6 +11,13 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use super::{PacketBatch, Transport};
 use crate::{net, Error};
 
+#[cfg(target_os = "linux")]
+thread_local! {
+    /// `recvmmsg` buffers, one set per thread, like the driver's batch.
+    static RECV_BUFFERS: std::cell::RefCell<Option<super::mmsg::RecvBuffers>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// UDP for packets and TCP for streams, bound to the same address and port,
 /// as Go memberlist's `NetTransport` (the one Go peers speak). The default
 /// transport of [`crate::Memberlist::create`].
@@ -50,6 +57,98 @@ impl Transport for TokioTransport {
         self.udp.try_send_to(data, to).map(drop)
     }
 
+    /// On Linux: `sendmmsg`, up to 32 datagrams per system call.
+    #[cfg(target_os = "linux")]
+    fn send_batch(&self, batch: &PacketBatch, failed: &mut dyn FnMut(SocketAddr, io::Error)) {
+        use std::os::fd::AsRawFd;
+        let fd = self.udp.as_raw_fd();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut chunk: [(SocketAddr, &[u8]); super::mmsg::BATCH] =
+            [(unspecified, &[]); super::mmsg::BATCH];
+        let mut packets = batch.iter();
+        let mut n = 0;
+        loop {
+            // Fill the chunk up.
+            for (to, data) in packets.by_ref().take(super::mmsg::BATCH - n) {
+                chunk[n] = (to, data);
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            // Never wait for the socket: a full send buffer loses packets.
+            let sent = match self.udp.try_io(tokio::io::Interest::WRITABLE, || {
+                super::mmsg::send(fd, &chunk[..n])
+            }) {
+                Ok(0) => {
+                    failed(chunk[0].0, io::ErrorKind::WriteZero.into());
+                    1
+                }
+                Ok(sent) => sent,
+                // The first one could not go: count it, go on after it.
+                Err(e) => {
+                    failed(chunk[0].0, e);
+                    1
+                }
+            };
+            let sent = sent.min(n);
+            chunk.copy_within(sent..n, 0);
+            n -= sent;
+        }
+    }
+
+    /// On Linux: `recvmmsg`, up to 32 datagrams per system call. A call
+    /// that returns fewer than it asked for found the socket empty, so the
+    /// socket's readiness is cleared then and there, without the extra
+    /// call that would only say `WouldBlock` (tokio's readiness is
+    /// edge-triggered: a datagram arriving after the call raises it again;
+    /// and an unconnected UDP socket without `IP_RECVERR` queues no ICMP
+    /// errors that could have cut the call short).
+    #[cfg(target_os = "linux")]
+    fn poll_recv(&self, cx: &mut Context<'_>, batch: &mut PacketBatch) -> Poll<io::Result<()>> {
+        use std::os::fd::AsRawFd;
+        let fd = self.udp.as_raw_fd();
+        loop {
+            ready!(self.udp.poll_recv_ready(cx))?;
+            let r = RECV_BUFFERS.with_borrow_mut(|bufs| {
+                let bufs =
+                    bufs.get_or_insert_with(|| super::mmsg::RecvBuffers::new(super::MAX_DATAGRAM));
+                loop {
+                    if batch.is_full() {
+                        return Ok(());
+                    }
+                    let want = (super::MAX_BATCH_PACKETS - batch.len()).min(super::mmsg::BATCH);
+                    let read = self.udp.try_io(tokio::io::Interest::READABLE, || {
+                        let n = bufs.recv(fd, want, |from, data| batch.push(from, data))?;
+                        if n < want {
+                            // Drained: clear the readiness now.
+                            Err(io::ErrorKind::WouldBlock.into())
+                        } else {
+                            Ok(())
+                        }
+                    });
+                    match read {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                }
+            });
+            if let Err(e) = r {
+                // On some platforms an ICMP port unreachable from an
+                // earlier send surfaces here; the driver counts it and
+                // polls again. Datagrams read before it are in the batch.
+                return Poll::Ready(Err(e));
+            }
+            if !batch.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            // Nothing was waiting: poll the readiness again so that the
+            // waker is registered.
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn poll_recv(&self, cx: &mut Context<'_>, batch: &mut PacketBatch) -> Poll<io::Result<()>> {
         loop {
             ready!(self.udp.poll_recv_ready(cx))?;
