@@ -183,6 +183,8 @@ pub struct Stats {
     pub alives_denied: u64,
     /// Push/pulls started to reconnect with a failed member.
     pub reconnect_attempts: u64,
+    /// Reconnect push/pulls that got the remote's state back.
+    pub reconnect_successes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -179,6 +179,8 @@ impl Node {
         if let Some(jid) = join_id {
             // A join: its caller is told of each failed address.
             self.join_progress(now, jid, addr, outcome);
+        } else if join && outcome.is_ok() {
+            self.reconnect_succeeded(now, addr);
         } else if let Err(e) = &outcome {
             if join {
                 // A reconnect attempt: the member is down, as expected.
