@@ -350,3 +350,197 @@ fn loss_10_percent() {
 fn loss_30_percent() {
     loss_run(30, 120);
 }
+
+/// A small seeded generator for the soak's choices (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Seconds in `lo..=hi`.
+    fn secs(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_secs(lo + self.below(hi - lo + 1))
+    }
+}
+
+/// The soak: 8 hosts (6 headcount, 2 Go memberlist) for
+/// `HEADCOUNT_SOAK_MINUTES` minutes (default 10), random faults one after
+/// the other, the invariants checked after each; a summary at the end.
+/// Run it with `scripts/soak.sh --minutes M`.
+#[test]
+#[ignore = "long: scripts/soak.sh"]
+fn soak() {
+    use Kind::{Go, Headcount};
+    let minutes: u64 = std::env::var("HEADCOUNT_SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let seed: u64 = std::env::var("HEADCOUNT_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        });
+    let mut rng = Rng(seed);
+    let Some(mut lab) = lab(8) else { return };
+    let kinds = [Headcount, Headcount, Go, Headcount, Headcount, Go, Headcount, Headcount];
+    lab.cluster(&kinds);
+    formed(&mut lab);
+    let end = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut faults: Vec<serde_json::Value> = Vec::new();
+    let mut violations: Vec<String> = Vec::new();
+    let mut rss_by_minute: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+    while Instant::now() < end {
+        let t0 = lab.now();
+        let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+        let victim = names[rng.below(names.len() as u64) as usize].clone();
+        let vhost = lab.nodes[lab.index(&victim)].host;
+        let choice = rng.below(7);
+        let (what, faulted, bound): (String, Vec<String>, Duration) = match choice {
+            0 => {
+                let d = rng.secs(10, 45);
+                lab.partition(&[vhost]);
+                std::thread::sleep(d);
+                lab.heal();
+                (format!("{victim} cut off {}s", d.as_secs()), vec![victim], HEAL_BOUND)
+            }
+            1 => {
+                // A 3|5 split: the victim and the next two hosts in use.
+                let mut hosts: Vec<usize> = lab.nodes.iter().map(|n| n.host).collect();
+                hosts.sort_unstable();
+                let at = hosts.iter().position(|&h| h == vhost).unwrap();
+                let side: Vec<usize> = (0..3).map(|k| hosts[(at + k) % hosts.len()]).collect();
+                let side_names: Vec<String> = lab
+                    .nodes
+                    .iter()
+                    .filter(|n| side.contains(&n.host))
+                    .map(|n| n.name.clone())
+                    .collect();
+                let d = rng.secs(10, 45);
+                lab.partition(&side);
+                std::thread::sleep(d);
+                lab.heal();
+                (format!("{side_names:?} split off {}s", d.as_secs()), side_names, HEAL_BOUND)
+            }
+            2 => {
+                let d = rng.secs(10, 30);
+                lab.cut_inbound(vhost);
+                std::thread::sleep(d);
+                lab.heal();
+                (format!("{victim} hears nothing {}s", d.as_secs()), vec![victim], HEAL_BOUND)
+            }
+            3 => {
+                let d = rng.secs(30, 60);
+                lab.loss(10);
+                std::thread::sleep(d);
+                lab.heal();
+                (format!("10% loss everywhere {}s", d.as_secs()), names.clone(), HEAL_BOUND)
+            }
+            4 => {
+                let d = rng.secs(5, 30);
+                lab.stop(&victim);
+                std::thread::sleep(d);
+                lab.cont(&victim);
+                (format!("SIGSTOP {victim} {}s", d.as_secs()), vec![victim], HEAL_BOUND)
+            }
+            5 => {
+                let d = rng.secs(0, 20);
+                lab.kill(&victim);
+                std::thread::sleep(d);
+                lab.restart(&victim, vhost);
+                (
+                    format!("kill -9 {victim}, back after {}s", d.as_secs()),
+                    vec![victim],
+                    Duration::from_secs(60),
+                )
+            }
+            _ => {
+                lab.kill(&victim);
+                let spare = lab.spare_host();
+                lab.restart(&victim, spare);
+                // The old address must be declared dead and reaped first
+                // (memberlist: dead_node_reclaim_time 0).
+                (
+                    format!("kill -9 {victim}, back on a new address"),
+                    vec![victim],
+                    Duration::from_secs(120),
+                )
+            }
+        };
+        let took = lab.wait_agree(bound);
+        let f: Vec<&str> = faulted.iter().map(String::as_str).collect();
+        let mut bad = lab.healthy_declared_dead(t0, &f);
+        if let Err(p) = &took {
+            bad.push(format!("no agreement within {bound:?} after {what}: {p:?}"));
+        }
+        let rss_hc = lab.max_rss_mib(Headcount);
+        if rss_hc >= RSS_BOUND_MIB {
+            bad.push(format!("headcount RSS {rss_hc:.1} MiB"));
+        }
+        let minute = (lab.now() / 60.0) as u64;
+        let cur = |k: Kind| {
+            lab.nodes
+                .iter()
+                .filter(|n| n.kind == k && n.running())
+                .filter_map(|n| n.rss.last().map(|r| r.1))
+                .max()
+                .unwrap_or(0)
+        };
+        rss_by_minute.insert(minute, (cur(Headcount), cur(Go)));
+        lab.note(format!(
+            "fault done: {what}; agreement after {:?}; {} violations",
+            took.as_ref().ok(),
+            bad.len()
+        ));
+        faults.push(json!({
+            "at_s": t0.round(), "fault": what, "converged_s": took.as_ref().ok(),
+            "bound_s": bound.as_secs(), "violations": bad,
+        }));
+        violations.extend(bad);
+        // A quiet spell between faults.
+        std::thread::sleep(rng.secs(5, 15));
+    }
+    let summary = json!({
+        "kind": "soak", "minutes": minutes, "seed": seed, "hosts": kinds.len(),
+        "nodes": kinds.iter().map(|k| k.label()).collect::<Vec<_>>(),
+        "faults": faults, "violations": violations,
+        "rss_mib_by_minute": rss_by_minute.iter().map(|(m, (h, g))| json!({
+            "minute": m, "headcount_max": *h as f64 / 1024.0, "go_max": *g as f64 / 1024.0,
+        })).collect::<Vec<_>>(),
+        "max_rss_mib": {"headcount": lab.max_rss_mib(Headcount), "go": lab.max_rss_mib(Go)},
+    });
+    record(summary.clone());
+    record_timeline("soak", &lab.timeline(0.0, 0.0));
+    eprintln!("SOAK SUMMARY (seed {seed}, {minutes} min, {} faults)", faults.len());
+    for f in &faults {
+        eprintln!(
+            "  {:>6}s  {:<45} converged after {:>6}  violations {}",
+            f["at_s"],
+            f["fault"].as_str().unwrap_or_default(),
+            f["converged_s"]
+                .as_f64()
+                .map_or("-".into(), |s| format!("{s:.1}s")),
+            f["violations"].as_array().map_or(0, Vec::len)
+        );
+    }
+    eprintln!(
+        "  max RSS: headcount {:.1} MiB, Go {:.1} MiB; violations: {}",
+        lab.max_rss_mib(Headcount),
+        lab.max_rss_mib(Go),
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+}

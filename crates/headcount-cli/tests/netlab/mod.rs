@@ -150,6 +150,13 @@ fn sweep_stale() {
         };
         let pid: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
         if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // Agents of a killed run outlive it (EOF on stdin does not stop
+            // a headcount agent): end the processes in the namespace first.
+            if let Ok(pids) = run("ip", &["netns", "pids", name]) {
+                for p in pids.split_whitespace() {
+                    let _ = run("kill", &["-9", p]);
+                }
+            }
             let _ = run("ip", &["netns", "del", name]);
         }
     }
@@ -186,10 +193,12 @@ impl Host {
         );
     }
 
-    /// Replaces this host's fault rules: drop packets from `drop_in` and
-    /// to `drop_out` (addresses), and `loss` percent of what arrives from
-    /// the lab's subnet.
-    fn set_rules(&self, drop_in: &[String], drop_out: &[String], loss: u32) {
+    /// Replaces this host's fault rules: drop packets from `drop_in`
+    /// (addresses), and `loss` percent of what arrives from the lab's
+    /// subnet. Faults drop on the receiving side only, as a broken network
+    /// does: a drop in the output hook fails `sendto` with EPERM, which Go
+    /// memberlist takes for a local error and never suspects anyone over.
+    fn set_rules(&self, drop_in: &[String], loss: u32) {
         let mut s =
             String::from("table inet hcfault\ndelete table inet hcfault\ntable inet hcfault {\n");
         s += "  chain in {\n    type filter hook input priority 0; policy accept;\n";
@@ -199,14 +208,13 @@ impl Host {
         if loss > 0 {
             s += &format!("    ip saddr 10.77.0.0/24 numgen random mod 100 < {loss} drop\n");
         }
-        s += "  }\n  chain out {\n    type filter hook output priority 0; policy accept;\n";
-        if !drop_out.is_empty() {
-            s += &format!("    ip daddr {{ {} }} drop\n", drop_out.join(", "));
-        }
         s += "  }\n}\n";
         self.nft(&s);
     }
 }
+
+/// One node's member list: name → (state, address).
+pub type View = BTreeMap<String, (String, String)>;
 
 /// A running (or stopped, or killed) node.
 pub struct Node {
@@ -256,7 +264,7 @@ impl Node {
 
     /// This node's member list (name → state), or `None` if it did not
     /// answer within `t`.
-    fn members(&mut self, t: Duration) -> Option<BTreeMap<String, (String, String)>> {
+    fn members(&mut self, t: Duration) -> Option<View> {
         while self.members.try_recv().is_ok() {}
         let stdin = self.stdin.as_mut()?;
         writeln!(stdin, "members").ok()?;
@@ -392,7 +400,7 @@ impl Lab {
             &["-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
         );
         must("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
-        self.hosts[i].set_rules(&[], &[], 0);
+        self.hosts[i].set_rules(&[], 0);
     }
 
     /// Adds one more host (for a restart on a new address).
@@ -589,7 +597,7 @@ impl Lab {
 
     /// Every live node's view (name → (state, address)); `None` for nodes
     /// that did not answer.
-    pub fn views(&mut self) -> Vec<(String, Option<BTreeMap<String, (String, String)>>)> {
+    pub fn views(&mut self) -> Vec<(String, Option<View>)> {
         let t = self.now();
         let mut out = Vec::new();
         for n in self.nodes.iter_mut().filter(|n| n.live()) {
@@ -645,7 +653,8 @@ impl Lab {
         }
     }
 
-    /// Cuts the hosts of `side` off from every other host, both ways.
+    /// Cuts the hosts of `side` off from every other host, both ways (each
+    /// host drops what arrives from the other side).
     pub fn partition(&mut self, side: &[usize]) {
         let inside: BTreeSet<usize> = side.iter().copied().collect();
         for i in 0..self.hosts.len() {
@@ -653,7 +662,7 @@ impl Lab {
                 .filter(|&j| j != i && inside.contains(&j) != inside.contains(&i))
                 .map(|j| self.hosts[j].ip.clone())
                 .collect();
-            self.hosts[i].set_rules(&others, &others, 0);
+            self.hosts[i].set_rules(&others, 0);
         }
         self.note(format!("partition: {:?} cut off", self.side_names(side)));
     }
@@ -664,7 +673,7 @@ impl Lab {
             .filter(|&j| j != h)
             .map(|j| self.hosts[j].ip.clone())
             .collect();
-        self.hosts[h].set_rules(&others, &[], 0);
+        self.hosts[h].set_rules(&others, 0);
         self.note(format!(
             "one-way cut: host {} hears nothing",
             self.hosts[h].ip
@@ -675,7 +684,7 @@ impl Lab {
     /// others (so every link loses that share, each way).
     pub fn loss(&mut self, percent: u32) {
         for h in &self.hosts {
-            h.set_rules(&[], &[], percent);
+            h.set_rules(&[], percent);
         }
         self.note(format!("loss {percent}% on every link"));
     }
@@ -683,7 +692,7 @@ impl Lab {
     /// Removes every fault rule.
     pub fn heal(&mut self) {
         for h in &self.hosts {
-            h.set_rules(&[], &[], 0);
+            h.set_rules(&[], 0);
         }
         self.note("network healed");
     }
@@ -852,7 +861,12 @@ pub fn parse_log(line: &str) -> Option<What> {
 
 /// Appends one result row (JSON) to target/faults/results.jsonl, which
 /// `scripts/reliability.sh` turns into docs/reliability.md.
-pub fn record(row: Value) {
+pub fn record(mut row: Value) {
+    // Which build of headcount ran (HEADCOUNT_FAULTS_BUILD, e.g. `main`
+    // with HEADCOUNT_FAULTS_BIN for before/after figures).
+    row["build"] = std::env::var("HEADCOUNT_FAULTS_BUILD")
+        .unwrap_or_else(|_| "this".into())
+        .into();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/faults");
     let _ = std::fs::create_dir_all(&dir);
     let mut f = std::fs::OpenOptions::new()
@@ -867,6 +881,10 @@ pub fn record(row: Value) {
 pub fn record_timeline(name: &str, text: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/faults/timelines");
     let _ = std::fs::create_dir_all(&dir);
+    let name = match std::env::var("HEADCOUNT_FAULTS_BUILD") {
+        Ok(build) => format!("{build}-{name}"),
+        Err(_) => name.to_string(),
+    };
     std::fs::write(dir.join(format!("{name}.txt")), text).unwrap();
 }
 

@@ -18,7 +18,9 @@
 //! - **The keeper**: each failed member has one keeper, the first alive
 //!   member after it in name order (wrapping). Members that agree on who is
 //!   alive agree on the keeper, so every failed member is tried by someone
-//!   every interval. This is what brings back a cut-off Go node, which never
+//!   every interval, and for the first ten intervals after it failed at the
+//!   fast interval: one dial every few seconds per failed member, cluster
+//!   wide. This is what brings back a cut-off Go node, which never
 //!   reconnects by itself.
 //! - **Cut off**: a node that holds at least as many members unreachable
 //!   (suspect, or failed) as reachable (alive, itself included) is probably
@@ -53,6 +55,10 @@ use crate::time::Instant;
 /// Most failed members remembered for reconnection.
 pub const FAILED_MAX: usize = 1024;
 
+/// For this many reconnect intervals after a member failed, its keeper
+/// tries it at the fast interval (see the module documentation).
+const KEEPER_FAST_INTERVALS: u32 = 10;
+
 /// Ticks at the fast interval after a reconnect push/pull succeeded, at
 /// most (see [`ReconnectState::eager_ticks`]).
 const EAGER_TICKS_MAX: u32 = 16;
@@ -77,6 +83,9 @@ pub(super) struct ReconnectState {
     following_up: Option<SocketAddr>,
     /// Whether the last tick found this node cut off.
     was_cut_off: bool,
+    /// When Serf's rule (and the keeper's try at an old failure) is next
+    /// due; ticks in between only try recent failures this node keeps.
+    next_roll: Option<Instant>,
 }
 
 /// A member we declared dead (not one that left).
@@ -136,9 +145,8 @@ impl Node {
             since: now,
             disputed: None,
         });
-        if self.reconnect.due.is_none() {
-            self.arm_reconnect(now + self.config.reconnect_interval);
-        }
+        // Soon: the keeper of a fresh failure tries it at the fast interval.
+        self.arm_reconnect(now + self.reconnect_fast_interval());
     }
 
     /// A member became suspect: if that leaves this node looking cut off,
@@ -293,16 +301,12 @@ impl Node {
             // Only suspects, and not cut off: probes and gossip handle them.
             return;
         }
-        let next = if cut_off || eager {
-            self.reconnect_fast_interval()
-        } else {
-            self.config.reconnect_interval
-        };
-        self.arm_reconnect(now + next);
-
-        let target = if let Some(addr) = again {
+        let fast = self.reconnect_fast_interval();
+        let interval = self.config.reconnect_interval;
+        let (target, next) = if let Some(addr) = again {
             self.reconnect.following_up = Some(addr);
-            Some(("again".to_string(), addr))
+            let next = if cut_off || eager { fast } else { interval };
+            (Some(("again".to_string(), addr)), now + next)
         } else if cut_off || eager {
             // Every failed member and every suspect.
             let suspects: Vec<(String, SocketAddr)> = self
@@ -313,7 +317,7 @@ impl Node {
                 .collect();
             let failed = self.reconnect.failed.len();
             let n = failed + suspects.len();
-            if n == 0 {
+            let target = if n == 0 {
                 None
             } else {
                 let pick = (self.rng.next_u64() % n as u64) as usize;
@@ -321,7 +325,8 @@ impl Node {
                     Some(f) => Some((f.name.clone(), f.addr)),
                     None => suspects.into_iter().nth(pick - failed),
                 }
-            }
+            };
+            (target, now + fast)
         } else {
             let mut alive: Vec<&str> = self
                 .members
@@ -330,24 +335,48 @@ impl Node {
                 .map(|m| m.name.as_str())
                 .collect();
             alive.sort_unstable();
+            let recent = interval * KEEPER_FAST_INTERVALS;
             let kept: Vec<usize> = (0..self.reconnect.failed.len())
                 .filter(|&i| self.keeps(&alive, &self.reconnect.failed[i].name))
                 .collect();
+            let kept_recent: Vec<usize> = kept
+                .iter()
+                .copied()
+                .filter(|&i| now.saturating_since(self.reconnect.failed[i].since) < recent)
+                .collect();
             let failed = self.reconnect.failed.len() as u64;
             let alive = self.num_members().max(1) as u64;
-            if !kept.is_empty() {
-                let pick = kept[(self.rng.next_u64() % kept.len() as u64) as usize];
-                let f = &self.reconnect.failed[pick];
-                Some((f.name.clone(), f.addr))
-            } else if failed >= alive || self.rng.next_u64() % alive < failed {
-                // Serf's rule: with probability min(1, failed / alive).
-                let pick = (self.rng.next_u64() % failed) as usize;
+            let roll_due = self.reconnect.next_roll.is_none_or(|t| now >= t);
+            let target = if roll_due {
+                self.reconnect.next_roll = Some(now + interval);
+                if !kept.is_empty() {
+                    let pick = kept[(self.rng.next_u64() % kept.len() as u64) as usize];
+                    let f = &self.reconnect.failed[pick];
+                    Some((f.name.clone(), f.addr))
+                } else if failed >= alive || self.rng.next_u64() % alive < failed {
+                    // Serf's rule: with probability min(1, failed / alive).
+                    let pick = (self.rng.next_u64() % failed) as usize;
+                    let f = &self.reconnect.failed[pick];
+                    Some((f.name.clone(), f.addr))
+                } else {
+                    None
+                }
+            } else if !kept_recent.is_empty() {
+                let pick = kept_recent[(self.rng.next_u64() % kept_recent.len() as u64) as usize];
                 let f = &self.reconnect.failed[pick];
                 Some((f.name.clone(), f.addr))
             } else {
                 None
-            }
+            };
+            let roll = self.reconnect.next_roll.unwrap_or(now + interval);
+            let next = if kept_recent.is_empty() {
+                roll
+            } else {
+                roll.min(now + fast)
+            };
+            (target, next)
         };
+        self.arm_reconnect(next);
         if let Some((name, addr)) = target {
             tracing::info!("attempting reconnect to {name} {addr}");
             self.stats.reconnect_attempts += 1;
