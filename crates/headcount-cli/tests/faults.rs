@@ -322,6 +322,12 @@ fn loss_run(percent: u32, secs: u64) {
     }
     let (hs, hd) = lab.accusations(t0, Headcount);
     let (gs, gd) = lab.accusations(t0, Go);
+    let pairs = json!({
+        "hc_hc": lab.suspicions_between(t0, Headcount, Headcount),
+        "hc_go": lab.suspicions_between(t0, Headcount, Go),
+        "go_hc": lab.suspicions_between(t0, Go, Headcount),
+        "go_go": lab.suspicions_between(t0, Go, Go),
+    });
     lab.heal();
     let healed = lab.now();
     let after = lab.wait_agree(Duration::from_secs(120));
@@ -330,6 +336,7 @@ fn loss_run(percent: u32, secs: u64) {
         "kind": "loss", "percent": percent, "secs": secs,
         "headcount": {"suspicions": hs, "deaths": hd},
         "go": {"suspicions": gs, "deaths": gd},
+        "suspicions_by_pair": pairs,
         "agree_after_secs": after.as_ref().ok(),
         "rss_mib": lab.max_rss_mib(Headcount),
     }));
@@ -835,18 +842,24 @@ fn write_reliability_doc() {
     md += "One cluster of 5 headcount agents and 5 Go memberlist nodes (alternating), lan profile; every host \
            drops the given share of the packets it receives from the others (nftables `numgen random`) for the \
            given time. Counted from each node's own log: suspicions it raised (`suspect X has failed, no acks \
-           received`) and deaths it declared (`marking X as failed`). Nobody actually failed, so all are false.\n\n";
-    md += "| loss | duration (s) | headcount: suspicions | headcount: deaths | Go: suspicions | Go: deaths | agreement after the loss stopped (s) |\n|---|---|---|---|---|---|---|\n";
+           received`) and deaths it declared (`marking X as failed`). Nobody actually failed, so all are false. \
+           The *A → B* columns split the suspicions by who suspected whom: each kind has 20 ordered pairs \
+           among its own (A → A) and 25 towards the other kind.\n\n";
+    md += "| loss | duration (s) | headcount: suspicions | headcount: deaths | Go: suspicions | Go: deaths | headcount → headcount | headcount → Go | Go → headcount | Go → Go | agreement after the loss stopped (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows.iter().filter(|r| r["kind"] == "loss") {
         let _ = writeln!(
             md,
-            "| {}% | {} | {} | {} | {} | {} | {} |",
+            "| {}% | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["percent"],
             r["secs"],
             r["headcount"]["suspicions"],
             r["headcount"]["deaths"],
             r["go"]["suspicions"],
             r["go"]["deaths"],
+            r["suspicions_by_pair"]["hc_hc"],
+            r["suspicions_by_pair"]["hc_go"],
+            r["suspicions_by_pair"]["go_hc"],
+            r["suspicions_by_pair"]["go_go"],
             r["agree_after_secs"]
                 .as_f64()
                 .map_or("-".into(), |s| format!("{s:.1}"))

@@ -790,6 +790,21 @@ impl Lab {
         (s, d)
     }
 
+    /// Suspicions since `from` by nodes of `observer` kind about nodes of
+    /// `subject` kind.
+    pub fn suspicions_between(&self, from: f64, observer: Kind, subject: Kind) -> usize {
+        let kind_of = |name: &str| self.nodes.iter().find(|n| n.name == name).map(|n| n.kind);
+        self.since(from)
+            .iter()
+            .filter(|o| match &o.what {
+                What::Suspect(s) => {
+                    kind_of(&o.observer) == Some(observer) && kind_of(s) == Some(subject)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
     /// Highest RSS of any node of `kind`, MiB.
     pub fn max_rss_mib(&self, kind: Kind) -> f64 {
         self.nodes
