@@ -866,6 +866,22 @@ fn write_reliability_doc() {
         );
     }
 
+    md += "\nThe same loss on two clusters at the same time, one of 5 headcount agents and one of 5 Go \
+           memberlist nodes (20 ordered pairs each):\n\n";
+    md += "| loss | duration (s) | headcount: suspicions | headcount: deaths | Go: suspicions | Go: deaths |\n|---|---|---|---|---|---|\n";
+    for r in rows.iter().filter(|r| r["kind"] == "loss-separate") {
+        let _ = writeln!(
+            md,
+            "| {}% | {} | {} | {} | {} | {} |",
+            r["percent"],
+            r["secs"],
+            r["headcount"]["suspicions"],
+            r["headcount"]["deaths"],
+            r["go"]["suspicions"],
+            r["go"]["deaths"],
+        );
+    }
+
     // Soak.
     md += "\n## Soak\n\n";
     match rows.iter().rev().find(|r| r["kind"] == "soak") {
@@ -912,4 +928,54 @@ fn write_reliability_doc() {
         }
     }
     std::fs::write(root.join("docs/reliability.md"), md).unwrap();
+}
+
+/// Two clusters at the same time, 5 headcount agents in one lab and 5 Go
+/// memberlist nodes in another, the same `percent` loss on every link of
+/// both for `secs`: false suspicions and deaths of each.
+fn loss_side_by_side(percent: u32, secs: u64) {
+    use Kind::{Go, Headcount};
+    let Some(mut hc_lab) = lab(5) else { return };
+    let mut go_lab = Lab::new(5);
+    hc_lab.cluster(&[Headcount; 5]);
+    go_lab.cluster(&[Go; 5]);
+    formed(&mut hc_lab);
+    formed(&mut go_lab);
+    let (h0, g0) = (hc_lab.now(), go_lab.now());
+    hc_lab.loss(percent);
+    go_lab.loss(percent);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_secs(5));
+        let _ = hc_lab.views();
+        let _ = go_lab.views();
+    }
+    let (hs, hd) = hc_lab.accusations(h0, Headcount);
+    let (gs, gd) = go_lab.accusations(g0, Go);
+    hc_lab.heal();
+    go_lab.heal();
+    let h_after = hc_lab.wait_agree(Duration::from_secs(120));
+    let g_after = go_lab.wait_agree(Duration::from_secs(120));
+    record(json!({
+        "kind": "loss-separate", "percent": percent, "secs": secs,
+        "headcount": {"suspicions": hs, "deaths": hd, "agree_after_secs": h_after.as_ref().ok()},
+        "go": {"suspicions": gs, "deaths": gd, "agree_after_secs": g_after.as_ref().ok()},
+        "rss_mib": hc_lab.max_rss_mib(Headcount),
+    }));
+    eprintln!(
+        "separate clusters, loss {percent}%: headcount {hs} suspicions {hd} deaths; Go {gs} suspicions {gd} deaths"
+    );
+    assert!(h_after.is_ok(), "{h_after:?}");
+}
+
+#[test]
+#[ignore = "long: scripts/reliability.sh"]
+fn loss_side_by_side_10_percent() {
+    loss_side_by_side(10, 120);
+}
+
+#[test]
+#[ignore = "long: scripts/reliability.sh"]
+fn loss_side_by_side_30_percent() {
+    loss_side_by_side(30, 120);
 }
