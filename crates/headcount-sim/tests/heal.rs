@@ -5,14 +5,20 @@
 
 use core::time::Duration;
 
-use headcount_sim::engine::{Action, Sim};
+use headcount_sim::engine::{Action, Kind, Sim};
 use headcount_sim::net::{Cut, Partition, Profile};
 
 /// Time from the heal until every node agrees, or `None` past `limit`.
-fn heal_time(seed: u64, side: &[bool], cut_for: Duration, limit: Duration) -> Option<Duration> {
+fn heal_time(
+    seed: u64,
+    side: &[bool],
+    cut_for: Duration,
+    limit: Duration,
+) -> (Option<Duration>, usize) {
     let profile = Profile::lan();
     let mut sim = Sim::new(seed, profile.proto_config(), profile, 0.0);
     let n = side.len();
+    sim.recording = true;
     let t = sim.bootstrap_and_converge(n, Duration::from_millis(30), Duration::from_secs(120));
     assert!(t.is_some(), "seed {seed}: {n} nodes did not converge");
     // Some seconds of steady state, different per seed, so timers are out of phase.
@@ -24,14 +30,34 @@ fn heal_time(seed: u64, side: &[bool], cut_for: Duration, limit: Duration) -> Op
     }));
     sim.run_for(cut_for);
     sim.act(Action::Heal(1));
-    sim.run_while_not(limit, Duration::from_millis(100), |s| s.agree())
+    let t = sim.run_while_not(limit, Duration::from_millis(100), |s| s.agree());
+    // How often a member of the healthy side (the larger one) is held dead
+    // by another member of it. It happens only around the heal: a member
+    // of the cut-off side whose (health-stretched) suspicion of a healthy
+    // member runs out just then gossips the death into the healed cluster,
+    // and the victim refutes within a fraction of a second. Reported, not
+    // asserted (see the report line).
+    let healthy_side = side.iter().filter(|&&b| !b).count() * 2 > n;
+    let healthy = |i: usize| side[i] != healthy_side;
+    let bad: Vec<_> = sim
+        .log
+        .iter()
+        .filter(|r| r.kind == Kind::Dead && healthy(r.node as usize) && healthy(r.subject as usize))
+        .collect();
+    if !bad.is_empty() {
+        eprintln!("seed {seed}: healthy members held dead: {bad:?}");
+    }
+    (t, bad.len())
 }
 
 fn report(what: &str, side: &[bool], seeds: u64) -> Vec<Option<Duration>> {
     let limit = Duration::from_secs(300);
-    let times: Vec<_> = (1..=seeds)
+    let runs: Vec<_> = (1..=seeds)
         .map(|seed| heal_time(seed, side, Duration::from_secs(45), limit))
         .collect();
+    let false_deaths = runs.iter().filter(|r| r.1 > 0).count();
+    eprintln!("{what}: {false_deaths} of {seeds} seeds held a healthy member dead");
+    let times: Vec<_> = runs.iter().map(|r| r.0).collect();
     for (i, t) in times.iter().enumerate() {
         if t.is_none_or(|t| t > Duration::from_secs(10)) {
             eprintln!("{what}: seed {}: {t:?}", i + 1);

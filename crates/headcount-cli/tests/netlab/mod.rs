@@ -749,10 +749,31 @@ impl Lab {
             .collect()
     }
 
-    /// Death declarations seen (event streams) since `from` about members
-    /// outside `faulted`, by observers outside `faulted`: a healthy member
-    /// declared dead while only others were faulted.
+    /// Deaths declared since `from` (the declarer's own log: its suspicion
+    /// timer ran out) by members outside `faulted` about members outside
+    /// `faulted`: a healthy member declared dead by a healthy one while only
+    /// others were faulted. The invariant: this stays empty.
     pub fn healthy_declared_dead(&self, from: f64, faulted: &[&str]) -> Vec<String> {
+        self.since(from)
+            .into_iter()
+            .filter_map(|o| match &o.what {
+                What::Declared(s)
+                    if !faulted.contains(&s.as_str())
+                        && !faulted.contains(&o.observer.as_str()) =>
+                {
+                    Some(format!("{:.1}s: {} declared {s} dead", o.t, o.observer))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Deaths of members outside `faulted` that members outside `faulted`
+    /// saw (their event streams) since `from`, whoever declared them: after
+    /// a partition heals, a cut-off member's late declaration can reach the
+    /// healthy side before the victim refutes it. Reported beside the
+    /// invariant.
+    pub fn healthy_seen_dead(&self, from: f64, faulted: &[&str]) -> Vec<String> {
         self.since(from)
             .into_iter()
             .filter_map(|o| match &o.what {
@@ -760,7 +781,7 @@ impl Lab {
                     if !faulted.contains(&s.as_str())
                         && !faulted.contains(&o.observer.as_str()) =>
                 {
-                    Some(format!("{:.1}s: {} declared {s} dead", o.t, o.observer))
+                    Some(format!("{:.1}s: {} saw {s} dead", o.t, o.observer))
                 }
                 _ => None,
             })
