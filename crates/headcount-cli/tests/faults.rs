@@ -826,9 +826,13 @@ fn write_reliability_doc() {
         let text = std::fs::read_to_string(tl_dir.join(&f)).unwrap();
         let mut nodes: Vec<String> = text
             .lines()
-            .filter_map(|l| {
+            .flat_map(|l| {
                 let p: Vec<&str> = l.split_whitespace().collect();
-                (p.len() == 4 && p[2] == "sees").then(|| p[1].to_string())
+                if p.len() == 5 && p[2] == "sees" {
+                    vec![p[1].to_string(), p[3].to_string()]
+                } else {
+                    Vec::new()
+                }
             })
             .collect();
         for l in text.lines() {
