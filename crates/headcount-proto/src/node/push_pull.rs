@@ -253,6 +253,17 @@ impl Node {
                     };
                     self.dead_node(now, d, None);
                 }
+                // A joining node's view of the others is empty or, when it
+                // rejoins after a partition (Serf's and our reconnect join),
+                // stale: it suspected everyone it could not hear. Go turns
+                // these into suspicions of its own, which the rejoining node
+                // then counts as independent confirmations of its stale
+                // suspicions, so it declares healthy members dead the moment
+                // the network heals. Claims about ourselves still count (we
+                // refute them); claims about others wait for our own probes.
+                WireState::Dead | WireState::Suspect if join && s.name != self.name => {
+                    self.stats.stale_accusations_ignored += 1;
+                }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
                         incarnation: s.incarnation,
