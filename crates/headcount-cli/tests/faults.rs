@@ -803,9 +803,9 @@ fn write_reliability_doc() {
            declarers' logs); the ones counted were declared by a member of the cut-off side whose \
            suspicion timer ran out just as the network healed, and were refuted within a second (see \
            the split-2-3 timelines). The simulator measures the same effect over 200 seeds \
-           (`headcount-sim/tests/heal.rs`): a 2|3 split leaves a healthy member briefly dead in 15 of 200 \
+           (`headcount-sim/tests/heal.rs`): a 2|3 split leaves a healthy member briefly dead in 5 of 200 \
            seeds (26 before this work, when healing took 20 s or more; 72 with fast healing alone, before \
-           join push/pulls stopped carrying the rejoining side's stale accusations), one host cut off in 2 \
+           join push/pulls stopped spreading the rejoining side's stale accusations), one host cut off in 0 \
            of 200 (0 before).\n\n";
 
     // Timelines.

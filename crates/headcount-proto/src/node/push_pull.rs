@@ -17,8 +17,9 @@ use crate::event::{Completion, JoinId, StreamFailure};
 use crate::state::{socket_addr_from_wire, MemberInfo, MemberState};
 use crate::time::Instant;
 use crate::wire::{
-    Alive, Dead, PushNodeState, PushPull, StreamMessage, Suspect, WireState, VSN_DELEGATE_CUR,
-    VSN_DELEGATE_MAX, VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN,
+    Alive, Dead, Message, PushNodeState, PushPull, StreamMessage, Suspect, WireState,
+    VSN_DELEGATE_CUR, VSN_DELEGATE_MAX, VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX,
+    VSN_PROTOCOL_MIN,
 };
 
 /// Number of nodes up to which the push/pull interval is not scaled.
@@ -261,8 +262,14 @@ impl Node {
                 // suspicions, so it declares healthy members dead the moment
                 // the network heals. Claims about ourselves still count (we
                 // refute them); claims about others wait for our own probes.
+                // The accused still hears of it, from us alone: if we hold it
+                // alive, we send it the accusation, it refutes, and its
+                // refutation reaches the rejoining node by gossip (Go never
+                // reconnects, so a Go node that rejoins through us would
+                // otherwise keep holding it dead until a push/pull with it).
                 WireState::Dead | WireState::Suspect if join && s.name != self.name => {
                     self.stats.stale_accusations_ignored += 1;
+                    self.tell_accused(&s.name, s.incarnation);
                 }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
@@ -278,6 +285,25 @@ impl Node {
             self.hooks.merge_remote_state(user_state, join);
         }
         Ok(())
+    }
+
+    /// Sends member `name`, if we hold it alive, a suspect message about
+    /// itself at `incarnation` (or the one we hold, if higher), so that it
+    /// refutes and gossips a fresh alive. No suspicion starts anywhere.
+    fn tell_accused(&mut self, name: &str, incarnation: u32) {
+        let Some(m) = self.members.get(name) else {
+            return;
+        };
+        if m.state != MemberState::Alive {
+            return;
+        }
+        let (addr, incarnation) = (m.addr(), incarnation.max(m.incarnation));
+        let msg = Message::Suspect(Suspect {
+            incarnation,
+            node: name.to_string(),
+            from: self.name.clone(),
+        });
+        self.send_msg(addr, &msg);
     }
 
     /// Go's `verifyProtocol`: every entry's current versions must lie in
