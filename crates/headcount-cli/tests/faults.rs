@@ -799,10 +799,10 @@ fn write_reliability_doc() {
            sides have declared each other dead and reaped them nothing crosses again; the run waits a bounded \
            time and records that it did not heal. A *lost or ghost* count is the number of disagreements \
            left at the end of the wait. *Seen dead* counts death events about a member of the healthy side \
-           at another member of it: none was declared by a healthy member (the invariant, checked from the \
-           declarers' logs); the ones counted were declared by a member of the cut-off side whose \
-           suspicion timer ran out just as the network healed, and were refuted within a second (see \
-           the split-2-3 timelines). The simulator measures the same effect over 200 seeds \
+           at another member of it (whoever declared it; the invariant, that no healthy member declares \
+           another dead, is checked from the declarers' logs and held in every run). Such deaths come from \
+           a member of the cut-off side whose suspicion ran out just as the network healed, and are refuted \
+           within a second; earlier builds of this work showed some (see docs/architecture.md). The simulator measures the same effect over 200 seeds \
            (`headcount-sim/tests/heal.rs`): a 2|3 split leaves a healthy member briefly dead in 5 of 200 \
            seeds (26 before this work, when healing took 20 s or more; 72 with fast healing alone, before \
            join push/pulls stopped spreading the rejoining side's stale accusations), one host cut off in 0 \
