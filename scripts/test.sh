@@ -15,6 +15,12 @@ command -v serf >/dev/null 2>&1 || need+=(serf)
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 [ -f /usr/share/gocode/src/github.com/hashicorp/memberlist/memberlist.go ] ||
     need+=(golang-github-hashicorp-memberlist-dev)
+# The fault suite (tests/faults.rs) runs only as root with ip and nft; it
+# skips, saying so, without them.
+if [ "$(id -u)" = 0 ]; then
+    command -v ip >/dev/null 2>&1 || need+=(iproute2)
+    command -v nft >/dev/null 2>&1 || need+=(nftables)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "==> installing ${need[*]}"

@@ -641,6 +641,7 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
             "sources_denied": c.sources_denied,
             "alives_denied": c.alives_denied,
             "reconnect_attempts": c.reconnect_attempts,
+            "reconnect_successes": c.reconnect_successes,
         },
         "udp_send_errors": st.udp_send_errors,
         "udp_recv_errors": st.udp_recv_errors,

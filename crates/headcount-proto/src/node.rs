@@ -185,6 +185,11 @@ pub struct Stats {
     pub reconnect_attempts: u64,
     /// Gossip rounds run (rounds that found nothing to send included).
     pub gossip_rounds: u64,
+    /// Reconnect push/pulls that got the remote's state back.
+    pub reconnect_successes: u64,
+    /// Suspect or dead entries about other members in a join push/pull,
+    /// not turned into suspicions (see `node/push_pull.rs`).
+    pub stale_accusations_ignored: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -122,3 +122,56 @@ fn a_member_that_left_is_not_reconnected() {
         assert_eq!(c.node(i).stats().reconnect_attempts, 0);
     }
 }
+
+#[test]
+fn the_keeper_of_a_fresh_failure_tries_it_every_few_seconds() {
+    let config = Config::local();
+    let fast = config.reconnect_interval / 10;
+    let mut c = Cluster::new(4, config.clone(), 11);
+    c.join_all_to(0);
+    c.run_until(CONVERGE, |c| converged(c, 4))
+        .expect("converged");
+    c.kill(3);
+    c.run_until(Duration::from_secs(60), |c| {
+        c.all_see("node-3", MemberState::Dead)
+    })
+    .expect("node-3 declared dead");
+    let before: Vec<u64> = (0..3)
+        .map(|i| c.node(i).stats().reconnect_attempts)
+        .collect();
+    let window = config.reconnect_interval * 2;
+    c.run_for(window);
+    let tries: Vec<u64> = (0..3)
+        .map(|i| c.node(i).stats().reconnect_attempts - before[i])
+        .collect();
+    // The keeper of node-3 is the first alive name after it, wrapping: node-0.
+    let fast_tries = (window.as_secs() / fast.as_secs()) - 1;
+    assert!(tries[0] >= fast_tries, "keeper tried {tries:?}");
+    // The others follow Serf's rule only: at most once per interval.
+    for (i, t) in tries.iter().enumerate().skip(1) {
+        assert!(*t <= 3, "node-{i} tried {t} times");
+    }
+}
+
+#[test]
+fn a_cut_off_node_tries_its_suspects_every_few_seconds_and_heals_at_once() {
+    let config = Config::local();
+    let mut c = Cluster::new(5, config.clone(), 13);
+    c.join_all_to(0);
+    c.run_until(CONVERGE, |c| converged(c, 5))
+        .expect("converged");
+    c.side[4] = 1;
+    c.run_for(Duration::from_secs(45));
+    // node-4 is unhealthy (no acks): its probe rounds and its suspicions
+    // of the others are stretched, so it may not have declared anyone dead
+    // yet; once it suspects most of them it tries every few seconds.
+    assert!(
+        c.node(4).stats().reconnect_attempts >= 3,
+        "{}",
+        c.node(4).stats().reconnect_attempts
+    );
+    c.side.fill(0);
+    let bound = config.reconnect_interval / 10 + Duration::from_secs(10);
+    let t = c.run_until(bound, |c| converged(c, 5));
+    assert!(t.is_some(), "not healed within {bound:?}");
+}

@@ -108,7 +108,7 @@ impl Node {
 
     fn handle_message(&mut self, now: Instant, from: SocketAddr, msg: Message) {
         match msg {
-            Message::Ping(p) => self.handle_ping(from, p),
+            Message::Ping(p) => self.handle_ping(now, from, p),
             Message::IndirectPing(ind) => self.handle_indirect_ping(now, from, ind),
             Message::Ack(ack) => self.handle_ack(now, ack),
             Message::Nack(nack) => self.handle_nack(nack),

@@ -324,7 +324,7 @@ impl Node {
         }
     }
 
-    pub(super) fn handle_ping(&mut self, from: SocketAddr, p: Ping) {
+    pub(super) fn handle_ping(&mut self, now: Instant, from: SocketAddr, p: Ping) {
         if !p.node.is_empty() && p.node != self.name {
             self.stats.messages_ignored += 1;
             return;
@@ -335,6 +335,7 @@ impl Node {
             payload: self.hooks.ack_payload(),
         };
         self.send_msg(reply_to, &Message::Ack(ack));
+        self.pinged_by(now, reply_to);
     }
 
     pub(super) fn handle_indirect_ping(

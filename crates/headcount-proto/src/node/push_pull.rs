@@ -14,11 +14,13 @@ use std::net::SocketAddr;
 use super::{Node, PendingStream, TimerKey};
 use crate::error::{MergeError, PushPullError};
 use crate::event::{Completion, DialKind, JoinId, StreamFailure};
+use crate::name::Name;
 use crate::state::{socket_addr_from_wire, MemberInfo, MemberState};
 use crate::time::Instant;
 use crate::wire::{
-    Alive, Dead, PushNodeState, PushPull, StreamMessage, Suspect, WireState, VSN_DELEGATE_CUR,
-    VSN_DELEGATE_MAX, VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN,
+    Alive, Dead, Message, PushNodeState, PushPull, StreamMessage, Suspect, WireState,
+    VSN_DELEGATE_CUR, VSN_DELEGATE_MAX, VSN_DELEGATE_MIN, VSN_PROTOCOL_CUR, VSN_PROTOCOL_MAX,
+    VSN_PROTOCOL_MIN,
 };
 
 /// Number of nodes up to which the push/pull interval is not scaled.
@@ -221,6 +223,8 @@ impl Node {
         if let Some(jid) = join_id {
             // A join: its caller is told of each failed address.
             self.join_progress(now, jid, addr, outcome);
+        } else if join && outcome.is_ok() {
+            self.reconnect_succeeded(now, addr);
         } else if let Err(e) = &outcome {
             if join {
                 // A reconnect attempt: the member is down, as expected.
@@ -293,6 +297,23 @@ impl Node {
                     };
                     self.dead_node(now, d, None);
                 }
+                // A joining node's view of the others is empty or, when it
+                // rejoins after a partition (Serf's and our reconnect join),
+                // stale: it suspected everyone it could not hear. Go turns
+                // these into suspicions of its own, which the rejoining node
+                // then counts as independent confirmations of its stale
+                // suspicions, so it declares healthy members dead the moment
+                // the network heals. Claims about ourselves still count (we
+                // refute them); claims about others wait for our own probes.
+                // The accused still hears of it, from us alone: if we hold it
+                // alive, we send it the accusation, it refutes, and its
+                // refutation reaches the rejoining node by gossip (Go never
+                // reconnects, so a Go node that rejoins through us would
+                // otherwise keep holding it dead until a push/pull with it).
+                WireState::Dead | WireState::Suspect if join && s.name != self.name => {
+                    self.stats.stale_accusations_ignored += 1;
+                    self.tell_accused(&s.name, s.incarnation);
+                }
                 WireState::Dead | WireState::Suspect => {
                     let sus = Suspect {
                         incarnation: s.incarnation,
@@ -307,6 +328,25 @@ impl Node {
             self.hooks.merge_remote_state(user_state, join);
         }
         Ok(())
+    }
+
+    /// Sends member `name`, if we hold it alive, a suspect message about
+    /// itself at `incarnation` (or the one we hold, if higher), so that it
+    /// refutes and gossips a fresh alive. No suspicion starts anywhere.
+    fn tell_accused(&mut self, name: &str, incarnation: u32) {
+        let Some(m) = self.members.get(name) else {
+            return;
+        };
+        if m.state != MemberState::Alive {
+            return;
+        }
+        let (addr, incarnation) = (m.addr(), incarnation.max(m.incarnation));
+        let msg = Message::Suspect(Suspect {
+            incarnation,
+            node: Name::new(name),
+            from: Name::new(&self.name),
+        });
+        self.send_msg(addr, &msg);
     }
 
     /// Go's `verifyProtocol`: every entry's current versions must lie in

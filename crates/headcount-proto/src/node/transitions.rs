@@ -127,6 +127,9 @@ impl Node {
             }
         };
         let Some(prior) = self.alive_news(pos, &a, is_local, reclaim) else {
+            if !is_local {
+                self.alive_ignored(now, pos, a.incarnation);
+            }
             return;
         };
         self.cancel_suspicion(&a.node);
@@ -382,6 +385,7 @@ impl Node {
             member: info,
             from: s.from.to_string(),
         });
+        self.note_suspect(now);
     }
 
     pub(super) fn suspicion_expired(&mut self, now: Instant, name: String) {
