@@ -881,31 +881,77 @@ fn header_comment(a: &Answer, prefix: &str) -> String {
     s
 }
 
+/// A knob's value, written in each output's own notation.
+enum KnobValue {
+    Duration(Duration),
+    Count(u64),
+}
+
+/// The eight knobs: agent config key, Rust `Config` setter, Go field, value.
+fn knob_rows(k: &Knobs) -> [(&'static str, &'static str, &'static str, KnobValue); 8] {
+    use KnobValue::{Count, Duration as D};
+    [
+        (
+            "probe-interval",
+            "with_probe_interval",
+            "ProbeInterval",
+            D(k.probe_interval),
+        ),
+        (
+            "probe-timeout",
+            "with_probe_timeout",
+            "ProbeTimeout",
+            D(k.probe_timeout),
+        ),
+        (
+            "suspicion-mult",
+            "with_suspicion_mult",
+            "SuspicionMult",
+            Count(k.suspicion_mult.into()),
+        ),
+        (
+            "suspicion-max-timeout-mult",
+            "with_suspicion_max_timeout_mult",
+            "SuspicionMaxTimeoutMult",
+            Count(k.suspicion_max_timeout_mult.into()),
+        ),
+        (
+            "gossip-interval",
+            "with_gossip_interval",
+            "GossipInterval",
+            D(k.gossip_interval),
+        ),
+        (
+            "gossip-nodes",
+            "with_gossip_nodes",
+            "GossipNodes",
+            Count(k.gossip_nodes as u64),
+        ),
+        (
+            "retransmit-mult",
+            "with_retransmit_mult",
+            "RetransmitMult",
+            Count(k.retransmit_mult.into()),
+        ),
+        (
+            "push-pull-interval",
+            "with_push_pull_interval",
+            "PushPullInterval",
+            D(k.push_pull_interval),
+        ),
+    ]
+}
+
 /// The agent's configuration file.
 fn toml(a: &Answer) -> String {
-    let k = &a.rec.best.knobs;
     let mut s = header_comment(a, "#");
     let _ = writeln!(s, "profile = \"{}\"", a.q.base.name());
-    let _ = writeln!(s, "probe-interval = \"{}\"", fmt_duration(k.probe_interval));
-    let _ = writeln!(s, "probe-timeout = \"{}\"", fmt_duration(k.probe_timeout));
-    let _ = writeln!(s, "suspicion-mult = {}", k.suspicion_mult);
-    let _ = writeln!(
-        s,
-        "suspicion-max-timeout-mult = {}",
-        k.suspicion_max_timeout_mult
-    );
-    let _ = writeln!(
-        s,
-        "gossip-interval = \"{}\"",
-        fmt_duration(k.gossip_interval)
-    );
-    let _ = writeln!(s, "gossip-nodes = {}", k.gossip_nodes);
-    let _ = writeln!(s, "retransmit-mult = {}", k.retransmit_mult);
-    let _ = writeln!(
-        s,
-        "push-pull-interval = \"{}\"",
-        fmt_duration(k.push_pull_interval)
-    );
+    for (key, _, _, v) in knob_rows(&a.rec.best.knobs) {
+        let _ = match v {
+            KnobValue::Duration(d) => writeln!(s, "{key} = \"{}\"", fmt_duration(d)),
+            KnobValue::Count(n) => writeln!(s, "{key} = {n}"),
+        };
+    }
     s
 }
 
@@ -920,38 +966,17 @@ fn rust_duration(d: Duration) -> String {
 
 /// Rust: a `Config` expression.
 fn rust(a: &Answer) -> String {
-    let k = &a.rec.best.knobs;
     let mut s = header_comment(a, "//");
     s.push_str("use std::time::Duration;\n\n");
-    let _ = writeln!(s, "let config = headcount::Config::{}()", a.q.base.name());
-    let _ = writeln!(
-        s,
-        "    .with_probe_interval({})",
-        rust_duration(k.probe_interval)
-    );
-    let _ = writeln!(
-        s,
-        "    .with_probe_timeout({})",
-        rust_duration(k.probe_timeout)
-    );
-    let _ = writeln!(s, "    .with_suspicion_mult({})", k.suspicion_mult);
-    let _ = writeln!(
-        s,
-        "    .with_suspicion_max_timeout_mult({})",
-        k.suspicion_max_timeout_mult
-    );
-    let _ = writeln!(
-        s,
-        "    .with_gossip_interval({})",
-        rust_duration(k.gossip_interval)
-    );
-    let _ = writeln!(s, "    .with_gossip_nodes({})", k.gossip_nodes);
-    let _ = writeln!(s, "    .with_retransmit_mult({})", k.retransmit_mult);
-    let _ = writeln!(
-        s,
-        "    .with_push_pull_interval({});",
-        rust_duration(k.push_pull_interval)
-    );
+    let _ = write!(s, "let config = headcount::Config::{}()", a.q.base.name());
+    for (_, setter, _, v) in knob_rows(&a.rec.best.knobs) {
+        let v = match v {
+            KnobValue::Duration(d) => rust_duration(d),
+            KnobValue::Count(n) => n.to_string(),
+        };
+        let _ = write!(s, "\n    .{setter}({v})");
+    }
+    s.push_str(";\n");
     s
 }
 
@@ -966,7 +991,6 @@ fn go_duration(d: Duration) -> String {
 
 /// Go: `memberlist.Config` field assignments.
 fn go(a: &Answer) -> String {
-    let k = &a.rec.best.knobs;
     let mut s = header_comment(a, "//");
     let preset = match a.q.base {
         Preset::Lan => "DefaultLANConfig",
@@ -974,26 +998,13 @@ fn go(a: &Answer) -> String {
         Preset::Local => "DefaultLocalConfig",
     };
     let _ = writeln!(s, "conf := memberlist.{preset}()");
-    let _ = writeln!(s, "conf.ProbeInterval = {}", go_duration(k.probe_interval));
-    let _ = writeln!(s, "conf.ProbeTimeout = {}", go_duration(k.probe_timeout));
-    let _ = writeln!(s, "conf.SuspicionMult = {}", k.suspicion_mult);
-    let _ = writeln!(
-        s,
-        "conf.SuspicionMaxTimeoutMult = {}",
-        k.suspicion_max_timeout_mult
-    );
-    let _ = writeln!(
-        s,
-        "conf.GossipInterval = {}",
-        go_duration(k.gossip_interval)
-    );
-    let _ = writeln!(s, "conf.GossipNodes = {}", k.gossip_nodes);
-    let _ = writeln!(s, "conf.RetransmitMult = {}", k.retransmit_mult);
-    let _ = writeln!(
-        s,
-        "conf.PushPullInterval = {}",
-        go_duration(k.push_pull_interval)
-    );
+    for (_, _, field, v) in knob_rows(&a.rec.best.knobs) {
+        let v = match v {
+            KnobValue::Duration(d) => go_duration(d),
+            KnobValue::Count(n) => n.to_string(),
+        };
+        let _ = writeln!(s, "conf.{field} = {v}");
+    }
     s
 }
 
