@@ -399,6 +399,18 @@ pub fn dissemination_run(n: usize, seed: u64, profile: Profile, loss: f64) -> Di
     dissemination_run_with(n, seed, profile, loss, Bootstrap::auto(n))
 }
 
+/// The first record, per other node, of that node seeing `newcomer` join:
+/// when the news of a join reached each member.
+pub(crate) fn first_joins_seen(log: &[Record], newcomer: usize) -> impl Iterator<Item = &Record> {
+    let mut seen = BTreeSet::new();
+    log.iter().filter(move |r| {
+        r.kind == Kind::Join
+            && r.subject as usize == newcomer
+            && r.node as usize != newcomer
+            && seen.insert(r.node)
+    })
+}
+
 /// [`dissemination_run`] with the given bootstrap.
 pub fn dissemination_run_with(
     n: usize,
@@ -432,15 +444,7 @@ pub fn dissemination_run_with(
             .count()
             > target
     });
-    let mut seen = BTreeSet::new();
-    let mut times: Vec<f64> = sim.log[from..]
-        .iter()
-        .filter(|r| {
-            r.kind == Kind::Join
-                && r.subject as usize == newcomer
-                && r.node as usize != newcomer
-                && seen.insert(r.node)
-        })
+    let mut times: Vec<f64> = first_joins_seen(&sim.log[from..], newcomer)
         .map(|r| since(r.t, t0))
         .collect();
     let join = spread("join", &mut times, n, &config, loss);

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::model::{round4, Situation};
 use crate::engine::{Action, Kind, Sim};
+use crate::experiments::first_joins_seen;
 use crate::net::{splitmix64, Profile};
 
 /// How much to simulate.
@@ -207,27 +208,9 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
             join: Some(contact),
         });
         sim.run_while_not(limit, Duration::from_millis(100), |sim| {
-            let mut seen = BTreeSet::new();
-            sim.log[from..]
-                .iter()
-                .filter(|r| {
-                    r.kind == Kind::Join
-                        && r.subject as usize == newcomer
-                        && r.node as usize != newcomer
-                        && seen.insert(r.node)
-                })
-                .count()
-                >= n
+            first_joins_seen(&sim.log[from..], newcomer).count() >= n
         });
-        let mut seen = BTreeSet::new();
-        let mut times: Vec<f64> = sim.log[from..]
-            .iter()
-            .filter(|r| {
-                r.kind == Kind::Join
-                    && r.subject as usize == newcomer
-                    && r.node as usize != newcomer
-                    && seen.insert(r.node)
-            })
+        let mut times: Vec<f64> = first_joins_seen(&sim.log[from..], newcomer)
             .map(|r| secs(r.t - t0))
             .collect();
         times.sort_by(f64::total_cmp);
