@@ -418,7 +418,7 @@ impl Node {
         );
         let d = Dead {
             incarnation: m.incarnation,
-            node: name.into(),
+            node: name,
             from: crate::name::Name::new(&self.name),
         };
         self.dead_node(now, d, None);
