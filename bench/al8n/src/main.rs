@@ -113,6 +113,8 @@ struct View {
 /// of N members do not count as the nodes' memory.
 struct NodeSet {
     bits: Vec<u64>,
+    /// The number of harness nodes: larger indices are ignored.
+    n: usize,
     len: usize,
 }
 
@@ -120,12 +122,17 @@ impl NodeSet {
     fn new(n: usize) -> Self {
         NodeSet {
             bits: vec![0; n.div_ceil(64)],
+            n,
             len: 0,
         }
     }
 
     fn set(&mut self, name: &str, on: bool) {
-        let Some(i) = name.strip_prefix("node-").and_then(|i| i.parse::<usize>().ok()) else {
+        let Some(i) = name
+            .strip_prefix("node-")
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|&i| i < self.n)
+        else {
             return;
         };
         let Some(word) = self.bits.get_mut(i / 64) else {

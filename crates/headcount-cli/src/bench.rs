@@ -130,6 +130,8 @@ struct View {
 /// sets.
 struct NodeSet {
     bits: Vec<u64>,
+    /// The number of harness nodes: larger indices are ignored.
+    n: usize,
     len: usize,
 }
 
@@ -137,6 +139,7 @@ impl NodeSet {
     fn new(n: usize) -> Self {
         NodeSet {
             bits: vec![0; n.div_ceil(64)],
+            n,
             len: 0,
         }
     }
@@ -147,7 +150,9 @@ impl NodeSet {
     }
 
     fn set(&mut self, name: &str, on: bool) {
-        let Some(i) = Self::index(name) else { return };
+        let Some(i) = Self::index(name).filter(|&i| i < self.n) else {
+            return;
+        };
         let Some(word) = self.bits.get_mut(i / 64) else {
             return;
         };
@@ -446,4 +451,28 @@ fn proc_status_kib(field: &str) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeSet;
+
+    #[test]
+    fn node_set_counts_each_node_once_and_ignores_other_names() {
+        let mut s = NodeSet::new(130);
+        s.set("node-0", true);
+        s.set("node-129", true);
+        s.set("node-129", true);
+        s.set("node-130", true); // beyond the harness's nodes
+        s.set("other-1", true);
+        s.set("node-x", true);
+        assert_eq!(s.len(), 2);
+        assert!(s.contains(0) && s.contains(129));
+        assert!(!s.contains(1) && !s.contains(130));
+        s.set("node-129", false);
+        s.set("node-129", false);
+        s.set("node-5", false);
+        assert_eq!(s.len(), 1);
+        assert!(!s.contains(129));
+    }
 }
