@@ -130,22 +130,51 @@ type shared struct {
 	falseLeaves uint64
 }
 
-// view is one node's alive set, kept by its event delegate.
+// view is one node's alive set, kept by its event delegate: one flag per
+// harness node, by the index i of its name "node-i" (as headcount's bench
+// and the al8n twin), so the harness's N views of N members do not count
+// as the nodes' memory.
 type view struct {
 	sh    *shared
 	mu    sync.Mutex
-	alive map[string]bool
+	alive []bool
+	count int
+}
+
+// nodeIndex is the i of a harness node's name "node-i", or -1.
+func nodeIndex(name string) int {
+	if !strings.HasPrefix(name, "node-") {
+		return -1
+	}
+	i, err := strconv.Atoi(name[len("node-"):])
+	if err != nil || i < 0 {
+		return -1
+	}
+	return i
+}
+
+func (v *view) set(name string, on bool) {
+	i := nodeIndex(name)
+	if i < 0 || i >= len(v.alive) || v.alive[i] == on {
+		return
+	}
+	v.alive[i] = on
+	if on {
+		v.count++
+	} else {
+		v.count--
+	}
 }
 
 func (v *view) NotifyJoin(n *memberlist.Node) {
 	v.mu.Lock()
-	v.alive[n.Name] = true
+	v.set(n.Name, true)
 	v.mu.Unlock()
 }
 
 func (v *view) NotifyLeave(n *memberlist.Node) {
 	v.mu.Lock()
-	delete(v.alive, n.Name)
+	v.set(n.Name, false)
 	v.mu.Unlock()
 	if !(atomic.LoadInt32(&v.sh.killed) == 1 && v.sh.doomed[n.Name]) {
 		atomic.AddUint64(&v.sh.falseLeaves, 1)
@@ -157,14 +186,14 @@ func (v *view) NotifyUpdate(*memberlist.Node) {}
 func (v *view) size() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return len(v.alive)
+	return v.count
 }
 
 func (v *view) holdsAny(names map[string]bool) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for n := range names {
-		if v.alive[n] {
+		if i := nodeIndex(n); i >= 0 && i < len(v.alive) && v.alive[i] {
 			return true
 		}
 	}
@@ -289,7 +318,7 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 			return fmt.Errorf("%s: %v", name(i), err)
 		}
 		trans[i] = newCountingTransport(nt)
-		views[i] = &view{sh: sh, alive: make(map[string]bool, n)}
+		views[i] = &view{sh: sh, alive: make([]bool, n)}
 		conf.Name = name(i)
 		conf.BindAddr = "127.0.0.1"
 		conf.BindPort = port

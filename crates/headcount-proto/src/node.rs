@@ -45,6 +45,7 @@ use crate::config::{Config, ConfigError, META_MAX_SIZE};
 use crate::delegate::Hooks;
 use crate::event::{BroadcastId, Completion, Dial, Event, JoinId, Output, StreamId};
 use crate::fxhash::FxHashMap;
+use crate::name::Name;
 use crate::state::{Member, MemberTable, RawAddr};
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
@@ -202,7 +203,7 @@ enum TimerKey {
     /// An ack handler expires.
     AckDeadline(u32),
     /// A suspected node's time to refute is up.
-    Suspicion(String),
+    Suspicion(Name),
     /// Time to try a failed member again (see `node/reconnect.rs`).
     ReconnectTick,
 }
@@ -237,7 +238,8 @@ pub struct Node {
     vsn: Vsn,
     incarnation: u32,
     members: MemberTable,
-    suspicions: FxHashMap<String, Suspicion>,
+    /// Keyed by `Name` (inline up to 23 bytes), as is the suspicion's timer.
+    suspicions: FxHashMap<Name, Suspicion>,
     awareness: Awareness,
     broadcasts: TransmitLimitedQueue,
     timers: TimerQueue<TimerKey>,

@@ -16,6 +16,7 @@
 
 use core::time::Duration;
 
+use crate::name::Name;
 use crate::time::Instant;
 
 pub use crate::broadcast::retransmit_limit;
@@ -139,7 +140,10 @@ pub struct Suspicion {
     start: Instant,
     /// The original accuser followed by each confirming node; at most
     /// `k + 1` entries, so a linear scan is cheap.
-    accusers: Vec<Box<str>>,
+    /// Names rather than boxed strings: inline up to 23 bytes, so a
+    /// suspicion allocates only its vector (in a storm of suspicions every
+    /// node holds one per suspect).
+    accusers: Vec<Name>,
 }
 
 impl Suspicion {
@@ -149,8 +153,9 @@ impl Suspicion {
     /// `from` itself is never counted as a confirmation, since our own
     /// suspicion can be gossiped back to us.
     pub fn new(from: &str, k: u32, min: Duration, max: Duration, start: Instant) -> Self {
-        let mut accusers = Vec::with_capacity(1 + (k as usize).min(16));
-        accusers.push(Box::from(from));
+        // Room for the confirmations only when they come: most suspicions
+        // are refuted or expire before the first.
+        let accusers = vec![Name::new(from)];
         Suspicion {
             k,
             min,
@@ -171,7 +176,7 @@ impl Suspicion {
         if self.accusers.iter().any(|a| **a == *from) {
             return false;
         }
-        self.accusers.push(Box::from(from));
+        self.accusers.push(Name::new(from));
         true
     }
 

@@ -133,8 +133,7 @@ impl Node {
         self.rng = rng;
         for m in reaped {
             self.suspicions.remove(m.name.as_str());
-            self.timers
-                .cancel(&TimerKey::Suspicion(m.name.as_str().to_owned()));
+            self.timers.cancel(&TimerKey::Suspicion(m.name.clone()));
             self.membership_version += 1;
         }
     }

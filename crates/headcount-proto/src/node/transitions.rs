@@ -348,7 +348,7 @@ impl Node {
             if susp.confirm(&s.from) {
                 let deadline = susp.deadline();
                 self.timers
-                    .schedule(TimerKey::Suspicion(s.node.to_string()), deadline);
+                    .schedule(TimerKey::Suspicion(Name::new(&s.node)), deadline);
                 self.queue_broadcast(Name::new(&s.node), &Message::Suspect(s), None);
             }
             return;
@@ -378,8 +378,8 @@ impl Node {
         let max = min * self.config.suspicion_max_timeout_mult;
         let susp = Suspicion::new(&s.from, k, min, max, now);
         self.timers
-            .schedule(TimerKey::Suspicion(s.node.to_string()), susp.deadline());
-        self.suspicions.insert(s.node.to_string(), susp);
+            .schedule(TimerKey::Suspicion(Name::new(&s.node)), susp.deadline());
+        self.suspicions.insert(Name::new(&s.node), susp);
         tracing::debug!("suspecting {} (from: {})", info.name, s.from);
         self.emit(Event::Suspect {
             member: info,
@@ -388,7 +388,7 @@ impl Node {
         self.note_suspect(now);
     }
 
-    pub(super) fn suspicion_expired(&mut self, now: Instant, name: String) {
+    pub(super) fn suspicion_expired(&mut self, now: Instant, name: Name) {
         let Some(susp) = self.suspicions.remove(&name) else {
             return;
         };
@@ -418,7 +418,7 @@ impl Node {
         );
         let d = Dead {
             incarnation: m.incarnation,
-            node: name.into(),
+            node: name,
             from: crate::name::Name::new(&self.name),
         };
         self.dead_node(now, d, None);
@@ -510,7 +510,7 @@ impl Node {
 
     fn cancel_suspicion(&mut self, name: &str) {
         if self.suspicions.remove(name).is_some() {
-            self.timers.cancel(&TimerKey::Suspicion(name.to_string()));
+            self.timers.cancel(&TimerKey::Suspicion(Name::new(name)));
         }
     }
 }
