@@ -16,6 +16,12 @@
 #                                # one node per process (bench/perprocess.py):
 #                                # 8 processes of each, steady window, then a
 #                                # SIGKILL; default 60 s x 3 (--quick: 20 s x 1)
+#   bench/run.sh --agent-static  # the agents built with a static glibc
+#                                # (+crt-static; see bench/notes.md)
+#
+# The agents of the per-process runs are `cargo build --profile dist`
+# (LTO, one codegen unit, opt-level "s": the shipped binary; the first
+# build takes minutes), the one-process runs use the release profile.
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
 #   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
@@ -48,6 +54,7 @@ one_process=1
 pp_steady=60
 pp_repeats=3
 pp_processes=8
+agent_static=0
 args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -68,7 +75,8 @@ while [ $# -gt 0 ]; do
         --per-process-steady) pp_steady="$2"; shift 2 ;;
         --per-process-repeats) pp_repeats="$2"; shift 2 ;;
         --per-process-processes) pp_processes="$2"; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        --agent-static) agent_static=1; shift ;;
+        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -102,6 +110,20 @@ fi
 cat "$golog" >&2
 go_version=$(sed -n 's/^build-go.sh: memberlist //p' "$golog" | tail -n 1)
 rs="$repo/target/release/headcount"
+agent="$repo/target/dist/headcount"
+agent_build="dist profile"
+if [ "$per_process" -eq 1 ]; then
+    if [ "$agent_static" -eq 1 ]; then
+        # --target keeps the flag off build scripts and proc macros.
+        triple="$(rustc -vV | sed -n 's/^host: //p')"
+        (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+            cargo build --profile dist --quiet -p headcount-cli --target "$triple")
+        agent="$repo/target/$triple/dist/headcount"
+        agent_build="dist profile, static glibc"
+    else
+        (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli)
+    fi
+fi
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
     if ! "$here/build-al8n.sh" "$alb"; then
@@ -162,7 +184,7 @@ if [ "$per_process" -eq 1 ]; then
         for _ in $(seq 2 "$r"); do set -- "${@:2}" "$1"; done
         for impl in "$@"; do
             case "$impl" in
-                headcount|headcount-http) bin="$rs"; port=$(( rs_port + 1000 )) ;;
+                headcount|headcount-http) bin="$agent"; port=$(( rs_port + 1000 )) ;;
                 go) bin="$gob"; port=$(( go_port + 1000 )) ;;
                 al8n) bin="$alb"; port=$(( al_port + 1000 )) ;;
             esac
@@ -181,7 +203,7 @@ fi
 pp_args=()
 if [ "$per_process" -eq 1 ]; then
     pp_args=(--per-process "$pp_results"
-             --per-process-params "processes=$pp_processes steady=${pp_steady}s repeats=$pp_repeats profile=$profile")
+             --per-process-params "processes=$pp_processes steady=${pp_steady}s repeats=$pp_repeats profile=$profile, headcount built with the $agent_build")
 fi
 
 mkdir -p "$(dirname "$out")"
