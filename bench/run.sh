@@ -76,7 +76,7 @@ while [ $# -gt 0 ]; do
         --per-process-repeats) pp_repeats="$2"; shift 2 ;;
         --per-process-processes) pp_processes="$2"; shift 2 ;;
         --agent-static) agent_static=1; shift ;;
-        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
