@@ -216,7 +216,14 @@ def main():
         w1 = time.monotonic()
         c1 = [cpu_s(pid) for pid in pids]
         mem = [status_kib(pid) for pid in pids]
-        cpu = [b - c for b, c in zip(c1, c0)]
+        # A process that exited (a zombie until waited for) has no memory
+        # to report: it is left out of the figures and counted below.
+        up = [i for i, p in enumerate(procs) if p.poll() is None]
+        exited_early.extend(i for i in range(n) if i not in up)
+        if not up:
+            raise RuntimeError("every process exited")
+        cpu = [c1[i] - c0[i] for i in up]
+        mem = [mem[i] for i in up]
         # The kill.
         procs[victim].send_signal(signal.SIGKILL)
         killed[0] = True
