@@ -20,7 +20,7 @@
 #                                # (+crt-static; see bench/notes.md)
 #
 # The agents of the per-process runs are `cargo build --profile dist`
-# (LTO, one codegen unit, opt-level "s": the shipped binary; the first
+# (LTO, one codegen unit, opt-level "z": the shipped binary; the first
 # build takes minutes), the one-process runs use the release profile.
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
