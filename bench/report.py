@@ -103,7 +103,13 @@ def main():
     ap.add_argument("--command", default="bench/run.sh")
     ap.add_argument("--params", default="")
     ap.add_argument("--go-version", default="", help="the hashicorp/memberlist version Go ran")
+    ap.add_argument("--per-process", help="JSON lines of bench/perprocess.py")
+    ap.add_argument("--per-process-params", default="")
     a = ap.parse_args()
+    pp_rows = []
+    if a.per_process:
+        with open(a.per_process) as f:
+            pp_rows = [json.loads(l) for l in f if l.strip().startswith("{")]
 
     rows = []
     hung = defaultdict(int)
@@ -188,6 +194,39 @@ def main():
                 p(f"| {label} | {fmt(mr, f, w.get(key))} | {fmt(mg, f, w.get(key))} | {fmt_ratio(mr, mg, key, w)} |")
         p("")
 
+    if sizes:
+        targets_table(p, sizes, by, windows_for)
+    if pp_rows:
+        per_process_table(p, pp_rows, a.per_process_params)
+
+    if a.notes:
+        with open(a.notes) as f:
+            p(f.read().rstrip())
+            p("")
+
+    p("## Raw results")
+    p("")
+    p("One JSON line per run, as printed by the " + ("three" if has_al else "two") + " programs (`target/bench/results.jsonl`).")
+    p("")
+    p("```")
+    with open(a.results) as f:
+        for line in f:
+            if line.startswith("{"):
+                p(line.rstrip())
+    p("```")
+    if pp_rows:
+        p("")
+        p("One node per process: one JSON line per implementation and repeat, as printed by "
+          "`bench/perprocess.py` (`target/bench/perprocess.jsonl`).")
+        p("")
+        p("```")
+        for r in pp_rows:
+            p(json.dumps(r))
+        p("```")
+    print("\n".join(out))
+
+
+def targets_table(p, sizes, by, windows_for):
     p("## Targets")
     p("")
     hdr = "| target | " + " | ".join(f"N={n}" for n in sizes) + " |"
@@ -212,22 +251,88 @@ def main():
         f"{fmt(v, '{:.0f}')} {'✅' if v == 0 else '❌'}" for _, v in fl) + " |")
     p("")
 
-    if a.notes:
-        with open(a.notes) as f:
-            p(f.read().rstrip())
-            p("")
 
-    p("## Raw results")
+# The per-process target: resident memory of one headcount agent.
+AGENT_RSS_TARGET_KIB = 3 * 1024
+
+# (variant, column label)
+PP_COLUMNS = [
+    ("headcount", "headcount"),
+    ("headcount-http", "headcount + HTTP API"),
+    ("go", "Go"),
+    ("al8n", "al8n"),
+]
+
+
+def per_process_table(p, rows, params):
+    """The "one node per process" table: figures pooled over the repeats
+    (per-process values: median and max over every process of every run;
+    per-run values: median over the runs; false leaves and early exits:
+    summed)."""
+    by = defaultdict(list)
+    for r in rows:
+        if "error" not in r:
+            by[r.get("variant", r["implementation"])].append(r)
+    cols = [(v, label) for v, label in PP_COLUMNS if by[v]]
+    if not cols:
+        return
+    n = rows[0]["processes"]
+    p("## One node per process")
     p("")
-    p("One JSON line per run, as printed by the " + ("three" if has_al else "two") + " programs (`target/bench/results.jsonl`).")
+    runs = ", ".join(f"{len(by[v])} {label}" for v, label in cols)
+    p(f"{n} processes of each implementation on 127.0.0.1, one node each ({params}; runs: {runs}). "
+      "Memory is each process's `/proc/PID/status` at the end of the steady window, CPU its "
+      "utime + stime over the window; process figures are the median and the max over every "
+      "process of every run, join and detection the median over the runs. "
+      "\"headcount\" is `headcount agent --http off`; \"headcount + HTTP API\" the agent as "
+      "shipped (API on loopback); Go and al8n nodes have no HTTP server. Ratios are headcount "
+      "(without the API) over the others.")
     p("")
-    p("```")
-    with open(a.results) as f:
-        for line in f:
-            if line.startswith("{"):
-                p(line.rstrip())
-    p("```")
-    print("\n".join(out))
+
+    def pooled(v, key):
+        return [x for r in by[v] for x in r.get(key) or []]
+
+    def run_median(v, key):
+        xs = [r.get(key) for r in by[v]]
+        if any(x is None for x in xs):
+            # Not within its window in some run: counted as infinitely late.
+            xs = [math.inf if x is None else x for x in xs]
+        return median(xs)
+
+    figures = [
+        ("RSS per process, median (KiB)", lambda v: median(pooled(v, "rss_kib")), "{:.0f}"),
+        ("RSS per process, max (KiB)", lambda v: max(pooled(v, "rss_kib"), default=None), "{:.0f}"),
+        ("peak RSS (VmHWM), max (KiB)", lambda v: max((r["hwm_kib_max"] for r in by[v]), default=None), "{:.0f}"),
+        ("of the RSS: anonymous, median (KiB)", lambda v: median([r["rss_anon_kib_median"] for r in by[v]]), "{:.0f}"),
+        ("of the RSS: file-backed, median (KiB)", lambda v: median([r["rss_file_kib_median"] for r in by[v]]), "{:.0f}"),
+        ("CPU per process over the window, median (s)", lambda v: median(pooled(v, "cpu_s")), "{:.2f}"),
+        ("CPU per process over the window, max (s)", lambda v: max(pooled(v, "cpu_s"), default=None), "{:.2f}"),
+        ("threads per process, median", lambda v: median([r["threads_median"] for r in by[v]]), "{:.0f}"),
+        ("join, all see all (s)", lambda v: run_median(v, "join_s"), "{:.2f}"),
+        ("kill detected by all survivors (s)", lambda v: run_median(v, "detect_all_s"), "{:.2f}"),
+        ("false leaves (all runs)", lambda v: sum(r["false_leaves"] for r in by[v]), "{:.0f}"),
+        ("processes that exited early (all runs)", lambda v: sum(r["exited_early"] for r in by[v]), "{:.0f}"),
+    ]
+    have = {v for v, _ in cols}
+    ratio_cols = [(o, f"headcount/{label}") for o, label in (("go", "Go"), ("al8n", "al8n")) if o in have]
+    p("| figure | " + " | ".join(label for _, label in cols) + "".join(f" | {h}" for _, h in ratio_cols) + " |")
+    p("| --- |" + " ---: |" * (len(cols) + len(ratio_cols)))
+    for label, get, f in figures:
+        vals = {v: get(v) for v, _ in cols}
+        cells = [fmt(vals[v], f) for v, _ in cols]
+        for o, _ in ratio_cols:
+            a, b = vals.get("headcount"), vals.get(o)
+            r = ratio(a, b) if "false leaves" not in label and "exited" not in label else None
+            cells.append("–" if r is None else ("∞" if math.isinf(r) else f"{r:.2f}"))
+        p(f"| {label} | " + " | ".join(cells) + " |")
+    p("")
+    for v, label in (("headcount", "headcount agent"), ("headcount-http", "headcount agent with its HTTP API")):
+        if by[v]:
+            m = median(pooled(v, "rss_kib"))
+            ok = m is not None and m <= AGENT_RSS_TARGET_KIB
+            p(f"Target: {label}, RSS ≤ 3 MB (3072 KiB, median per process): "
+              f"{fmt(m, '{:.0f}')} KiB {'✅ met' if ok else '❌ missed'}.")
+            p("")
 
 
 if __name__ == "__main__":

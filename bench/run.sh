@@ -9,6 +9,19 @@
 #                --profile local --out /tmp/b.md
 #   bench/run.sh --no-al8n       # headcount and Go only (the al8n twin is
 #                                # on by default when bench/build-al8n.sh builds it)
+#   bench/run.sh --no-per-process     # skip the one-node-per-process runs
+#   bench/run.sh --per-process-only   # only those (the report keeps the
+#                                     # one-process rows of target/bench/results.jsonl)
+#   bench/run.sh --per-process-steady 60 --per-process-repeats 3
+#                                # one node per process (bench/perprocess.py):
+#                                # 8 processes of each, steady window, then a
+#                                # SIGKILL; default 60 s x 3 (--quick: 20 s x 1)
+#   bench/run.sh --agent-static  # the agents built with a static glibc
+#                                # (+crt-static; see bench/notes.md)
+#
+# The agents of the per-process runs are `cargo build --profile dist`
+# (LTO, one codegen unit, opt-level "z": the shipped binary; the first
+# build takes minutes), the one-process runs use the release profile.
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
 #   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
@@ -21,7 +34,8 @@
 # implementations, keeps the raw JSON lines in target/bench/results.jsonl
 # and renders the report with bench/report.py. Loopback only; headcount
 # uses ports 20000.., Go 30000.., al8n 40000.. (override with
-# --ports "A B" or --ports "A B C").
+# --ports "A B" or --ports "A B C"); the one-node-per-process runs use
+# those plus 1000 (and headcount's HTTP API those plus 1100).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,10 +49,16 @@ runtime=current
 out="$repo/docs/benchmarks.md"
 ports="20000 30000 40000"
 al8n=1
+per_process=1
+one_process=1
+pp_steady=60
+pp_repeats=3
+pp_processes=8
+agent_static=0
 args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) nodes="16 64"; repeats=1; duration=25; kill_at=10; shift ;;
+        --quick) nodes="16 64"; repeats=1; duration=25; kill_at=10; pp_steady=20; pp_repeats=1; shift ;;
         --nodes) nodes="$2"; shift 2 ;;
         --repeats) repeats="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
@@ -49,7 +69,14 @@ while [ $# -gt 0 ]; do
         --ports) ports="$2"; shift 2 ;;
         --al8n) al8n=1; shift ;;
         --no-al8n) al8n=0; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --per-process) per_process=1; shift ;;
+        --no-per-process) per_process=0; shift ;;
+        --per-process-only) per_process=1; one_process=0; shift ;;
+        --per-process-steady) pp_steady="$2"; shift 2 ;;
+        --per-process-repeats) pp_repeats="$2"; shift 2 ;;
+        --per-process-processes) pp_processes="$2"; shift 2 ;;
+        --agent-static) agent_static=1; shift ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -83,6 +110,20 @@ fi
 cat "$golog" >&2
 go_version=$(sed -n 's/^build-go.sh: memberlist //p' "$golog" | tail -n 1)
 rs="$repo/target/release/headcount"
+agent="$repo/target/dist/headcount"
+agent_build="dist profile"
+if [ "$per_process" -eq 1 ]; then
+    if [ "$agent_static" -eq 1 ]; then
+        # --target keeps the flag off build scripts and proc macros.
+        triple="$(rustc -vV | sed -n 's/^host: //p')"
+        (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+            cargo build --profile dist --quiet -p headcount-cli --target "$triple")
+        agent="$repo/target/$triple/dist/headcount"
+        agent_build="dist profile, static glibc"
+    else
+        (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli)
+    fi
+fi
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
     if ! "$here/build-al8n.sh" "$alb"; then
@@ -93,7 +134,8 @@ fi
 
 results="$repo/target/bench/results.jsonl"
 mkdir -p "$(dirname "$results")"
-: >"$results"
+[ "$one_process" -eq 0 ] && [ -f "$results" ] || : >"$results"
+[ "$one_process" -eq 1 ] || nodes=""
 for n in $nodes; do
     kill=$(( n / 16 )); [ "$kill" -ge 1 ] || kill=1
     for r in $(seq 1 "$repeats"); do
@@ -130,8 +172,42 @@ for n in $nodes; do
     done
 done
 
+# One node per process: 8 processes of each implementation, alternating.
+pp_results="$repo/target/bench/perprocess.jsonl"
+if [ "$per_process" -eq 1 ]; then
+    : >"$pp_results"
+    for r in $(seq 1 "$pp_repeats"); do
+        impls="headcount headcount-http go"
+        [ "$al8n" -eq 0 ] || impls="$impls al8n"
+        # Rotate the order against drift of the machine.
+        set -- $impls
+        for _ in $(seq 2 "$r"); do set -- "${@:2}" "$1"; done
+        for impl in "$@"; do
+            case "$impl" in
+                headcount|headcount-http) bin="$agent"; port=$(( rs_port + 1000 )) ;;
+                go) bin="$gob"; port=$(( go_port + 1000 )) ;;
+                al8n) bin="$alb"; port=$(( al_port + 1000 )) ;;
+            esac
+            echo "run.sh: per-process repeat $r/$pp_repeats $impl" >&2
+            line=$(python3 "$here/perprocess.py" --impl "$impl" --bin "$bin" \
+                --processes "$pp_processes" --steady "$pp_steady" --profile "$profile" \
+                --base-port "$port" --stderr "$repo/target/bench/stderr.log" || true)
+            case "$line" in
+                "{"*) echo "$line" | tee -a "$pp_results" >&2 ;;
+                *) echo "run.sh: per-process $impl gave no result" >&2 ;;
+            esac
+            sleep 1
+        done
+    done
+fi
+pp_args=()
+if [ "$per_process" -eq 1 ]; then
+    pp_args=(--per-process "$pp_results"
+             --per-process-params "processes=$pp_processes steady=${pp_steady}s repeats=$pp_repeats profile=$profile, headcount built with the $agent_build")
+fi
+
 mkdir -p "$(dirname "$out")"
-python3 "$here/report.py" "$results" \
+python3 "$here/report.py" "$results" "${pp_args[@]}" \
     --notes "$here/notes.md" \
     --command "bench/run.sh $args" \
     --params "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime" \

@@ -15,6 +15,13 @@
 //!   (bytes `Transport::send_to` reports for a UDP packet) and
 //!   `memberlist.stream.sent` (bytes `Transport::write` reports for a
 //!   message on a stream), summed over all nodes by a process-wide recorder.
+//!
+//! With `--agent` it is instead one node of the per-process benchmark
+//! (bench/perprocess.py): one node on 127.0.0.1:`--port` named `--name`,
+//! joining `--join` once, printing `{"event":"join"|"leave","node":NAME}`
+//! JSON lines on stdout for its event delegate's joins and leaves (as
+//! `headcount agent` does), until the process is killed. No metrics
+//! recorder is installed in that mode.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -192,6 +199,10 @@ struct Args {
     profile: String,
     runtime: String,
     presets: String,
+    agent: bool,
+    name: String,
+    port: u16,
+    join: Option<SocketAddr>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -204,6 +215,10 @@ fn parse_args() -> Result<Args, String> {
         profile: "lan".into(),
         runtime: "current".into(),
         presets: "go".into(),
+        agent: false,
+        name: "node-0".into(),
+        port: 7946,
+        join: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -212,7 +227,11 @@ fn parse_args() -> Result<Args, String> {
             None => (flag.trim_start_matches('-').to_string(), None),
         };
         if name == "h" || name == "help" {
-            return Err("usage: al8n-bench [--nodes N] [--base-port P] [--duration S] [--kill K] [--kill-at S] [--profile lan|wan|local] [--runtime current|multi] [--presets go|al8n]".into());
+            return Err("usage: al8n-bench [--nodes N] [--base-port P] [--duration S] [--kill K] [--kill-at S] [--profile lan|wan|local] [--runtime current|multi] [--presets go|al8n]\n       al8n-bench --agent [--name NAME] [--port P] [--join IP:PORT] [--profile ...] [--runtime ...] [--presets ...]".into());
+        }
+        if name == "agent" {
+            a.agent = true;
+            continue;
         }
         let v = match inline {
             Some(v) => v,
@@ -228,6 +247,9 @@ fn parse_args() -> Result<Args, String> {
             "profile" => a.profile = v,
             "runtime" => a.runtime = v,
             "presets" => a.presets = v,
+            "name" => a.name = v,
+            "port" => a.port = v.parse().map_err(|e| bad(&e))?,
+            "join" => a.join = Some(v.parse().map_err(|e| bad(&e))?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -242,6 +264,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.agent {
+        return agent_main(args);
+    }
     let rec = ByteRecorder {
         udp: Arc::new(Wrap(&UDP_BYTES)),
         tcp: Arc::new(Wrap(&TCP_BYTES)),
@@ -250,27 +275,19 @@ fn main() -> ExitCode {
         eprintln!("al8n-bench: cannot install the byte counter");
         return ExitCode::FAILURE;
     }
-    let rt = match args.runtime.as_str() {
-        "current" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        "multi" => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build(),
-        other => {
-            eprintln!("al8n-bench: unknown runtime {other:?}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let rt = match rt {
+    let rt = match runtime(&args.runtime) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("al8n-bench: cannot start the runtime: {e}");
+            eprintln!("al8n-bench: {e}");
             return ExitCode::FAILURE;
         }
     };
     let code = match rt.block_on(run(args)) {
         Ok(report) => {
-            println!("{}", serde_json::to_string(&report).expect("report serializes"));
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("report serializes")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -280,6 +297,89 @@ fn main() -> ExitCode {
     };
     rt.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// The tokio runtime `--runtime` names.
+fn runtime(name: &str) -> Result<tokio::runtime::Runtime, String> {
+    let rt = match name {
+        "current" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        "multi" => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        other => return Err(format!("unknown runtime {other:?}")),
+    };
+    rt.map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Prints one JSON line per join and leave the node sees.
+struct Printer;
+
+impl Printer {
+    fn print(event: &str, node: &NodeState<SmolStr, SocketAddr>) {
+        use std::io::Write;
+        let line = serde_json::json!({"event": event, "node": node.id().as_str(), "addr": node.address().to_string()});
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
+impl EventDelegate for Printer {
+    type Id = SmolStr;
+    type Address = SocketAddr;
+
+    async fn notify_join(&self, node: Arc<NodeState<SmolStr, SocketAddr>>) {
+        Self::print("join", &node);
+    }
+
+    async fn notify_leave(&self, node: Arc<NodeState<SmolStr, SocketAddr>>) {
+        Self::print("leave", &node);
+    }
+
+    async fn notify_update(&self, _node: Arc<NodeState<SmolStr, SocketAddr>>) {}
+}
+
+/// `--agent`: one node, the same options and transport as a node of the
+/// one-process run, until the process is killed.
+fn agent_main(args: Args) -> ExitCode {
+    let rt = match runtime(&args.runtime) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("al8n-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r: Result<(), String> = rt.block_on(async {
+        let opts = options(&args.profile, &args.presets)?;
+        let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+        let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(
+            SmolStr::new(&args.name),
+        );
+        topts.add_bind_address(bind);
+        let topts = topts.with_max_packet_size(1400);
+        let delegate = CompositeDelegate::<SmolStr, SocketAddr>::default()
+            .with_event_delegate(Arc::new(Printer));
+        let ml: TokioTcpMemberlist<SmolStr, TokioSocketAddrResolver, _> =
+            memberlist::Memberlist::with_delegate(delegate, topts, opts)
+                .await
+                .map_err(|e| format!("{}: {e}", args.name))?;
+        if let Some(seed) = args.join {
+            ml.join(MaybeResolvedAddress::Resolved(seed))
+                .await
+                .map_err(|e| format!("join {seed}: {e}"))?;
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("al8n-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The crate's preset for the profile. With `--presets go` (the default)
@@ -330,7 +430,8 @@ async fn run(args: Args) -> Result<Report, String> {
         let opts = options(&args.profile, &args.presets)?;
         let port = args.base_port + u16::try_from(i).map_err(|e| e.to_string())?;
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut topts = NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(name(i));
+        let mut topts =
+            NetTransportOptions::<SmolStr, TokioSocketAddrResolver, TokioTcp>::new(name(i));
         topts.add_bind_address(bind);
         // Go's UDPBufferSize (1400); the crate's default is 1472.
         let topts = topts.with_max_packet_size(1400);
@@ -338,7 +439,8 @@ async fn run(args: Args) -> Result<Report, String> {
             shared: shared.clone(),
             alive: Mutex::new(NodeSet::new(n)),
         });
-        let delegate = CompositeDelegate::<SmolStr, SocketAddr>::default().with_event_delegate(view.clone());
+        let delegate =
+            CompositeDelegate::<SmolStr, SocketAddr>::default().with_event_delegate(view.clone());
         let ml: TokioTcpMemberlist<SmolStr, TokioSocketAddrResolver, _> =
             memberlist::Memberlist::with_delegate(delegate, topts, opts)
                 .await
@@ -372,8 +474,8 @@ async fn run(args: Args) -> Result<Report, String> {
         tokio::time::sleep(POLL.min(kill_at.saturating_duration_since(Instant::now()))).await;
     }
     // As in the Go twin: a join still in flight at the kill counts as failed.
-    let failed_joins = join_failures.load(Ordering::Relaxed) + (n - 1)
-        - joins_returned.load(Ordering::Relaxed);
+    let failed_joins =
+        join_failures.load(Ordering::Relaxed) + (n - 1) - joins_returned.load(Ordering::Relaxed);
 
     let cpu_at_kill = cpu_seconds();
     let killed_at = Instant::now();
@@ -449,7 +551,12 @@ fn cpu_seconds() -> f64 {
         return 0.0;
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 

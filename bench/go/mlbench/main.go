@@ -13,6 +13,12 @@
 //     byte written to a TCP stream, dialed or accepted, counted by a
 //     Transport wrapper around memberlist.NetTransport.
 //
+// With -agent it is instead one node of the per-process benchmark
+// (bench/perprocess.py): one memberlist node in this process, joining
+// -join once, printing {"event":"join"|"leave","node":NAME} JSON lines on
+// stdout for its event delegate's NotifyJoin and NotifyLeave, as
+// `headcount agent` does, until it is killed.
+//
 // Built offline in GOPATH mode against Debian's packaged memberlist; see
 // bench/run.sh.
 package main
@@ -25,10 +31,12 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -268,11 +276,84 @@ func main() {
 	kill := flag.Int("kill", 1, "number of nodes shut down (without leaving) at -kill-at")
 	killAt := flag.Float64("kill-at", 10, "when to kill them, seconds from the joins")
 	profile := flag.String("profile", "lan", "lan, wan or local")
+	agent := flag.Bool("agent", false, "run one node (-name, -port, -join) and print its events; see agentMain")
+	agentName := flag.String("name", "node-0", "with -agent: the node's name")
+	agentPort := flag.Int("port", 7946, "with -agent: UDP and TCP port on 127.0.0.1")
+	agentJoin := flag.String("join", "", "with -agent: address to join once at start (empty: none)")
 	flag.Parse()
+	if *agent {
+		if err := agentMain(*agentName, *agentPort, *agentJoin, *profile); err != nil {
+			fmt.Fprintln(os.Stderr, "mlbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*nodes, *basePort, *duration, *kill, *killAt, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "mlbench:", err)
 		os.Exit(1)
 	}
+}
+
+// ------------------------------------------------------------ agent mode
+
+// printer is an event delegate printing one JSON line per join and leave.
+type printer struct{ mu sync.Mutex }
+
+type eventLine struct {
+	Event string `json:"event"`
+	Node  string `json:"node"`
+	Addr  string `json:"addr"`
+}
+
+func (p *printer) print(event string, n *memberlist.Node) {
+	line, err := json.Marshal(eventLine{Event: event, Node: n.Name, Addr: n.Address()})
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	os.Stdout.Write(append(line, '\n'))
+}
+
+func (p *printer) NotifyJoin(n *memberlist.Node)   { p.print("join", n) }
+func (p *printer) NotifyLeave(n *memberlist.Node)  { p.print("leave", n) }
+func (p *printer) NotifyUpdate(n *memberlist.Node) {}
+
+// agentMain runs one node on 127.0.0.1:port with the profile's preset, no
+// counting transport (memberlist's own NetTransport), no log output, and
+// blocks until the process is killed.
+func agentMain(name string, port int, join, profile string) error {
+	var conf *memberlist.Config
+	switch profile {
+	case "lan":
+		conf = memberlist.DefaultLANConfig()
+	case "wan":
+		conf = memberlist.DefaultWANConfig()
+	case "local":
+		conf = memberlist.DefaultLocalConfig()
+	default:
+		return fmt.Errorf("unknown profile %q", profile)
+	}
+	conf.Name = name
+	conf.BindAddr = "127.0.0.1"
+	conf.BindPort = port
+	conf.AdvertisePort = port
+	conf.Events = &printer{}
+	conf.Logger = log.New(io.Discard, "", 0)
+	ml, err := memberlist.Create(conf)
+	if err != nil {
+		return err
+	}
+	if join != "" {
+		if _, err := ml.Join([]string{join}); err != nil {
+			return fmt.Errorf("join %s: %v", join, err)
+		}
+	}
+	// Until SIGINT/SIGTERM (the benchmark ends the others with SIGKILL).
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	return nil
 }
 
 func run(n, basePort int, duration float64, k int, killAtS float64, profile string) error {

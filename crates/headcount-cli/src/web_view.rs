@@ -78,7 +78,9 @@ fn now_ms() -> u64 {
 struct Ring {
     /// Counts samples and events together, so `since=SEQ` is one number.
     seq: u64,
-    samples: VecDeque<Value>,
+    /// Kept as plain numbers (about 100 bytes each, against about 1 KiB
+    /// as a JSON object) and turned into JSON when asked for.
+    samples: VecDeque<Sample>,
     events: VecDeque<Value>,
     /// When each member in the table last changed state (ms), and to what.
     changed: HashMap<String, (u64, MemberState)>,
@@ -99,9 +101,8 @@ impl Ring {
         self.events.push_back(e);
     }
 
-    fn push_sample(&mut self, mut s: Value) {
-        let seq = self.next_seq();
-        s["seq"] = json!(seq);
+    fn push_sample(&mut self, mut s: Sample) {
+        s.seq = self.next_seq();
         if self.samples.len() == SAMPLES {
             self.samples.pop_front();
         }
@@ -122,6 +123,35 @@ impl Ring {
             }
             self.push_event(e);
         }
+    }
+}
+
+/// One sample of the node: when, its health score, the rates of
+/// [`History::run`]'s six totals over the last tick, and its members by
+/// state.
+struct Sample {
+    seq: u64,
+    t: u64,
+    health: u32,
+    rates: [u64; 6],
+    counts: [u32; 4],
+}
+
+impl Sample {
+    /// The sample as `GET /v1/history` shows it.
+    fn json(&self) -> Value {
+        let [pkts_in, pkts_out, bytes_in, bytes_out, probes, probes_failed] = self.rates;
+        let [alive, suspect, dead, left] = self.counts;
+        let mut s = json!({
+            "t": self.t,
+            "health": self.health,
+            "pkts_in": pkts_in, "pkts_out": pkts_out,
+            "bytes_in": bytes_in, "bytes_out": bytes_out,
+            "probes": probes, "probes_failed": probes_failed,
+            "alive": alive, "suspect": suspect, "dead": dead, "left": left,
+        });
+        s["seq"] = json!(self.seq);
+        s
     }
 }
 
@@ -259,14 +289,13 @@ impl History {
                     for m in &members {
                         counts[state_index(m.state)] += 1;
                     }
-                    let sample = json!({
-                        "t": now_ms(),
-                        "health": ml.health_score(),
-                        "pkts_in": rate(0), "pkts_out": rate(1),
-                        "bytes_in": rate(2), "bytes_out": rate(3),
-                        "probes": rate(4), "probes_failed": rate(5),
-                        "alive": counts[0], "suspect": counts[1], "dead": counts[2], "left": counts[3],
-                    });
+                    let sample = Sample {
+                        seq: 0,
+                        t: now_ms(),
+                        health: ml.health_score(),
+                        rates: std::array::from_fn(rate),
+                        counts,
+                    };
                     last = Some(totals);
                     lock(&self.ring).push_sample(sample);
                 }
@@ -284,11 +313,17 @@ impl History {
                 .cloned()
                 .collect()
         };
+        let samples: Vec<Value> = r
+            .samples
+            .iter()
+            .filter(|s| s.seq > after)
+            .map(Sample::json)
+            .collect();
         let mut body = json!({
             "now": now_ms(),
             "interval_ms": TICK.as_millis() as u64,
             "seq": r.seq,
-            "samples": newer(&r.samples),
+            "samples": samples,
             "events": newer(&r.events),
         });
         if since.is_none() {
@@ -687,7 +722,13 @@ mod tests {
             ring: Arc::new(Mutex::new(Ring::default())),
         };
         for i in 0..(SAMPLES + 10) {
-            lock(&h.ring).push_sample(json!({"t": i}));
+            lock(&h.ring).push_sample(Sample {
+                seq: 0,
+                t: i as u64,
+                health: 0,
+                rates: [0; 6],
+                counts: [1, 0, 0, 0],
+            });
         }
         let mut m = MemberInfo::new("x", "127.0.0.1:1".parse().unwrap());
         m.state = MemberState::Suspect;
@@ -700,7 +741,13 @@ mod tests {
         m.state = MemberState::Alive;
         h.reconcile(std::slice::from_ref(&m));
         let all = h.json(None);
-        assert_eq!(all["samples"].as_array().unwrap().len(), SAMPLES);
+        let samples = all["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), SAMPLES);
+        // The oldest ten were dropped; a sample reads as before.
+        assert_eq!(samples[0]["t"], 10);
+        assert_eq!(samples[0]["alive"], 1);
+        assert_eq!(samples[0]["probes_failed"], 0);
+        assert_eq!(samples[0]["seq"], 11);
         let events = all["events"].as_array().unwrap();
         assert_eq!(events.len(), EVENTS);
         assert_eq!(events.last().unwrap()["kind"], "alive");
