@@ -2,10 +2,10 @@
 # The long part of the fault suite (crates/headcount-cli/tests/faults.rs):
 # heal times over 5 runs for one host cut off, a 2|3 split and a Go node cut
 # off in a mixed cluster, Go memberlist alone for comparison, and 10% / 30%
-# loss on every link with headcount and Go side by side; then regenerates
+# loss on every link with headcount and Go side by side (three runs); then regenerates
 # docs/reliability.md from target/faults/ (with the last soak recorded
 # there, if any: scripts/soak.sh). Needs root, iproute2, nftables and the
-# Go helper's packages (see interop/README.md). About 30 minutes.
+# Go helper's packages (see interop/README.md). About 50 minutes.
 #
 #   scripts/reliability.sh              run everything, then write the page
 #   scripts/reliability.sh --doc-only   only rewrite the page from target/faults/
@@ -36,7 +36,11 @@ if [ -z "$doc_only" ]; then
     fi
     interop/build-go.sh target/interop/mlnode
     "${t[@]}" --ignored --test-threads=2 --nocapture heal_statistics
-    "${t[@]}" --ignored --test-threads=1 --nocapture loss_
+    # Two minutes of loss scatter from run to run: three runs of each.
+    for run in 1 2 3; do
+        echo "loss runs, round $run of 3"
+        "${t[@]}" --ignored --test-threads=1 --nocapture loss_
+    done
     if [ -n "$baseline" ]; then
         HEADCOUNT_FAULTS_BIN="$baseline" HEADCOUNT_FAULTS_BUILD=main \
             "${t[@]}" --ignored --test-threads=2 --nocapture \
