@@ -693,8 +693,12 @@ fn write_reliability_doc() {
     use serde_json::Value;
     use std::fmt::Write as _;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let results = std::fs::read_to_string(root.join("target/faults/results.jsonl"))
-        .expect("no target/faults/results.jsonl: run scripts/reliability.sh");
+    // The page's data is committed beside it (scripts/reliability.sh copies
+    // target/faults/ there), so the soak and the `main` baseline, which
+    // take long to run again, survive a regeneration.
+    let data = root.join("docs/reliability/data");
+    let results = std::fs::read_to_string(data.join("results.jsonl"))
+        .expect("no docs/reliability/data/results.jsonl: run scripts/reliability.sh");
     let rows: Vec<Value> = results
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -811,9 +815,10 @@ fn write_reliability_doc() {
     // Timelines.
     md += "## Timelines\n\n";
     md += "One run of each scenario (the suite writes every run's text timeline to \
-           `target/faults/timelines/`). Each band is one node: how many of the others it sees alive, from its \
-           own event stream, from the start of the fault to the agreement.\n\n";
-    let tl_dir = root.join("target/faults/timelines");
+           `target/faults/timelines/`; those shown are kept in `docs/reliability/data/timelines/`). Each band \
+           is one node: how many of the others it sees alive, from its own event stream, from the start of \
+           the fault to the agreement.\n\n";
+    let tl_dir = data.join("timelines");
     let mut tls: Vec<String> = std::fs::read_dir(&tl_dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -932,6 +937,9 @@ fn write_reliability_doc() {
                 r["max_rss_mib"]["headcount"].as_f64().unwrap_or(0.0),
                 r["max_rss_mib"]["go"].as_f64().unwrap_or(0.0),
             );
+            if let Some(note) = r["reconstructed"].as_str() {
+                let _ = writeln!(md, "This soak was {note}.\n");
+            }
             md += "| at (s) | fault | agreement after it ended (s) | bound (s) | violations |\n|---|---|---|---|---|\n";
             for f in &faults {
                 let _ = writeln!(
