@@ -7,9 +7,9 @@
 #
 #   scripts/soak.sh --minutes M [--seed N]
 #
-# The summary is also appended to target/faults/results.jsonl (see
-# scripts/reliability.sh) and the timeline written to
-# target/faults/timelines/soak.txt.
+# The summary is also appended to target/faults/results.jsonl and the
+# timeline written to target/faults/timelines/soak.txt; the newest soak then
+# goes into docs/reliability/data/ and docs/reliability.md is rewritten.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,4 +24,15 @@ while [ $# -gt 0 ]; do
 done
 export HEADCOUNT_SOAK_MINUTES="$minutes"
 [ -n "$seed" ] && export HEADCOUNT_SOAK_SEED="$seed"
-exec cargo test -p headcount-cli --test faults -- --ignored --exact soak --nocapture
+cargo test -p headcount-cli --test faults -- --ignored --exact soak --nocapture
+# The newest soak replaces the one in the page's committed data; then the
+# page is rewritten (scripts/reliability.sh --doc-only).
+data=docs/reliability/data
+mkdir -p "$data/timelines"
+{
+    grep -v '"kind":"soak"' "$data/results.jsonl" 2>/dev/null || true
+    grep '"kind":"soak"' target/faults/results.jsonl | tail -n 1
+} > "$data/results.new"
+mv "$data/results.new" "$data/results.jsonl"
+cp target/faults/timelines/soak.txt "$data/timelines/" 2>/dev/null || true
+scripts/reliability.sh --doc-only

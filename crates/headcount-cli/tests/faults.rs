@@ -693,8 +693,12 @@ fn write_reliability_doc() {
     use serde_json::Value;
     use std::fmt::Write as _;
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let results = std::fs::read_to_string(root.join("target/faults/results.jsonl"))
-        .expect("no target/faults/results.jsonl: run scripts/reliability.sh");
+    // The page's data is committed beside it (scripts/reliability.sh copies
+    // target/faults/ there), so the soak and the `main` baseline, which
+    // take long to run again, survive a regeneration.
+    let data = root.join("docs/reliability/data");
+    let results = std::fs::read_to_string(data.join("results.jsonl"))
+        .expect("no docs/reliability/data/results.jsonl: run scripts/reliability.sh");
     let rows: Vec<Value> = results
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -811,9 +815,10 @@ fn write_reliability_doc() {
     // Timelines.
     md += "## Timelines\n\n";
     md += "One run of each scenario (the suite writes every run's text timeline to \
-           `target/faults/timelines/`). Each band is one node: how many of the others it sees alive, from its \
-           own event stream, from the start of the fault to the agreement.\n\n";
-    let tl_dir = root.join("target/faults/timelines");
+           `target/faults/timelines/`; those shown are kept in `docs/reliability/data/timelines/`). Each band \
+           is one node: how many of the others it sees alive, from its own event stream, from the start of \
+           the fault to the agreement.\n\n";
+    let tl_dir = data.join("timelines");
     let mut tls: Vec<String> = std::fs::read_dir(&tl_dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -869,7 +874,9 @@ fn write_reliability_doc() {
            given time. Counted from each node's own log: suspicions it raised (`suspect X has failed, no acks \
            received`) and deaths it declared (`marking X as failed`). Nobody actually failed, so all are false. \
            The *A → B* columns split the suspicions by who suspected whom: each kind has 20 ordered pairs \
-           among its own (A → A) and 25 towards the other kind.\n\n";
+           among its own (A → A) and 25 towards the other kind. headcount pings a member directly a second \
+           time when the first ping goes unanswered (`Config::retry_direct_ping`, docs/architecture.md); Go \
+           pings once, so under loss more of Go's probes fail.\n\n";
     md += "| loss | duration (s) | headcount: suspicions | headcount: deaths | Go: suspicions | Go: deaths | headcount → headcount | headcount → Go | Go → headcount | Go → Go | agreement after the loss stopped (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows.iter().filter(|r| r["kind"] == "loss") {
         let _ = writeln!(
@@ -891,6 +898,8 @@ fn write_reliability_doc() {
         );
     }
 
+    md += &loss_totals(&rows, "loss");
+
     md += "\nThe same loss on two clusters at the same time, one of 5 headcount agents and one of 5 Go \
            memberlist nodes (20 ordered pairs each):\n\n";
     md += "| loss | duration (s) | headcount: suspicions | headcount: deaths | Go: suspicions | Go: deaths |\n|---|---|---|---|---|---|\n";
@@ -906,6 +915,8 @@ fn write_reliability_doc() {
             r["go"]["deaths"],
         );
     }
+
+    md += &loss_totals(&rows, "loss-separate");
 
     // Soak.
     md += "\n## Soak\n\n";
@@ -926,6 +937,9 @@ fn write_reliability_doc() {
                 r["max_rss_mib"]["headcount"].as_f64().unwrap_or(0.0),
                 r["max_rss_mib"]["go"].as_f64().unwrap_or(0.0),
             );
+            if let Some(note) = r["reconstructed"].as_str() {
+                let _ = writeln!(md, "This soak was {note}.\n");
+            }
             md += "| at (s) | fault | agreement after it ended (s) | bound (s) | violations |\n|---|---|---|---|---|\n";
             for f in &faults {
                 let _ = writeln!(
@@ -953,6 +967,40 @@ fn write_reliability_doc() {
         }
     }
     std::fs::write(root.join("docs/reliability.md"), md).unwrap();
+}
+
+/// A line per loss rate summing the runs of `kind` (when there are several):
+/// single runs of 2 minutes scatter, sums over runs are what to compare.
+fn loss_totals(rows: &[serde_json::Value], kind: &str) -> String {
+    let mut percents: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["kind"] == kind)
+        .filter_map(|r| r["percent"].as_u64())
+        .collect();
+    percents.sort_unstable();
+    percents.dedup();
+    let mut out = String::new();
+    for p in percents {
+        let runs: Vec<_> = rows
+            .iter()
+            .filter(|r| r["kind"] == kind && r["percent"].as_u64() == Some(p))
+            .collect();
+        if runs.len() < 2 {
+            continue;
+        }
+        let sum = |who: &str, what: &str| -> u64 {
+            runs.iter().filter_map(|r| r[who][what].as_u64()).sum()
+        };
+        out += &format!(
+            "\n{p}% loss, {} runs together: headcount {} suspicions and {} deaths, Go {} suspicions and {} deaths.\n",
+            runs.len(),
+            sum("headcount", "suspicions"),
+            sum("headcount", "deaths"),
+            sum("go", "suspicions"),
+            sum("go", "deaths"),
+        );
+    }
+    out
 }
 
 /// Two clusters at the same time, 5 headcount agents in one lab and 5 Go

@@ -176,6 +176,9 @@ pub struct Stats {
     pub probes: u64,
     /// Probes that ended without any ack.
     pub probes_failed: u64,
+    /// Direct pings sent a second time because the first went unanswered
+    /// ([`Config::retry_direct_ping`]).
+    pub direct_ping_retries: u64,
     /// Packets and inbound stream messages dropped because their source
     /// address is not in [`Config::cidrs_allowed`].
     pub sources_denied: u64,

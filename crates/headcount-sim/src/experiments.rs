@@ -552,13 +552,17 @@ pub enum Detector {
 /// - `lifeguard_nacks = false`: indirect probes ask for no nacks;
 /// - `lifeguard_health_scaled_suspicion = false`: a node's own health does
 ///   not stretch its suspicion timeouts (headcount's extension; with the
-///   score pinned at 0 it would change nothing anyway).
+///   score pinned at 0 it would change nothing anyway);
+/// - `retry_direct_ping = false`: one direct ping per probe, as SWIM and
+///   memberlist send (headcount's second direct ping is not Lifeguard, but
+///   the baseline stays the protocol as published).
 pub fn plain_swim(mut c: Config) -> Config {
     c.awareness_max_multiplier = 1;
     c.suspicion_max_timeout_mult = 1;
     c.lifeguard_suspect_piggyback = false;
     c.lifeguard_nacks = false;
     c.lifeguard_health_scaled_suspicion = false;
+    c.retry_direct_ping = false;
     c
 }
 

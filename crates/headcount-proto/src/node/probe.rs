@@ -149,24 +149,7 @@ impl Node {
             self.metrics.degraded_probe();
         }
         let seq = self.next_seq();
-        let ping = self.make_ping(seq, target);
-        if state == MemberState::Alive || !self.config.lifeguard_suspect_piggyback {
-            self.send_msg(addr, &Message::Ping(ping));
-        } else {
-            // Tell a suspect node it is suspected, so it can refute at once.
-            let suspect = Suspect {
-                incarnation,
-                node: target.to_string().into(),
-                from: crate::name::Name::new(&self.name),
-            };
-            let parts = [
-                encode(&Message::Ping(ping)),
-                encode(&Message::Suspect(suspect)),
-            ];
-            for compound in wire::encode_compound(&parts).unwrap_or_default() {
-                self.send_raw(addr, false, compound);
-            }
-        }
+        self.send_probe_ping(addr, seq, target, state, incarnation);
         self.probing.in_flight = Some(ProbeInFlight {
             seq,
             target: target.to_string(),
@@ -182,7 +165,39 @@ impl Node {
             .schedule(TimerKey::AckDeadline(seq), now + interval);
     }
 
-    /// The direct ping went unanswered: ask others, and try TCP.
+    /// Sends the probe's ping with sequence number `seq` to `target` at
+    /// `addr`; to a suspect (Lifeguard) with the accusation beside it, so
+    /// it can refute at once.
+    fn send_probe_ping(
+        &mut self,
+        addr: SocketAddr,
+        seq: u32,
+        target: &str,
+        state: MemberState,
+        incarnation: u32,
+    ) {
+        let ping = self.make_ping(seq, target);
+        if state == MemberState::Alive || !self.config.lifeguard_suspect_piggyback {
+            self.send_msg(addr, &Message::Ping(ping));
+        } else {
+            let suspect = Suspect {
+                incarnation,
+                node: target.to_string().into(),
+                from: crate::name::Name::new(&self.name),
+            };
+            let parts = [
+                encode(&Message::Ping(ping)),
+                encode(&Message::Suspect(suspect)),
+            ];
+            for compound in wire::encode_compound(&parts).unwrap_or_default() {
+                self.send_raw(addr, false, compound);
+            }
+        }
+    }
+
+    /// The direct ping went unanswered: ask others, try TCP and (unless
+    /// [`Config::retry_direct_ping`](crate::Config::retry_direct_ping) is
+    /// off) ping the target directly once more.
     pub(super) fn probe_indirect(&mut self, now: Instant, seq: u32) {
         let Some(probe) = self.probing.in_flight.as_ref().filter(|p| p.seq == seq) else {
             return;
@@ -191,8 +206,20 @@ impl Node {
         let Some(t) = self.members.get(&target) else {
             return;
         };
-        let (t_addr, t_raw, t_port, t_pmax) =
-            (t.addr(), t.raw_addr.to_vec(), t.port, t.protocol_max());
+        let (t_addr, t_raw, t_port, t_pmax, t_state, t_incarnation) = (
+            t.addr(),
+            t.raw_addr.to_vec(),
+            t.port,
+            t.protocol_max(),
+            t.state,
+            t.incarnation,
+        );
+        if self.config.retry_direct_ping {
+            // Same sequence number: whichever ack comes first ends the
+            // probe; a late one for the first ping counts as well.
+            self.stats.direct_ping_retries += 1;
+            self.send_probe_ping(t_addr, seq, &target, t_state, t_incarnation);
+        }
         let name = self.name.clone();
         let helpers = self.k_random_members(self.config.indirect_checks, |m| {
             m.name == name || m.name == target || m.state != MemberState::Alive

@@ -66,7 +66,13 @@ pub struct Cluster {
     /// When set, every packet sent (sender, destination, bytes) and every
     /// stream dialled (dialler, bytes) is recorded here.
     pub tap: Option<Tap>,
+    /// When set, asked for every packet (sender, receiver, bytes) before it
+    /// is delivered: `false` loses it.
+    pub deliver: Option<PacketFilter>,
 }
+
+/// Decides whether a packet (sender, receiver, bytes) arrives.
+pub type PacketFilter = Box<dyn FnMut(usize, usize, &[u8]) -> bool>;
 
 /// What [`Cluster::tap`] recorded.
 #[derive(Default)]
@@ -100,6 +106,7 @@ impl Cluster {
             streams: 0,
             side: Vec::new(),
             tap: None,
+            deliver: None,
         };
         for i in 0..n {
             c.add_node(
@@ -170,6 +177,11 @@ impl Cluster {
                     if let Some(&j) = self.by_addr.get(&to) {
                         if self.side[i] != self.side[j] {
                             continue;
+                        }
+                        if let Some(deliver) = &mut self.deliver {
+                            if !deliver(i, j, &data) {
+                                continue;
+                            }
                         }
                         let from = self.addrs[i];
                         self.schedule(self.now + LATENCY, Delivery::Packet { from, to: j, data });

@@ -31,11 +31,12 @@
 //! - **Bandwidth**: the real codec encodes a ping, an ack, an indirect ping
 //!   and a push/pull state of `n` members (names as given, compressed as
 //!   the config says); a member sends one ping and one ack a probe interval,
-//!   indirect probes when a direct one fails, and a push/pull request and a
+//!   a second ping and indirect probes when a direct one fails, and a push/pull request and a
 //!   reply each scaled push/pull interval. An idle cluster sends no gossip.
 //! - **False deaths**: a healthy member is probed `n / probe_interval` times
-//!   a second in the cluster; a probe fails when the direct ping, all
-//!   indirect ones and the TCP fallback fail; the suspicion then becomes a
+//!   a second in the cluster; a probe fails when the direct ping, the
+//!   second direct ping (`retry_direct_ping`), all indirect ones and the
+//!   TCP fallback fail; the suspicion then becomes a
 //!   death only if the member has not heard of it and refuted within the
 //!   minimum suspicion timeout. A stall of `d` kills when the suspicion it
 //!   causes runs out before the member wakes up and its refutation spreads.
@@ -830,7 +831,13 @@ pub fn predict_with(
                     } else {
                         (1.0 - p) * (1.0 - p) * sizes.ack as f64
                     }));
-    let indirect_udp = direct_fail * per_failed / pi;
+    // headcount's second direct ping (`retry_direct_ping`) and its ack.
+    let retry = if config.retry_direct_ping {
+        sizes.ping as f64 + (1.0 - p) * (1.0 - p) * sizes.ack as f64
+    } else {
+        0.0
+    };
+    let indirect_udp = direct_fail * (per_failed + retry) / pi;
     let ppi = push_pull_scale(config.push_pull_interval, n).as_secs_f64();
     let tcp_ping = if config.disable_tcp_pings {
         0.0
@@ -864,7 +871,13 @@ pub fn predict_with(
     } else {
         p * p
     };
-    let per_probe = direct_fail * indirect_fail.powf(ki) * tcp_fail;
+    // The second direct ping has what is left of the interval.
+    let retry_fail = if config.retry_direct_ping {
+        1.0 - (1.0 - p) * (1.0 - p) * (1.0 - rtt_exceeds(s, remaining))
+    } else {
+        1.0
+    };
+    let per_probe = direct_fail * retry_fail * indirect_fail.powf(ki) * tcp_fail;
     // The suspected member must hear of it (gossip, and the suspect
     // piggybacked on every later probe) and its refutation reach everyone
     // within the minimum timeout.
