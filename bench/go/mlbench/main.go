@@ -319,20 +319,26 @@ func (p *printer) NotifyJoin(n *memberlist.Node)   { p.print("join", n) }
 func (p *printer) NotifyLeave(n *memberlist.Node)  { p.print("leave", n) }
 func (p *printer) NotifyUpdate(n *memberlist.Node) {}
 
+// presetConfig is memberlist's preset for a profile name.
+func presetConfig(profile string) (*memberlist.Config, error) {
+	switch profile {
+	case "lan":
+		return memberlist.DefaultLANConfig(), nil
+	case "wan":
+		return memberlist.DefaultWANConfig(), nil
+	case "local":
+		return memberlist.DefaultLocalConfig(), nil
+	}
+	return nil, fmt.Errorf("unknown profile %q", profile)
+}
+
 // agentMain runs one node on 127.0.0.1:port with the profile's preset, no
 // counting transport (memberlist's own NetTransport), no log output, and
 // blocks until the process is killed.
 func agentMain(name string, port int, join, profile string) error {
-	var conf *memberlist.Config
-	switch profile {
-	case "lan":
-		conf = memberlist.DefaultLANConfig()
-	case "wan":
-		conf = memberlist.DefaultWANConfig()
-	case "local":
-		conf = memberlist.DefaultLocalConfig()
-	default:
-		return fmt.Errorf("unknown profile %q", profile)
+	conf, err := presetConfig(profile)
+	if err != nil {
+		return err
 	}
 	conf.Name = name
 	conf.BindAddr = "127.0.0.1"
@@ -378,16 +384,9 @@ func run(n, basePort int, duration float64, k int, killAtS float64, profile stri
 	trans := make([]*countingTransport, n)
 	views := make([]*view, n)
 	for i := 0; i < n; i++ {
-		var conf *memberlist.Config
-		switch profile {
-		case "lan":
-			conf = memberlist.DefaultLANConfig()
-		case "wan":
-			conf = memberlist.DefaultWANConfig()
-		case "local":
-			conf = memberlist.DefaultLocalConfig()
-		default:
-			return fmt.Errorf("unknown profile %q", profile)
+		conf, err := presetConfig(profile)
+		if err != nil {
+			return err
 		}
 		port := basePort + i
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
