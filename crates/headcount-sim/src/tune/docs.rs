@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::model::{predict, Names, Prediction, Situation};
 use super::search::{fmt_duration, recommend, Knobs, Targets};
-use super::verify::{compare, simulate, Comparison, Effort};
+use super::verify::{compare, simulate, Comparison, Effort, Measured};
 use crate::net::Profile;
 use crate::report::{svg_plot, Series};
 
@@ -88,7 +88,9 @@ fn scenarios() -> Vec<(
     ]
 }
 
-fn situation(network: &str, n: usize, loss: f64) -> Situation {
+/// The situation a configuration is verified in: its network profile's
+/// round trips, `n` members, `loss`.
+pub fn situation(network: &str, n: usize, loss: f64) -> Situation {
     let p = Profile::by_name(network).unwrap_or_else(Profile::lan);
     Situation {
         loss,
@@ -209,10 +211,51 @@ fn cell(c: &Comparison) -> String {
     format!("{} / {} ({})", f(c.predicted), f(c.simulated), fmt_err(c))
 }
 
+/// One row of the model-against-simulator table: the cells, and the bounded
+/// comparisons outside their bound (as list items).
+fn verify_row(s: &Subject, n: usize, m: &Measured, wall: f64) -> (String, usize, Vec<String>) {
+    let p = predict(&s.config, &situation(s.network, n, s.loss));
+    let c = compare(&p, m);
+    let get = |f: &str| c.iter().find(|x| x.figure.starts_with(f)).cloned();
+    let row: Vec<String> = [
+        "detection",
+        "join to 50",
+        "join to 99",
+        "UDP",
+        "TCP",
+        "first suspicion",
+    ]
+    .iter()
+    .map(|f| get(f).map_or("—".into(), |c| cell(&c)))
+    .collect();
+    let mut total = 0;
+    let mut missed = Vec::new();
+    for x in c.iter().filter(|x| x.bound.is_some()) {
+        total += 1;
+        if !x.within() {
+            missed.push(format!(
+                "{} at {n}: {} {:+.0}%",
+                s.name,
+                x.figure,
+                x.error * 100.0
+            ));
+        }
+    }
+    let line = format!("| {} | {n} | {} | {wall:.1} |", s.name, row.join(" | "));
+    (line, total, missed)
+}
+
 /// Writes `<out>/tuning.md` and `<out>/tuning/*.svg`. `bench` holds the
-/// JSON lines of `headcount bench` runs to compare with (may be empty).
-/// `quick` verifies at 16 and 100 nodes only.
-pub fn generate(out: &str, quick: bool, bench: &[Value]) -> std::io::Result<()> {
+/// JSON lines of `headcount bench` runs to compare with (may be empty);
+/// `sim10k` the stored 10,000-node simulations ([`super::sim10k`]), shown
+/// beside the model's current predictions (a configuration without one
+/// gets a row saying so). `quick` verifies at 16 and 100 nodes only.
+pub fn generate(
+    out: &str,
+    quick: bool,
+    bench: &[Value],
+    sim10k: &[super::sim10k::Record],
+) -> std::io::Result<()> {
     let dir = format!("{out}/tuning");
     std::fs::create_dir_all(&dir)?;
     let subjects = subjects();
@@ -278,7 +321,6 @@ pub fn generate(out: &str, quick: bool, bench: &[Value]) -> std::io::Result<()> 
     for s in &subjects {
         for &n in sizes {
             let sit = situation(s.network, n, s.loss);
-            let p = predict(&s.config, &sit);
             let w0 = std::time::Instant::now();
             let m = match simulate(&s.config, &sit, &Effort::for_size(1, n)) {
                 Ok(m) => m,
@@ -288,32 +330,27 @@ pub fn generate(out: &str, quick: bool, bench: &[Value]) -> std::io::Result<()> 
                 }
             };
             let wall = w0.elapsed().as_secs_f64();
-            let c = compare(&p, &m);
-            let get = |f: &str| c.iter().find(|x| x.figure.starts_with(f)).cloned();
-            let row: Vec<String> = [
-                "detection",
-                "join to 50",
-                "join to 99",
-                "UDP",
-                "TCP",
-                "first suspicion",
-            ]
-            .iter()
-            .map(|f| get(f).map_or("—".into(), |c| cell(&c)))
-            .collect();
-            for x in c.iter().filter(|x| x.bound.is_some()) {
-                total += 1;
-                if !x.within() {
-                    missed.push(format!(
-                        "{} at {n}: {} {:+.0}%",
-                        s.name,
-                        x.figure,
-                        x.error * 100.0
-                    ));
-                }
-            }
-            let _ = writeln!(md, "| {} | {n} | {} | {wall:.1} |", s.name, row.join(" | "));
+            let (line, t, mut miss) = verify_row(s, n, &m, wall);
+            total += t;
+            missed.append(&mut miss);
+            let _ = writeln!(md, "{line}");
             eprintln!("tuning docs: {} at {n} in {wall:.1} s", s.name);
+        }
+        let n = super::sim10k::NODES;
+        match sim10k.iter().find(|r| r.name == s.name) {
+            Some(r) => {
+                let (line, t, mut miss) = verify_row(s, n, &r.measured, r.wall_s);
+                total += t;
+                missed.append(&mut miss);
+                let _ = writeln!(md, "{line}");
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {n} | not simulated (no line in `docs/tuning/sim10k.jsonl`) |||||||",
+                    s.name
+                );
+            }
         }
     }
     let _ = write!(
@@ -327,6 +364,29 @@ pub fn generate(out: &str, quick: bool, bench: &[Value]) -> std::io::Result<()> 
         md.push_str(" Outside it:\n\n");
         for m in &missed {
             let _ = writeln!(md, "- {m}");
+        }
+    }
+    if !sim10k.is_empty() {
+        md.push_str(SIM10K_TEXT);
+        md.push_str(
+            "| configuration | seeds | crashes | simulated s | wall s | peak RSS |\n|---|---|---|---|---|---|\n",
+        );
+        for r in sim10k {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {:.0} | {} |",
+                r.name,
+                r.seeds
+                    .iter()
+                    .map(|s| format!("{s:#x}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.crashes,
+                r.measured.simulated_s,
+                r.wall_s,
+                r.peak_rss_mb
+                    .map_or("—".into(), |m| format!("{:.1} GB", m / 1024.0)),
+            );
         }
     }
     md.push_str(BREAKS_TEXT);
@@ -512,8 +572,21 @@ TCP bandwidth to 15% (a **✗** marks a miss); first suspicion is shown only (it
 crashes moves by ±0.3 probe intervals between seeds, more for the WAN preset's 5 s interval). The wall time is the simulation's on the
 shared 2-core development machine.
 
-10,000 nodes are not verified here: a simulated cluster of that size needs about 10 GB and minutes
-per run (docs/simulation.md); the model's figures there come from the same formulas as at 1,000.
+At 10,000 nodes the same measurement is stored rather than re-run: a simulated cluster of that
+size holds 10,000 tables of 10,000 members (about 10 GB) and takes minutes per configuration, so
+`cargo run --release -p headcount-sim -- tuning-docs --sim-10k` runs it once per configuration, one
+after the other in one process, with the first seed of `Effort::for_size` (one seed, three crashes:
+a single join and three detections, so those cells carry one seed's scatter), and stores what the
+simulator measured in `docs/tuning/sim10k.jsonl`. Each regeneration sets the model's current
+predictions beside those stored measurements (the 10000 rows; their wall time is the stored run's,
+and each run's peak memory is in the table after the list of misses).
+
+";
+
+const SIM10K_TEXT: &str = "
+The stored 10,000-node runs (`docs/tuning/sim10k.jsonl`): seeds, virtual seconds simulated, wall
+time on the shared 2-core development machine (release build, one simulation at a time) and the
+process's peak resident memory during each run (`VmHWM`, reset before it).
 
 ";
 

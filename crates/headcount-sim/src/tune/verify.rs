@@ -13,7 +13,7 @@ use core::time::Duration;
 use std::collections::BTreeSet;
 
 use headcount_proto::{Config, Instant};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::model::{round4, Situation};
 use crate::engine::{Action, Kind, Sim};
@@ -56,32 +56,44 @@ impl Effort {
 }
 
 /// What the simulator measured. Times in seconds, bandwidth in bytes per
-/// node per second; medians over every crash (or join) of every seed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// node per second; medians over every crash (or join) of every seed. A
+/// figure with nothing to take the median of is NaN, which JSON writes as
+/// `null` and reads back as NaN.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
     /// Crashes measured.
     pub crashes: usize,
     /// Crash to first suspicion, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub first_suspect_median: f64,
     /// Crash to first death, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub first_dead_median: f64,
     /// Crash to every survivor holding it dead, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub detect_median: f64,
     /// Largest of those.
+    #[serde(deserialize_with = "nan_if_null")]
     pub detect_max: f64,
     /// Crashes some survivor never held dead within the limit.
     pub undetected: usize,
     /// Join to half of the members holding the newcomer alive, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_50: f64,
     /// Join to 99 % of the members, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_99: f64,
     /// Join to every member, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_100: f64,
     /// UDP bytes sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub udp: f64,
     /// Datagrams sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub udp_packets: f64,
     /// Stream (TCP) bytes sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub tcp: f64,
     /// Whether `tcp` was measured over whole push/pull intervals (else:
     /// twice the mean push/pull reply measured in the joins' push/pulls,
@@ -90,7 +102,14 @@ pub struct Measured {
     /// Death declarations about members that never crashed.
     pub false_deaths: usize,
     /// Virtual seconds simulated, all seeds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub simulated_s: f64,
+}
+
+/// A stored figure: a number, or `null` for NaN (what serde_json writes
+/// for a NaN).
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A network profile for the situation: one-way base latencies spread
