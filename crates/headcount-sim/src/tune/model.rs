@@ -643,6 +643,10 @@ pub struct Prediction {
     pub sizes: WireSizes,
 }
 
+/// The largest cluster size docs/tuning.md checks the model against the
+/// simulator at; a prediction above it carries a warning.
+pub const VERIFIED_UP_TO: usize = 10_000;
+
 /// Draws for the detection quantiles.
 pub const DETECTION_DRAWS: usize = 2000;
 
@@ -900,6 +904,12 @@ pub fn predict_with(
                 .into(),
         );
     }
+    if n > VERIFIED_UP_TO {
+        warnings.push(format!(
+            "above {VERIFIED_UP_TO} members the model is extrapolated: docs/tuning.md checks it \
+             against the simulator from 16 to {VERIFIED_UP_TO} members only"
+        ));
+    }
     if config.gossip_nodes == 0 {
         warnings.push("gossip_nodes = 0: news spreads only by probes and push/pull".into());
     }
@@ -1015,6 +1025,18 @@ fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warns_beyond_the_verified_sizes() {
+        let beyond = |n: usize| {
+            predict(&Config::lan(), &Situation::lan(n))
+                .warnings
+                .iter()
+                .any(|w| w.contains("extrapolated"))
+        };
+        assert!(!beyond(VERIFIED_UP_TO));
+        assert!(beyond(VERIFIED_UP_TO + 1));
+    }
 
     #[test]
     fn survival_is_continuous_and_has_the_right_mean() {
