@@ -622,16 +622,17 @@ const BREAKS_TEXT: &str = "
   single gossip tick decides and a mean-field rate does not: every miss above is a join time at 16
   members but one (50% at 100 members, 0.12 s against 0.17 s).
 - **10,000 members.** One seed per configuration (a single join and three crashes), so the 10,000
-  rows carry one run's scatter where the smaller sizes carry the median of three or nine. No
-  bounded figure stored at 10,000 misses: the closed forms hold there as at 1,000 (the detection
-  median within 5%, the join within 10%, bandwidth within 2%). The first suspicion, shown only, is
-  the median of three crashes, each one probe interval after an exponential wait with a mean of one
-  interval: three draws move it by about ±0.4 intervals (1.25 s against the model's 1.69 s for Go
-  lan, 10.4 s against 8.5 s for Go wan). The TCP cell checks the state size and, under loss, the
-  fallback pings (see above); a first run of lossy-200 put TCP at 254 B/s against the model's 330
-  (+30% in this table's terms): the simulator's quick measurement had averaged the acks of TCP fallback pings (also
-  stream replies) into the push/pull state size. That was fixed in the measurement, not the model,
-  and the row re-run. Above 10,000 members the model is not checked, and `headcount tune` says so.
+  rows carry one run's scatter where the smaller sizes carry the median of three or nine. In the
+  runs stored on 2026-12-02 no bounded figure misses: the closed forms hold there as at 1,000
+  (detection medians within 6%, join times within 12%, bandwidth within 2%). The first suspicion,
+  shown only, is the median of three crashes, each one probe interval after an exponential wait
+  with a mean of one interval: three draws move it by about ±0.4 intervals (1.25 s against the
+  model's 1.69 s for Go lan, 10.4 s against 8.5 s for Go wan). The TCP cell checks the state size
+  and, under loss, the fallback pings (see above); a first run of lossy-200 put TCP at 254 B/s
+  against the model's 330 (+30% in this table's terms): the simulator's quick measurement had
+  averaged the acks of TCP fallback pings (stream replies too) into the push/pull state size. That
+  was fixed in the measurement, not the model, and the row re-run (331.6 B/s, −1%). Above 10,000
+  members the model is not checked, and `headcount tune` says so.
 - **Loss.** The simulator's streams are reliable, so under loss every TCP fallback ping succeeds and
   no healthy member is ever suspected from loss alone, while the model charges real TCP's 1 s SYN
   retransmission; and the health score that loss raises (it stretches probe timeouts) is not
