@@ -155,6 +155,14 @@ pub struct SimStats {
     pub stream_replies: u64,
     /// Bytes in those replies.
     pub stream_reply_bytes: u64,
+    /// Of those replies, the push/pull ones (the others are acks to TCP
+    /// fallback pings).
+    pub push_pull_replies: u64,
+    /// Bytes in the push/pull replies.
+    pub push_pull_reply_bytes: u64,
+    /// Push/pull bytes, requests (counted when delivered) and replies:
+    /// `stream_bytes` less this is the fallback pings and their acks.
+    pub push_pull_bytes: u64,
     /// Heap entries processed.
     pub steps: u64,
     /// Node inputs (packets, stream legs, timer firings) handled.

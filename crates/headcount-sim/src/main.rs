@@ -162,6 +162,22 @@ enum Cmd {
         /// JSON lines of `headcount bench` runs to compare with.
         #[arg(long)]
         bench: Option<String>,
+        /// The stored 10,000-node simulations (JSON lines; read, or with
+        /// `--sim-10k` written).
+        #[arg(long, default_value = "docs/tuning/sim10k.jsonl")]
+        sim10k_data: String,
+        /// Instead of regenerating the document, run the 10,000-node
+        /// simulations (minutes and about 10 GB each, one at a time) and
+        /// store them in the `--sim10k-data` file.
+        #[arg(long)]
+        sim_10k: bool,
+        /// With `--sim-10k`: only these configurations (by name, e.g.
+        /// "Go lan"; repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// With `--sim-10k`: seeds per configuration.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
     },
     /// Regenerate docs/simulation.md (tables and SVG plots).
     Docs {
@@ -362,7 +378,23 @@ fn run(cli: Cli) -> Result<(), String> {
                 serde_json::to_string_pretty(&v["rows"]).expect("serialisable") + "\n"
             });
         }
-        Cmd::TuningDocs { out, quick, bench } => {
+        Cmd::TuningDocs {
+            out,
+            quick,
+            bench,
+            sim10k_data,
+            sim_10k,
+            only,
+            seeds,
+        } => {
+            use headcount_sim::tune::sim10k;
+            let data = std::path::Path::new(&sim10k_data);
+            if sim_10k {
+                sim10k::run(data, &only, seeds, &mut |m| eprintln!("tuning docs: {m}"))?;
+                eprintln!("wrote {sim10k_data} in {:.1} s", w0.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            let stored = sim10k::read(data)?;
             let lines: Vec<Value> = match bench {
                 Some(path) => std::fs::read_to_string(&path)
                     .map_err(|e| format!("{path}: {e}"))?
@@ -372,7 +404,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     .collect::<Result<_, _>>()?,
                 None => Vec::new(),
             };
-            headcount_sim::tune::docs::generate(&out, quick, &lines).map_err(|e| e.to_string())?;
+            headcount_sim::tune::docs::generate(&out, quick, &lines, &stored)
+                .map_err(|e| e.to_string())?;
             eprintln!(
                 "wrote {out}/tuning.md in {:.1} s",
                 w0.elapsed().as_secs_f64()

@@ -36,6 +36,10 @@ impl Sim {
                 self.seed
             ),
         };
+        let push_pull = matches!(msg, StreamMessage::PushPull(_));
+        if push_pull {
+            self.stats.push_pull_bytes += data.len() as u64;
+        }
         let reply = node.handle_stream(now, addr_of(from as usize), msg);
         self.stats.node_inputs += 1;
         self.after_input(to);
@@ -45,6 +49,11 @@ impl Sim {
                 self.stats.stream_bytes += bytes.len() as u64;
                 self.stats.stream_replies += 1;
                 self.stats.stream_reply_bytes += bytes.len() as u64;
+                if push_pull {
+                    self.stats.push_pull_replies += 1;
+                    self.stats.push_pull_reply_bytes += bytes.len() as u64;
+                    self.stats.push_pull_bytes += bytes.len() as u64;
+                }
                 StreamLeg::Reply(bytes)
             }
             (true, None) => StreamLeg::Failed(StreamFailure::Unanswered { secured: false }),

@@ -8,6 +8,7 @@
 pub mod docs;
 pub mod model;
 pub mod search;
+pub mod sim10k;
 pub mod verify;
 
 pub use model::{predict, Names, Prediction, Situation, Stalls};

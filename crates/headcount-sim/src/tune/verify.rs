@@ -13,7 +13,7 @@ use core::time::Duration;
 use std::collections::BTreeSet;
 
 use headcount_proto::{Config, Instant};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::model::{round4, Situation};
 use crate::engine::{Action, Kind, Sim};
@@ -56,41 +56,61 @@ impl Effort {
 }
 
 /// What the simulator measured. Times in seconds, bandwidth in bytes per
-/// node per second; medians over every crash (or join) of every seed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// node per second; medians over every crash (or join) of every seed. A
+/// figure with nothing to take the median of is NaN, which JSON writes as
+/// `null` and reads back as NaN.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
     /// Crashes measured.
     pub crashes: usize,
     /// Crash to first suspicion, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub first_suspect_median: f64,
     /// Crash to first death, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub first_dead_median: f64,
     /// Crash to every survivor holding it dead, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub detect_median: f64,
     /// Largest of those.
+    #[serde(deserialize_with = "nan_if_null")]
     pub detect_max: f64,
     /// Crashes some survivor never held dead within the limit.
     pub undetected: usize,
     /// Join to half of the members holding the newcomer alive, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_50: f64,
     /// Join to 99 % of the members, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_99: f64,
     /// Join to every member, median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub join_100: f64,
     /// UDP bytes sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub udp: f64,
     /// Datagrams sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub udp_packets: f64,
     /// Stream (TCP) bytes sent per node per second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub tcp: f64,
     /// Whether `tcp` was measured over whole push/pull intervals (else:
     /// twice the mean push/pull reply measured in the joins' push/pulls,
-    /// once per scaled push/pull interval).
+    /// once per scaled push/pull interval, plus the other streams, TCP
+    /// fallback pings and their acks, measured over the UDP window).
     pub tcp_measured_over_intervals: bool,
     /// Death declarations about members that never crashed.
     pub false_deaths: usize,
     /// Virtual seconds simulated, all seeds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub simulated_s: f64,
+}
+
+/// A stored figure: a number, or `null` for NaN (what serde_json writes
+/// for a NaN).
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A network profile for the situation: one-way base latencies spread
@@ -172,7 +192,7 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
         // Bandwidth, on the first seed only (it barely varies).
         if seed == effort.seeds[0] {
             let ppi = headcount_proto::suspicion::push_pull_scale(config.push_pull_interval, n);
-            let replies = b1.stream_replies - b0.stream_replies;
+            let replies = b1.push_pull_replies - b0.push_pull_replies;
             let quick = !effort.full_bandwidth && replies > 0 && !ppi.is_zero();
             let w = if quick {
                 config.probe_interval * 20
@@ -188,9 +208,17 @@ pub fn simulate(config: &Config, s: &Situation, effort: &Effort) -> Result<Measu
             if quick {
                 // Each member sends a whole state once per interval as a
                 // request and answers one request with a reply of the same
-                // size.
-                let reply = (b1.stream_reply_bytes - b0.stream_reply_bytes) as f64 / replies as f64;
-                tcp = 2.0 * reply / secs(ppi);
+                // size (the push/pull replies only: under loss, the acks
+                // to TCP fallback pings are replies too, and small). The
+                // other streams (fallback pings and their acks) are
+                // measured over the window.
+                let reply =
+                    (b1.push_pull_reply_bytes - b0.push_pull_reply_bytes) as f64 / replies as f64;
+                let other = ((s1.stream_bytes - s0.stream_bytes)
+                    .saturating_sub(s1.push_pull_bytes - s0.push_pull_bytes))
+                    as f64
+                    / per;
+                tcp = 2.0 * reply / secs(ppi) + other;
             } else {
                 tcp = (s1.stream_bytes - s0.stream_bytes) as f64 / per;
                 m.tcp_measured_over_intervals = true;
@@ -412,4 +440,43 @@ pub fn stall_deaths(
         sim.run_for(Duration::from_secs(5));
     }
     Ok(killed as f64 / trials as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under loss, direct probes fail and TCP fallback pings run beside
+    /// the indirect ones; their acks are stream replies too. The quick TCP
+    /// figure (push/pull state size on the core's schedule) must take the
+    /// state size from the push/pull replies only, and add the fallback
+    /// streams it measures: it then lands near the figure measured over a
+    /// whole push/pull interval.
+    #[test]
+    fn quick_tcp_under_loss_matches_whole_intervals() {
+        let config = Config::lan();
+        let s = Situation {
+            loss: 0.05,
+            ..Situation::lan(40)
+        };
+        let run = |full| {
+            let effort = Effort {
+                seeds: vec![3],
+                crashes: 1,
+                full_bandwidth: full,
+            };
+            simulate(&config, &s, &effort).expect("simulates")
+        };
+        let (full, quick) = (run(true), run(false));
+        assert!(full.tcp_measured_over_intervals);
+        assert!(!quick.tcp_measured_over_intervals);
+        let err = (quick.tcp - full.tcp) / full.tcp;
+        assert!(
+            err.abs() < 0.15,
+            "quick {} against whole intervals {} ({:+.0}%)",
+            quick.tcp,
+            full.tcp,
+            err * 100.0
+        );
+    }
 }
