@@ -920,7 +920,7 @@ pub fn predict_with(
     if n > 5000 {
         warnings.push(
             "above 5,000 members the join times are checked against one simulated join per \
-             configuration at 10,000 members: one in seven landed 22% faster than predicted \
+             configuration at 10,000 members: two of eight landed 22-25% faster than predicted \
              at 50% (docs/tuning.md)"
                 .into(),
         );
