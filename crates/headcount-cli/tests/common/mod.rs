@@ -149,7 +149,9 @@ pub fn headcount_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_headcount"))
 }
 
-/// Starts `headcount agent` with the given extra arguments.
+/// Starts `headcount agent` with the given extra arguments and waits until
+/// it is up (its own join event: its sockets are bound), so a peer started
+/// next can dial it at once even on a loaded machine.
 pub fn headcount_agent(name: &str, bind: &str, extra: &[&str]) -> JsonAgent {
     let mut cmd = Command::new(headcount_bin());
     cmd.args(["agent", "--name", name, "--bind", bind])
@@ -158,7 +160,9 @@ pub fn headcount_agent(name: &str, bind: &str, extra: &[&str]) -> JsonAgent {
         "RUST_LOG",
         std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
     );
-    JsonAgent::spawn(name, cmd)
+    let mut agent = JsonAgent::spawn(name, cmd);
+    agent.wait_event(Duration::from_secs(60), "join", name, "alive");
+    agent
 }
 
 /// Starts an agent (local profile) with its HTTP API on an ephemeral
