@@ -142,16 +142,15 @@ impl Sample {
     fn json(&self) -> Value {
         let [pkts_in, pkts_out, bytes_in, bytes_out, probes, probes_failed] = self.rates;
         let [alive, suspect, dead, left] = self.counts;
-        let mut s = json!({
+        json!({
             "t": self.t,
             "health": self.health,
             "pkts_in": pkts_in, "pkts_out": pkts_out,
             "bytes_in": bytes_in, "bytes_out": bytes_out,
             "probes": probes, "probes_failed": probes_failed,
             "alive": alive, "suspect": suspect, "dead": dead, "left": left,
-        });
-        s["seq"] = json!(self.seq);
-        s
+            "seq": self.seq,
+        })
     }
 }
 

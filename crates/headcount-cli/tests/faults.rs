@@ -51,6 +51,16 @@ fn check_rss(lab: &Lab) -> f64 {
     rss
 }
 
+/// The end of a CI scenario: records its timeline (from `t0`, marked at
+/// `mark`), then checks that no member outside `faulted` was declared dead
+/// by a healthy one and that every agent's RSS stayed bounded.
+fn finish_scenario(lab: &Lab, name: &str, t0: f64, mark: f64, faulted: &[&str]) {
+    let bad = lab.healthy_declared_dead(t0, faulted);
+    record_timeline(name, &lab.timeline(t0, mark));
+    assert!(bad.is_empty(), "{bad:#?}");
+    check_rss(lab);
+}
+
 /// Outcome of one partition scenario.
 struct Heal {
     /// Seconds from the heal until every node agreed, if within the wait.
@@ -143,10 +153,7 @@ fn one_way_cut_heals() {
     let took = lab
         .wait_agree(HEAL_BOUND)
         .unwrap_or_else(|p| panic!("not healed within {HEAL_BOUND:?}: {p:#?}"));
-    let bad = lab.healthy_declared_dead(t0, &["hc4"]);
-    record_timeline("ci-one-way", &lab.timeline(t0, healed));
-    assert!(bad.is_empty(), "{bad:#?}");
-    check_rss(&lab);
+    finish_scenario(&lab, "ci-one-way", t0, healed, &["hc4"]);
     eprintln!("one-way cut healed in {took:.1} s");
 }
 
@@ -175,10 +182,7 @@ fn killed_members_come_back_on_the_same_and_a_new_address() {
         .wait_agree(Duration::from_secs(90))
         .unwrap_or_else(|p| panic!("hc2 not back on its new address: {p:#?}"));
     eprintln!("hc2 back on a new address after {took:.1} s");
-    let bad = lab.healthy_declared_dead(t0, &["hc2", "hc3"]);
-    record_timeline("ci-kill-restart", &lab.timeline(t0, t0));
-    assert!(bad.is_empty(), "{bad:#?}");
-    check_rss(&lab);
+    finish_scenario(&lab, "ci-kill-restart", t0, t0, &["hc2", "hc3"]);
 }
 
 #[test]
@@ -206,10 +210,7 @@ fn sigstopped_member_is_suspected_alone_and_comes_back() {
     let took = lab
         .wait_agree(HEAL_BOUND)
         .unwrap_or_else(|p| panic!("hc2 not back within {HEAL_BOUND:?}: {p:#?}"));
-    let bad = lab.healthy_declared_dead(t0, &["hc2"]);
-    record_timeline("ci-sigstop", &lab.timeline(t0, resumed));
-    assert!(bad.is_empty(), "{bad:#?}");
-    check_rss(&lab);
+    finish_scenario(&lab, "ci-sigstop", t0, resumed, &["hc2"]);
     eprintln!("hc2 back {took:.1} s after SIGCONT");
 }
 
