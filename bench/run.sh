@@ -18,6 +18,14 @@
 #                                # SIGKILL; default 60 s x 3 (--quick: 20 s x 1)
 #   bench/run.sh --agent-static  # the agents built with a static glibc
 #                                # (+crt-static; see bench/notes.md)
+#   bench/run.sh --append --nodes 1000 --duration 60 --kill-at 40 \
+#                --taskset 1 --no-per-process
+#                                # add rows to the last run's results (here
+#                                # the 1,000-node rows, with their own timing)
+#                                # and render the report from all of them
+#   bench/run.sh --taskset 1     # pin every one-process run to these CPUs
+#                                # (taskset -c; Go then runs with as many
+#                                # threads as CPUs given)
 #
 # The agents of the per-process runs are `cargo build --profile dist`
 # (LTO, one codegen unit, opt-level "z": the shipped binary; the first
@@ -55,6 +63,9 @@ pp_steady=60
 pp_repeats=3
 pp_processes=8
 agent_static=0
+append=0
+pin=()
+pinned=""
 args="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -76,6 +87,8 @@ while [ $# -gt 0 ]; do
         --per-process-repeats) pp_repeats="$2"; shift 2 ;;
         --per-process-processes) pp_processes="$2"; shift 2 ;;
         --agent-static) agent_static=1; shift ;;
+        --append) append=1; shift ;;
+        --taskset) pin=(taskset -c "$2"); pinned="$2"; shift 2 ;;
         -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -134,18 +147,19 @@ fi
 
 results="$repo/target/bench/results.jsonl"
 mkdir -p "$(dirname "$results")"
-[ "$one_process" -eq 0 ] && [ -f "$results" ] || : >"$results"
+{ [ "$one_process" -eq 0 ] || [ "$append" -eq 1 ]; } && [ -f "$results" ] || : >"$results"
 [ "$one_process" -eq 1 ] || nodes=""
 for n in $nodes; do
-    kill=$(( n / 16 )); [ "$kill" -ge 1 ] || kill=1
+    # N/16 killed, at least 1 and at most 16 (the issue's "a kill of 16" at 1,000).
+    kill=$(( n / 16 )); [ "$kill" -ge 1 ] || kill=1; [ "$kill" -le 16 ] || kill=16
     for r in $(seq 1 "$repeats"); do
         common=(--nodes "$n" --duration "$duration" --kill "$kill" --kill-at "$kill_at" --profile "$profile")
         # A run still going at 4x its duration has hung (Go's twin did, at
         # N = 256 on 2 cores): it is killed and recorded as hung.
         limit=$(( ${duration%.*} * 4 + 30 ))
-        run_rs() { timeout -s KILL "$limit" "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
-        run_go() { timeout -s KILL "$limit" "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
-        run_al() { timeout -s KILL "$limit" "$alb" "${common[@]}" --base-port "$al_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
+        run_rs() { timeout -s KILL "$limit" "${pin[@]}" "$rs" bench "${common[@]}" --base-port "$rs_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
+        run_go() { timeout -s KILL "$limit" "${pin[@]}" "$gob" -nodes "$n" -duration "$duration" -kill "$kill" -kill-at "$kill_at" -profile "$profile" -base-port "$go_port" 2>>"$repo/target/bench/stderr.log"; }
+        run_al() { timeout -s KILL "$limit" "${pin[@]}" "$alb" "${common[@]}" --base-port "$al_port" --runtime "$runtime" 2>>"$repo/target/bench/stderr.log"; }
         # Alternate which one goes first, against drift of the machine.
         if [ "$al8n" -eq 1 ]; then
             case $(( r % 3 )) in
@@ -201,16 +215,28 @@ if [ "$per_process" -eq 1 ]; then
     done
 fi
 pp_args=()
+pp_params="$repo/target/bench/perprocess.params"
 if [ "$per_process" -eq 1 ]; then
-    pp_args=(--per-process "$pp_results"
-             --per-process-params "processes=$pp_processes steady=${pp_steady}s repeats=$pp_repeats profile=$profile, headcount built with the $agent_build")
+    echo "processes=$pp_processes steady=${pp_steady}s repeats=$pp_repeats profile=$profile, headcount built with the $agent_build" >"$pp_params"
+fi
+if { [ "$per_process" -eq 1 ] || [ "$append" -eq 1 ]; } && [ -s "$pp_results" ]; then
+    pp_args=(--per-process "$pp_results" --per-process-params "$(cat "$pp_params" 2>/dev/null)")
 fi
 
+# The invocations whose rows the results hold (more than one with --append).
+invocations="$repo/target/bench/invocations"
+{ [ "$append" -eq 1 ] || [ "$one_process" -eq 0 ]; } || : >"$invocations"
+if [ "$one_process" -eq 1 ]; then
+    printf '%s\t%s\n' "bench/run.sh $args" \
+        "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime${pinned:+ pinned to CPU $pinned}" >>"$invocations"
+fi
+commands=$(cut -f1 "$invocations" | paste -sd '|' | sed 's/|/`, then `/g')
+params=$(cut -f2 "$invocations" | paste -sd '|' | sed 's/|/; then /g')
 mkdir -p "$(dirname "$out")"
 python3 "$here/report.py" "$results" "${pp_args[@]}" \
     --notes "$here/notes.md" \
-    --command "bench/run.sh $args" \
-    --params "profile=$profile duration=${duration}s kill-at=${kill_at}s repeats=$repeats runtime=$runtime" \
+    --command "${commands:-bench/run.sh $args}" \
+    --params "${params:-profile=$profile}" \
     --go-version "${go_version:-unknown}" \
     >"$out"
 echo "run.sh: wrote $out" >&2

@@ -81,6 +81,11 @@ pub struct BenchArgs {
     /// browser (`docs/web-view.md`).
     #[arg(long, value_name = "IP:PORT")]
     view: Option<SocketAddr>,
+    /// Print a progress line to stderr every this many seconds (pairs
+    /// known, probes failed, health scores, false leaves, CPU): to see
+    /// how a large run settles or falls into a storm.
+    #[arg(long, value_name = "SECS")]
+    progress: Option<f64>,
 }
 
 /// The JSON line printed at the end.
@@ -321,6 +326,20 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         joins.spawn(async move { ml.join(&[seed]).await.is_ok() });
     }
 
+    if let Some(every) = args.progress.filter(|s| *s > 0.0) {
+        let nodes = nodes.clone();
+        let views = views.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(every));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprintln!("{}", progress_line(start, &nodes, &views, &shared));
+            }
+        });
+    }
+
     let kill_at = start + Duration::from_secs_f64(args.kill_at);
     let end = start + Duration::from_secs_f64(args.duration);
     let mut join_converge_s = None;
@@ -404,6 +423,37 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
     };
     shutdown_all(&nodes[k..]).await;
     Ok(report)
+}
+
+/// One `--progress` line: how far the views have got and how loaded the
+/// nodes are (killed nodes' counters stay at their last values).
+fn progress_line(
+    start: Instant,
+    nodes: &[Memberlist],
+    views: &[Arc<View>],
+    shared: &Shared,
+) -> String {
+    let n = nodes.len();
+    let known: usize = views.iter().map(|v| lock(&v.alive).len()).sum();
+    let complete = views.iter().filter(|v| lock(&v.alive).len() == n).count();
+    let (mut probes, mut failed, mut health, mut max_health) = (0, 0, 0u64, 0);
+    for ml in nodes.iter().filter(|ml| !ml.is_shutdown()) {
+        let s = ml.stats();
+        probes += s.core.probes;
+        failed += s.core.probes_failed;
+        let h = ml.health_score();
+        health += u64::from(h);
+        max_health = max_health.max(h);
+    }
+    format!(
+        "bench: t={:.1}s pairs known {:.4} ({complete} complete views) probes {probes} failed {failed} \
+         health mean {:.2} max {max_health} false leaves {} cpu {:.1}s",
+        start.elapsed().as_secs_f64(),
+        known as f64 / (n * n) as f64,
+        health as f64 / n as f64,
+        shared.false_leaves.load(Ordering::Relaxed),
+        cpu_seconds(),
+    )
 }
 
 /// Shuts `nodes` down (without leaving) all at once, as the Go twin does:

@@ -99,6 +99,17 @@ pub trait Hooks: Send {
         Ok(())
     }
 
+    /// Whether [`Hooks::allow_alive`] needs calling at all. Go asks its
+    /// alive delegate about every alive message, even one that repeats
+    /// what the node already holds; hooks that never veto say `false`,
+    /// and the node may then drop such a repeat before decoding it in
+    /// full (a join storm repeats each alive a dozen times to every
+    /// node). Defaults to `true`, so an `allow_alive` of yours sees
+    /// every alive.
+    fn vets_alives(&self) -> bool {
+        true
+    }
+
     /// Payload to put in acks we send (Go: `PingDelegate.AckPayload`).
     fn ack_payload(&mut self) -> Vec<u8> {
         Vec::new()
@@ -123,6 +134,10 @@ pub struct NoHooks;
 
 impl Hooks for NoHooks {
     fn vets_merges(&self) -> bool {
+        false
+    }
+
+    fn vets_alives(&self) -> bool {
         false
     }
 

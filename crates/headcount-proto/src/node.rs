@@ -194,6 +194,11 @@ pub struct Stats {
     /// Suspect or dead entries about other members in a join push/pull,
     /// not turned into suspicions (see `node/push_pull.rs`).
     pub stale_accusations_ignored: u64,
+    /// Alive messages dropped before they were copied out of their packet
+    /// because they repeat what this node holds (see
+    /// [`Hooks::vets_alives`](crate::Hooks::vets_alives)); Go ignores the
+    /// same messages after decoding them.
+    pub repeated_alives: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

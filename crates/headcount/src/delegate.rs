@@ -254,6 +254,10 @@ impl Hooks for HooksAdapter {
         self.0.merge.is_some()
     }
 
+    fn vets_alives(&self) -> bool {
+        self.0.alive.is_some()
+    }
+
     fn allow_alive(&mut self, peer: &MemberInfo) -> Result<(), Veto> {
         match &self.0.alive {
             Some(d) => d.notify_alive(peer),

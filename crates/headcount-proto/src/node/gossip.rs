@@ -87,6 +87,11 @@ impl Node {
                 return;
             }
         }
+        // A tick a quarter of an interval late or more means this node (or
+        // the process it shares, as in a one-process cluster) is not
+        // keeping up: see `gossip`. A timer of a node that keeps up fires
+        // within a millisecond or two.
+        let starved = now - at >= interval / 4;
         if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
             // Nothing to gossip: Go's gossip() would pick its targets and
             // send nothing. Park the tick rather than wake up every
@@ -97,7 +102,7 @@ impl Node {
             // A backlog (full packets and more waiting, as in a join storm)
             // is gossiped at twice the rate: the same messages go out the
             // same number of times, sooner.
-            let interval = if self.gossip(now) {
+            let interval = if self.gossip(now, starved) && !starved {
                 interval / 2
             } else {
                 interval
@@ -110,7 +115,17 @@ impl Node {
 
     /// One gossip round. Returns whether there is a backlog: the last
     /// packet was more than half full and broadcasts are still queued.
-    fn gossip(&mut self, now: Instant) -> bool {
+    ///
+    /// A `starved` node (its tick came a quarter interval late or more) sends one
+    /// packet, of Go's size, to one member instead of a packed one to each
+    /// of `gossip_nodes`, and no backlog doubles its rate. Gossip is the work a node can defer: each
+    /// message still goes out its transmit-limit number of times, later.
+    /// Handling what a round sends costs its receivers more than the
+    /// round costs the sender, so a process that runs many nodes and falls
+    /// behind (a join storm of 1,000 in one process) otherwise stays
+    /// behind, answering pings late, and its members suspect each other.
+    /// A node that keeps up never takes this path.
+    fn gossip(&mut self, now: Instant, starved: bool) -> bool {
         self.stats.gossip_rounds += 1;
         let name = &self.name;
         let dead_time = self.config.gossip_to_the_dead_time;
@@ -130,9 +145,16 @@ impl Node {
         // Room for a compound with a CRC, whether or not each target's
         // version gets one: one budget for the whole round.
         let avail = wire::packet_room(self.config.udp_buffer_size, &self.framing(true, true));
-        let budget = self.packed_budget(avail);
+        let budget = if starved {
+            avail
+        } else {
+            self.packed_budget(avail)
+        };
         let mut full = false;
-        for (addr, pmax) in targets {
+        for (addr, pmax) in targets
+            .into_iter()
+            .take(if starved { 1 } else { usize::MAX })
+        {
             let msgs = self.get_broadcasts(COMPOUND_PART_OVERHEAD, budget);
             if msgs.is_empty() {
                 return false;

@@ -47,15 +47,17 @@ impl Node {
                 continue;
             }
             messages.clear();
-            match wire::decode_packet_with(
+            let repeated = |a: &wire::AliveRef<'_>| self.alive_is_repeat(a);
+            match wire::decode_packet_filtered(
                 data,
-                &self.config.label,
-                self.config.skip_inbound_label_check,
+                (&self.config.label, self.config.skip_inbound_label_check),
                 self.decryption(),
                 &self.limits,
                 &mut messages,
+                &repeated,
             ) {
                 Ok(summary) => {
+                    self.stats.repeated_alives += summary.repeated_alives as u64;
                     self.stats.messages_unknown += summary.unknown as u64;
                     let bad = (summary.malformed + summary.truncated) as u64;
                     self.stats.messages_malformed += bad;
@@ -113,7 +115,13 @@ impl Node {
             Message::Ack(ack) => self.handle_ack(now, ack),
             Message::Nack(nack) => self.handle_nack(nack),
             Message::Suspect(s) => self.suspect_node(now, s),
-            Message::Alive(a) => self.alive_node(now, a, None, false),
+            Message::Alive(a) => {
+                let joined = self.push_pull_pacing.members_joined;
+                self.alive_node(now, a, None, false);
+                if self.push_pull_pacing.members_joined != joined {
+                    self.settle_after_growth(now);
+                }
+            }
             Message::Dead(d) => self.dead_node(now, d, None),
             Message::User(data) => self.emit(Event::UserMessage(data)),
             Message::Err(_) => self.stats.messages_ignored += 1,

@@ -41,13 +41,29 @@ pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
     interval.saturating_mul(multiplier)
 }
 
-/// What the next periodic push/pull sends.
+/// After a join, members learned by gossip bring a pull forward once they
+/// stop coming for this many probe intervals (see
+/// [`Node::settle_after_growth`]).
+const SETTLE_QUIET_PROBES: u32 = 2;
+/// At most this many such pulls per join.
+const SETTLE_PULLS: u8 = 3;
+
+/// What the next periodic push/pull sends, and when it comes early.
 #[derive(Debug, Default)]
 pub(super) struct PushPullPacing {
     /// The next periodic push/pull is the one a join brought forward (see
     /// [`Node::bring_push_pull_forward`]): it is there to pull, so it
     /// pushes only our own entry.
     pulls_only: bool,
+    /// Members that went from dead, left or unknown to alive so far (the
+    /// gossip path compares it before and after an alive).
+    pub(super) members_joined: u64,
+    /// Until when, after our join, growth by gossip brings a pull forward.
+    settle_until: Option<Instant>,
+    /// How many more pulls growth may bring forward.
+    settle_pulls_left: u8,
+    /// The next push/pull is one that growth brought forward.
+    settle_pending: bool,
 }
 
 /// How far a join (a push/pull with each of its addresses) has got.
@@ -89,7 +105,11 @@ impl Node {
     pub(super) fn push_pull_tick(&mut self, now: Instant) {
         let interval = push_pull_scale(self.config.push_pull_interval, self.members.len());
         self.timers.schedule(TimerKey::PushPullTick, now + interval);
-        let pulls_only = core::mem::take(&mut self.push_pull_pacing.pulls_only);
+        let pacing = &mut self.push_pull_pacing;
+        let pulls_only = core::mem::take(&mut pacing.pulls_only);
+        if core::mem::take(&mut pacing.settle_pending) {
+            pacing.settle_pulls_left = pacing.settle_pulls_left.saturating_sub(1);
+        }
         self.periodic_push_pull(now, pulls_only);
     }
 
@@ -436,6 +456,10 @@ impl Node {
         if self.config.push_pull_interval.is_zero() {
             return;
         }
+        let window = push_pull_scale(self.config.push_pull_interval, self.members.len());
+        let pacing = &mut self.push_pull_pacing;
+        pacing.settle_until = Some(now + window);
+        pacing.settle_pulls_left = SETTLE_PULLS;
         let probe = self.config.probe_interval;
         let at = now + probe + self.stagger(probe);
         match self.timers.deadline_of(&TimerKey::PushPullTick) {
@@ -443,6 +467,45 @@ impl Node {
             _ => {
                 self.timers.schedule(TimerKey::PushPullTick, at);
                 self.push_pull_pacing.pulls_only = true;
+            }
+        }
+    }
+
+    /// Gossip just told us of a member we did not hold alive, within the
+    /// first push/pull interval after our join. Members still arriving
+    /// that way mean others are joining too (a join storm), and in a
+    /// storm gossip about some of them can end before it reaches us: in a
+    /// cluster of 1,000 a few (observer, member) pairs stay unknown until
+    /// the next periodic push/pull, minutes later (`e^-limit` per pair,
+    /// bench/notes.md). So once such news stops coming for
+    /// [`SETTLE_QUIET_PROBES`] probe intervals, we pull a full table from
+    /// a random member, at most [`SETTLE_PULLS`] times per join. A join
+    /// into a settled cluster learns everything from its seed and pulls
+    /// no more than before. It is the periodic push/pull moved earlier,
+    /// as [`Node::bring_push_pull_forward`] does; nothing new is on the
+    /// wire.
+    pub(super) fn settle_after_growth(&mut self, now: Instant) {
+        let pacing = &mut self.push_pull_pacing;
+        match pacing.settle_until {
+            Some(until) if now < until && pacing.settle_pulls_left > 0 => {}
+            Some(_) => {
+                pacing.settle_until = None;
+                return;
+            }
+            None => return,
+        }
+        let probe = self.config.probe_interval;
+        let at = now + probe * SETTLE_QUIET_PROBES + self.stagger(probe);
+        let pacing = &mut self.push_pull_pacing;
+        match self.timers.deadline_of(&TimerKey::PushPullTick) {
+            // A push/pull comes sooner anyway, and it is not ours to
+            // delay: the join's early pull or a periodic one.
+            Some(d) if d <= at && !pacing.settle_pending => {}
+            // Ours, or nothing sooner: (re)arm it after the quiet time.
+            _ => {
+                self.timers.schedule(TimerKey::PushPullTick, at);
+                pacing.pulls_only = true;
+                pacing.settle_pending = true;
             }
         }
     }

@@ -19,7 +19,9 @@ use crate::name::Name;
 use crate::state::{socket_addr_from_wire, Member, MemberInfo, MemberState, RawAddr};
 use crate::suspicion::{suspicion_k, suspicion_timeout, Suspicion};
 use crate::time::Instant;
-use crate::wire::{Alive, Dead, Message, Suspect, Vsn, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN};
+use crate::wire::{
+    Alive, AliveRef, Dead, Message, Suspect, Vsn, VSN_PROTOCOL_MAX, VSN_PROTOCOL_MIN,
+};
 
 /// How the address of an alive compares with the one we hold for its node.
 enum AddressCheck {
@@ -143,6 +145,31 @@ impl Node {
             return;
         }
         self.apply_alive(now, pos, a, raw_addr, prior, notify);
+    }
+
+    /// Whether `a`, still in its packet, is a repeat that
+    /// [`Node::alive_node`] would ignore without a trace: about another
+    /// node we hold alive or suspect at the same address, with an
+    /// incarnation not above ours, and no `allow_alive` hook to show it
+    /// to. A join storm sends every node each alive a dozen times or
+    /// more; dropping the repeats here saves copying their names,
+    /// addresses and metadata. Anything else takes the full path.
+    pub(super) fn alive_is_repeat(&self, a: &AliveRef<'_>) -> bool {
+        let (pmin, pmax) = (a.vsn[VSN_PROTOCOL_MIN], a.vsn[VSN_PROTOCOL_MAX]);
+        if self.hooks.vets_alives() || a.node == self.name || pmin == 0 || pmin > pmax {
+            return false;
+        }
+        let Some(m) = self
+            .members
+            .position(a.node)
+            .and_then(|i| self.members.at(i))
+        else {
+            return false;
+        };
+        matches!(m.state, MemberState::Alive | MemberState::Suspect)
+            && a.incarnation <= m.incarnation
+            && m.port == a.port
+            && RawAddr::new(a.addr) == Some(m.raw_addr)
     }
 
     /// The address an alive announces, if its versions and address are
@@ -324,6 +351,12 @@ impl Node {
         // Go counts an applied alive here, after the state update.
         self.metrics.msg_alive();
         if prior.state.is_dead_or_left() {
+            // The gossip path looks at this (`settle_after_growth`).
+            self.push_pull_pacing.members_joined += 1;
+            let m = self
+                .members
+                .at(pos)
+                .expect("alive_slot returns a position in the table");
             let info = m.info();
             tracing::info!("member joined: {} {}", info.name, info.addr);
             self.emit(Event::Join(info));

@@ -300,13 +300,34 @@ impl Body for Alive {
     }
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let mut m = Alive::default();
+        AliveRef::decode_body(r).map(|a| a.to_owned())
+    }
+}
+
+/// An [`Alive`] borrowed from the packet it was decoded from: looked at
+/// before anything is copied, so that a repeat of what a node already
+/// holds costs no allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AliveRef<'a> {
+    pub(crate) incarnation: u32,
+    pub(crate) node: &'a str,
+    pub(crate) addr: &'a [u8],
+    pub(crate) port: u16,
+    pub(crate) meta: &'a [u8],
+    pub(crate) vsn: Vsn,
+}
+
+impl<'a> AliveRef<'a> {
+    /// Decodes an alive's body (after its type byte), as
+    /// [`Alive`]'s decoding does.
+    pub(crate) fn decode_body(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        let mut m = AliveRef::default();
         read_map(r, "alive", |k, r| {
             match k {
-                b"Addr" => m.addr = owned_bytes(r, "Addr")?,
+                b"Addr" => m.addr = r.read_bytes("Addr")?,
                 b"Incarnation" => m.incarnation = r.read_int_as("Incarnation")?,
-                b"Meta" => m.meta = owned_bytes(r, "Meta")?,
-                b"Node" => m.node = owned_str(r, "Node")?,
+                b"Meta" => m.meta = r.read_bytes("Meta")?,
+                b"Node" => m.node = r.read_str("Node")?,
                 b"Port" => m.port = r.read_int_as("Port")?,
                 b"Vsn" => m.vsn = read_vsn(r)?,
                 _ => return Ok(false),
@@ -314,6 +335,18 @@ impl Body for Alive {
             Ok(true)
         })?;
         Ok(m)
+    }
+
+    /// The owned message.
+    pub(crate) fn to_owned(self) -> Alive {
+        Alive {
+            incarnation: self.incarnation,
+            node: self.node.to_owned(),
+            addr: self.addr.to_vec(),
+            port: self.port,
+            meta: self.meta.to_vec(),
+            vsn: self.vsn,
+        }
     }
 }
 

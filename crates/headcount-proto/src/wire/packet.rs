@@ -15,7 +15,9 @@
 
 use core::fmt;
 
-use super::codec::{decode_compress_body, decode_message, encode_compress_body, encode_message};
+use super::codec::{
+    decode_compress_body, decode_message, encode_compress_body, encode_message, AliveRef,
+};
 use super::limits::Limits;
 use super::lzw;
 use super::messages::{Message, MessageType};
@@ -267,6 +269,10 @@ pub struct PacketSummary {
     pub malformed: usize,
     /// Compound parts cut off because a declared length passed the end.
     pub truncated: usize,
+    /// Alive messages left out of the output because they repeat what
+    /// the receiving node already holds (only when the caller gave such
+    /// a test: [`decode_packet_filtered`]).
+    pub repeated_alives: usize,
     /// Whether the packet had a (valid) CRC header.
     pub had_crc: bool,
     /// Whether the packet was encrypted (and decrypted with one of our
@@ -340,18 +346,34 @@ pub fn decode_packet_with(
     limits: &Limits,
     out: &mut Vec<Message>,
 ) -> Result<PacketSummary, PacketError> {
+    let keep_all = |_: &AliveRef<'_>| false;
+    let labels = (our_label, skip_label_check);
+    decode_packet_filtered(data, labels, decryption, limits, out, &keep_all)
+}
+
+/// [`decode_packet_with`] (`labels`: our label and whether to skip its
+/// check), leaving out alive messages for which `repeated` says they
+/// repeat what the node holds, before they are copied out of the packet.
+pub(crate) fn decode_packet_filtered(
+    data: &[u8],
+    (our_label, skip_label_check): (&[u8], bool),
+    decryption: Option<Decryption<'_>>,
+    limits: &Limits,
+    out: &mut Vec<Message>,
+    repeated: &dyn Fn(&AliveRef<'_>) -> bool,
+) -> Result<PacketSummary, PacketError> {
     let (rest, label) = strip_packet_label(data, our_label, skip_label_check)?;
     let Some(d) = decryption else {
-        return decode_packet_body(rest, limits, out);
+        return decode_body_filtered(rest, limits, out, repeated);
     };
     match d.keyring.decrypt(rest, label) {
         Ok(plain) => {
-            let mut s = decode_packet_body(&plain, limits, out)?;
+            let mut s = decode_body_filtered(&plain, limits, out, repeated)?;
             s.decrypted = true;
             Ok(s)
         }
         Err(e) if d.verify_incoming => Err(PacketError::Decrypt(e)),
-        Err(_) => decode_packet_body(rest, limits, out),
+        Err(_) => decode_body_filtered(rest, limits, out, repeated),
     }
 }
 
@@ -362,6 +384,15 @@ pub fn decode_packet_body(
     buf: &[u8],
     limits: &Limits,
     out: &mut Vec<Message>,
+) -> Result<PacketSummary, PacketError> {
+    decode_body_filtered(buf, limits, out, &|_| false)
+}
+
+fn decode_body_filtered(
+    buf: &[u8],
+    limits: &Limits,
+    out: &mut Vec<Message>,
+    repeated: &dyn Fn(&AliveRef<'_>) -> bool,
 ) -> Result<PacketSummary, PacketError> {
     let mut summary = PacketSummary::default();
     let mut body = buf;
@@ -374,84 +405,100 @@ pub fn decode_packet_body(
         }
         summary.had_crc = true;
     }
-    let mut budget = limits.max_decompressed_bytes;
-    dispatch(body, 0, limits, &mut budget, &mut summary, out);
+    let mut d = Dispatch {
+        limits,
+        budget: limits.max_decompressed_bytes,
+        summary: &mut summary,
+        out,
+        repeated,
+    };
+    dispatch(body, 0, &mut d);
     Ok(summary)
 }
 
-fn dispatch(
-    buf: &[u8],
-    depth: usize,
-    limits: &Limits,
-    budget: &mut usize,
-    summary: &mut PacketSummary,
-    out: &mut Vec<Message>,
-) {
+/// Where [`dispatch`] puts what it finds, and what it may spend.
+struct Dispatch<'x> {
+    limits: &'x Limits,
+    /// Decompressed bytes still allowed for this packet.
+    budget: usize,
+    summary: &'x mut PacketSummary,
+    out: &'x mut Vec<Message>,
+    repeated: &'x dyn Fn(&AliveRef<'_>) -> bool,
+}
+
+fn dispatch(buf: &[u8], depth: usize, d: &mut Dispatch<'_>) {
     let Some((&t, body)) = buf.split_first() else {
-        summary.malformed += 1;
+        d.summary.malformed += 1;
         return;
     };
     match MessageType::from_byte(t) {
         Some(MessageType::Compound) => {
             if depth >= MAX_NESTING {
-                summary.malformed += 1;
+                d.summary.malformed += 1;
                 return;
             }
             let Some((&n, rest)) = body.split_first() else {
-                summary.malformed += 1;
+                d.summary.malformed += 1;
                 return;
             };
             let n = n as usize;
             let Some(lens) = rest.get(..2 * n) else {
-                summary.malformed += 1;
+                d.summary.malformed += 1;
                 return;
             };
             let mut rest = &rest[2 * n..];
             for (i, l) in lens.chunks_exact(2).enumerate() {
                 let len = u16::from_be_bytes([l[0], l[1]]) as usize;
                 if rest.len() < len {
-                    summary.truncated += n - i;
+                    d.summary.truncated += n - i;
                     return;
                 }
                 let (part, after) = rest.split_at(len);
                 rest = after;
-                dispatch(part, depth + 1, limits, budget, summary, out);
+                dispatch(part, depth + 1, d);
             }
         }
         Some(MessageType::Compress) => {
             if depth >= MAX_NESTING {
-                summary.malformed += 1;
+                d.summary.malformed += 1;
                 return;
             }
             let Ok((0, data)) = decode_compress_body(&mut Reader::new(body)) else {
-                summary.malformed += 1;
+                d.summary.malformed += 1;
                 return;
             };
-            let cap = (*budget).min(limits.max_decompressed_bytes);
+            let cap = d.budget.min(d.limits.max_decompressed_bytes);
             match lzw::decompress(data, cap) {
                 Ok(plain) => {
-                    *budget -= plain.len();
-                    dispatch(&plain, depth + 1, limits, budget, summary, out);
+                    d.budget -= plain.len();
+                    dispatch(&plain, depth + 1, d);
                 }
-                Err(_) => summary.malformed += 1,
+                Err(_) => d.summary.malformed += 1,
             }
         }
+        Some(MessageType::Alive) => match AliveRef::decode_body(&mut Reader::new(body)) {
+            Ok(a) if (d.repeated)(&a) => d.summary.repeated_alives += 1,
+            Ok(a) => {
+                d.summary.messages += 1;
+                d.out.push(Message::Alive(a.to_owned()));
+            }
+            Err(_) => d.summary.malformed += 1,
+        },
         Some(
             MessageType::Ping
             | MessageType::IndirectPing
             | MessageType::Ack
             | MessageType::Nack
             | MessageType::Suspect
-            | MessageType::Alive
             | MessageType::Dead
             | MessageType::User
             | MessageType::Err,
         ) => match decode_message(buf) {
             Ok(m) => {
-                summary.messages += 1;
-                out.push(m);
+                d.summary.messages += 1;
+                d.out.push(m);
             }
-            Err(_) => summary.malformed += 1,
+            Err(_) => d.summary.malformed += 1,
         },
         Some(
             MessageType::PushPull
@@ -459,7 +506,7 @@ fn dispatch(
             | MessageType::HasCrc
             | MessageType::HasLabel,
         )
-        | None => summary.unknown += 1,
+        | None => d.summary.unknown += 1,
     }
 }
 

@@ -281,7 +281,10 @@ impl Cluster {
             if t > end {
                 break;
             }
-            self.now = t;
+            // A deadline already past (a parked gossip tick resumes at its
+            // old grid point and fires at once) must not turn the clock
+            // back.
+            self.now = t.max(self.now);
             while let Some(&Reverse((at, seq))) = self.queue.peek() {
                 if at > self.now {
                     break;

@@ -33,6 +33,7 @@ impl TokioTransport {
     /// port. Fails with [`Error::Bind`].
     pub async fn bind(addr: SocketAddr) -> Result<TokioTransport, Error> {
         let (udp, listener) = net::bind(addr).await?;
+        set_udp_recv_buffer(&udp);
         let local_addr = udp.local_addr().map_err(|e| Error::Bind {
             addr,
             kind: e.kind(),
@@ -42,6 +43,26 @@ impl TokioTransport {
             listener,
             local_addr,
         })
+    }
+}
+
+/// The UDP receive buffer Go's `NetTransport` asks for (`udpRecvBufSize`),
+/// so that a burst of gossip (a join storm) waits in the kernel rather
+/// than being dropped. Linux caps it at `net.core.rmem_max` (and doubles
+/// it for bookkeeping); like Go, a refused size is halved until one is
+/// taken, and failing altogether keeps the system default.
+const UDP_RECV_BUFFER: usize = 2 * 1024 * 1024;
+
+fn set_udp_recv_buffer(udp: &UdpSocket) {
+    let sock = socket2::SockRef::from(udp);
+    let mut size = UDP_RECV_BUFFER;
+    while size > 0 {
+        match sock.set_recv_buffer_size(size) {
+            Ok(()) => return,
+            Err(e) if size == 1 => tracing::debug!("setting the UDP receive buffer failed: {e}"),
+            Err(_) => {}
+        }
+        size /= 2;
     }
 }
 
