@@ -73,7 +73,8 @@ impl Node {
     pub(super) fn gossip_tick(&mut self, now: Instant, at: Instant) {
         let interval = self.config.gossip_interval;
         let mut at = at;
-        if core::mem::take(&mut self.gossip_pacing.resumed) && now - at >= interval / 2 {
+        let resumed = core::mem::take(&mut self.gossip_pacing.resumed);
+        if resumed && now - at >= interval / 2 {
             // Re-armed after parking at a tick that had passed when the
             // broadcast was queued: move to the first tick of the grid not
             // before now. (A tick that fires less than half an interval
@@ -90,8 +91,17 @@ impl Node {
         // A tick a quarter of an interval late or more means this node (or
         // the process it shares, as in a one-process cluster) is not
         // keeping up: see `gossip`. A timer of a node that keeps up fires
-        // within a millisecond or two.
-        let starved = now - at >= interval / 4;
+        // within a millisecond or two. (A resumed tick is late by design.)
+        let late = if resumed { Duration::ZERO } else { now - at };
+        let starved = late >= interval / 4;
+        if late >= interval && !self.broadcasts.is_empty() {
+            // A whole interval late: skip the round; what is queued waits
+            // for a round when the node has caught up (and rides on its
+            // pings meanwhile).
+            self.stats.gossip_rounds_skipped += 1;
+            self.timers.schedule(TimerKey::GossipTick, now + interval);
+            return;
+        }
         if self.broadcasts.is_empty() && !self.hooks.may_broadcast() {
             // Nothing to gossip: Go's gossip() would pick its targets and
             // send nothing. Park the tick rather than wake up every
