@@ -21,7 +21,9 @@
 #
 # The agents of the per-process runs are `cargo build --profile dist`
 # (LTO, one codegen unit, opt-level "z": the shipped binary; the first
-# build takes minutes), the one-process runs use the release profile.
+# build takes minutes), the one-process runs use the release profile. The
+# per-process runs also run the lean agent build (`--no-default-features`:
+# no HTTP API, DNS, client, demo, bench or tune; target/bench/headcount-lean).
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
 #   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
@@ -111,18 +113,27 @@ cat "$golog" >&2
 go_version=$(sed -n 's/^build-go.sh: memberlist //p' "$golog" | tail -n 1)
 rs="$repo/target/release/headcount"
 agent="$repo/target/dist/headcount"
+lean="$repo/target/bench/headcount-lean"
 agent_build="dist profile"
 if [ "$per_process" -eq 1 ]; then
     if [ "$agent_static" -eq 1 ]; then
         # --target keeps the flag off build scripts and proc macros.
         triple="$(rustc -vV | sed -n 's/^host: //p')"
-        (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-            cargo build --profile dist --quiet -p headcount-cli --target "$triple")
-        agent="$repo/target/$triple/dist/headcount"
+        dist_build() {
+            (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+                cargo build --profile dist --quiet -p headcount-cli --target "$triple" "$@")
+        }
+        dist_dir="$repo/target/$triple/dist"
         agent_build="dist profile, static glibc"
     else
-        (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli)
+        dist_build() { (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli "$@"); }
+        dist_dir="$repo/target/dist"
     fi
+    # Both builds write dist/headcount: the lean one first, copied aside.
+    dist_build --no-default-features
+    cp "$dist_dir/headcount" "$lean"
+    dist_build
+    agent="$dist_dir/headcount"
 fi
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
@@ -177,7 +188,7 @@ pp_results="$repo/target/bench/perprocess.jsonl"
 if [ "$per_process" -eq 1 ]; then
     : >"$pp_results"
     for r in $(seq 1 "$pp_repeats"); do
-        impls="headcount headcount-http go"
+        impls="headcount headcount-lean headcount-http go"
         [ "$al8n" -eq 0 ] || impls="$impls al8n"
         # Rotate the order against drift of the machine.
         set -- $impls
@@ -185,6 +196,7 @@ if [ "$per_process" -eq 1 ]; then
         for impl in "$@"; do
             case "$impl" in
                 headcount|headcount-http) bin="$agent"; port=$(( rs_port + 1000 )) ;;
+                headcount-lean) bin="$lean"; port=$(( rs_port + 1000 )) ;;
                 go) bin="$gob"; port=$(( go_port + 1000 )) ;;
                 al8n) bin="$alb"; port=$(( al_port + 1000 )) ;;
             esac
