@@ -349,6 +349,7 @@ fn state_index(s: MemberState) -> usize {
 /// API options for the view of an in-process node (`headcount demo`,
 /// `headcount bench --view`): at `listen`, without a token, with the
 /// agent's default idle timeout.
+#[cfg(any(feature = "demo", feature = "bench"))]
 pub fn local_api(listen: crate::http_args::Listen) -> crate::http_args::HttpArgs {
     crate::http_args::HttpArgs {
         http: Some(listen),
