@@ -287,7 +287,7 @@ def per_process_table(p, rows, params):
       "process of every run, join and detection the median over the runs. "
       "\"headcount\" is `headcount agent --http off`; \"headcount (lean build)\" the same "
       "command on the lean agent build (`--no-default-features`: no HTTP API, DNS, client, "
-      "demo, bench or tune); \"headcount + HTTP API\" the agent as "
+      "demo, bench or tune; static glibc, as README.md builds it); \"headcount + HTTP API\" the agent as "
       "shipped (API on loopback); Go and al8n nodes have no HTTP server. Ratios are headcount "
       "(the full build without the API) over the others.")
     p("")

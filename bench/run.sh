@@ -16,14 +16,15 @@
 #                                # one node per process (bench/perprocess.py):
 #                                # 8 processes of each, steady window, then a
 #                                # SIGKILL; default 60 s x 3 (--quick: 20 s x 1)
-#   bench/run.sh --agent-static  # the agents built with a static glibc
+#   bench/run.sh --agent-static  # the full agent built with a static glibc too
 #                                # (+crt-static; see bench/notes.md)
 #
 # The agents of the per-process runs are `cargo build --profile dist`
 # (LTO, one codegen unit, opt-level "z": the shipped binary; the first
 # build takes minutes), the one-process runs use the release profile. The
-# per-process runs also run the lean agent build (`--no-default-features`:
-# no HTTP API, DNS, client, demo, bench or tune; target/bench/headcount-lean).
+# per-process runs also run the lean agent as documented (`--no-default-features`:
+# no HTTP API, DNS, client, demo, bench or tune; static glibc;
+# target/bench/headcount-lean).
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
 #   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
@@ -116,24 +117,25 @@ agent="$repo/target/dist/headcount"
 lean="$repo/target/bench/headcount-lean"
 agent_build="dist profile"
 if [ "$per_process" -eq 1 ]; then
+    # --target keeps the flag off build scripts and proc macros.
+    triple="$(rustc -vV | sed -n 's/^host: //p')"
+    static_build() {
+        (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+            cargo build --profile dist --quiet -p headcount-cli --target "$triple" "$@")
+    }
+    # The lean agent, built as README.md says (static glibc: it looks no
+    # names up, so no NSS modules are loaded); copied aside, since the full
+    # static build writes the same file.
+    static_build --no-default-features
+    cp "$repo/target/$triple/dist/headcount" "$lean"
     if [ "$agent_static" -eq 1 ]; then
-        # --target keeps the flag off build scripts and proc macros.
-        triple="$(rustc -vV | sed -n 's/^host: //p')"
-        dist_build() {
-            (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-                cargo build --profile dist --quiet -p headcount-cli --target "$triple" "$@")
-        }
-        dist_dir="$repo/target/$triple/dist"
+        static_build
+        agent="$repo/target/$triple/dist/headcount"
         agent_build="dist profile, static glibc"
     else
-        dist_build() { (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli "$@"); }
-        dist_dir="$repo/target/dist"
+        (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli)
     fi
-    # Both builds write dist/headcount: the lean one first, copied aside.
-    dist_build --no-default-features
-    cp "$dist_dir/headcount" "$lean"
-    dist_build
-    agent="$dist_dir/headcount"
+    agent_build="$agent_build; the lean build: --no-default-features, dist profile, static glibc"
 fi
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
