@@ -4,6 +4,7 @@ the way most users run an agent. Prints one JSON line of figures.
 
     bench/perprocess.py --impl headcount --bin target/release/headcount
     bench/perprocess.py --impl headcount-http --bin target/release/headcount
+    bench/perprocess.py --impl headcount-lean --bin target/bench/headcount-lean
     bench/perprocess.py --impl go --bin target/bench/mlbench
     bench/perprocess.py --impl al8n --bin target/bench/al8n-bench
         [--processes 8] [--steady 60] [--detect-window 30] [--profile lan]
@@ -15,7 +16,9 @@ JSON lines on stdout, one per event of their event delegate):
 * headcount: `headcount agent --name node-i --bind 127.0.0.1:P+i
   --profile lan --http off --log-level warn` (the shipped binary; stdin
   /dev/null); `headcount-http` the same with the HTTP API on
-  127.0.0.1:P+100+i (the agent's default is on).
+  127.0.0.1:P+100+i (the agent's default is on); `headcount-lean` the
+  same command as `headcount`, for the lean build (`cargo build -p
+  headcount-cli --no-default-features`, which has no HTTP API).
 * go: `mlbench -agent` (hashicorp/memberlist, its NetTransport, events
   printed by an EventDelegate, logger discarded).
 * al8n: `al8n-bench --agent` (al8n's memberlist crate, tokio
@@ -65,10 +68,10 @@ def status_kib(pid):
 
 def command(impl, binary, i, port, seed, profile, base_port):
     name = f"node-{i}"
-    if impl in ("headcount", "headcount-http"):
+    if impl in ("headcount", "headcount-http", "headcount-lean"):
         c = [binary, "agent", "--name", name, "--bind", f"127.0.0.1:{port}",
              "--profile", profile, "--log-level", "warn"]
-        if impl == "headcount":
+        if impl in ("headcount", "headcount-lean"):
             c += ["--http", "off"]
         else:
             c += ["--http", f"127.0.0.1:{base_port + 100 + i}"]
@@ -91,6 +94,7 @@ def command(impl, binary, i, port, seed, profile, base_port):
 IMPL_NAMES = {
     "headcount": "headcount",
     "headcount-http": "headcount",
+    "headcount-lean": "headcount",
     "go": "go-memberlist",
     "al8n": "al8n-memberlist",
 }

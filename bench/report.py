@@ -283,6 +283,7 @@ AGENT_RSS_TARGET_KIB = 3 * 1024
 # (variant, column label)
 PP_COLUMNS = [
     ("headcount", "headcount"),
+    ("headcount-lean", "headcount (lean build)"),
     ("headcount-http", "headcount + HTTP API"),
     ("go", "Go"),
     ("al8n", "al8n"),
@@ -309,9 +310,11 @@ def per_process_table(p, rows, params):
       "Memory is each process's `/proc/PID/status` at the end of the steady window, CPU its "
       "utime + stime over the window; process figures are the median and the max over every "
       "process of every run, join and detection the median over the runs. "
-      "\"headcount\" is `headcount agent --http off`; \"headcount + HTTP API\" the agent as "
+      "\"headcount\" is `headcount agent --http off`; \"headcount (lean build)\" the same "
+      "command on the lean agent build (`--no-default-features`: no HTTP API, DNS, client, "
+      "demo, bench or tune; static glibc, as README.md builds it); \"headcount + HTTP API\" the agent as "
       "shipped (API on loopback); Go and al8n nodes have no HTTP server. Ratios are headcount "
-      "(without the API) over the others.")
+      "(the full build without the API) over the others.")
     p("")
 
     def pooled(v, key):
@@ -351,7 +354,9 @@ def per_process_table(p, rows, params):
             cells.append("–" if r is None else ("∞" if math.isinf(r) else f"{r:.2f}"))
         p(f"| {label} | " + " | ".join(cells) + " |")
     p("")
-    for v, label in (("headcount", "headcount agent"), ("headcount-http", "headcount agent with its HTTP API")):
+    for v, label in (("headcount", "headcount agent"),
+                     ("headcount-lean", "headcount agent, lean build"),
+                     ("headcount-http", "headcount agent with its HTTP API")):
         if by[v]:
             m = median(pooled(v, "rss_kib"))
             ok = m is not None and m <= AGENT_RSS_TARGET_KIB

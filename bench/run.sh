@@ -16,7 +16,7 @@
 #                                # one node per process (bench/perprocess.py):
 #                                # 8 processes of each, steady window, then a
 #                                # SIGKILL; default 60 s x 3 (--quick: 20 s x 1)
-#   bench/run.sh --agent-static  # the agents built with a static glibc
+#   bench/run.sh --agent-static  # the full agent built with a static glibc too
 #                                # (+crt-static; see bench/notes.md)
 #   bench/run.sh --append --nodes 1000 --duration 60 --kill-at 40 \
 #                --taskset 1 --no-per-process
@@ -29,7 +29,10 @@
 #
 # The agents of the per-process runs are `cargo build --profile dist`
 # (LTO, one codegen unit, opt-level "z": the shipped binary; the first
-# build takes minutes), the one-process runs use the release profile.
+# build takes minutes), the one-process runs use the release profile. The
+# per-process runs also run the lean agent as documented (`--no-default-features`:
+# no HTTP API, DNS, client, demo, bench or tune; static glibc;
+# target/bench/headcount-lean).
 #
 #   MEMBERLIST_SRC=/src/memberlist MEMBERLIST_GOPATH=/src/gopath \
 #   MEMBERLIST_VERSION=v0.6.0 bench/run.sh
@@ -41,9 +44,12 @@
 # (offline), runs each configuration `repeats` times alternating the
 # implementations, keeps the raw JSON lines in target/bench/results.jsonl
 # and renders the report with bench/report.py. Loopback only; headcount
-# uses ports 20000.., Go 30000.., al8n 40000.. (override with
+# uses ports 20000.., Go 30000.., al8n 10000.. (override with
 # --ports "A B" or --ports "A B C"); the one-node-per-process runs use
-# those plus 1000 (and headcount's HTTP API those plus 1100).
+# those plus 1000 (and headcount's HTTP API those plus 1100). All below
+# Linux's ephemeral range (32768..): at 1,000 nodes the runs before leave
+# thousands of outgoing TCP connections in TIME_WAIT on ephemeral ports,
+# and a node that wants one of those ports cannot bind it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,7 +61,7 @@ kill_at=12
 profile=lan
 runtime=current
 out="$repo/docs/benchmarks.md"
-ports="20000 30000 40000"
+ports="20000 30000 10000"
 al8n=1
 per_process=1
 one_process=1
@@ -94,7 +100,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 read -r rs_port go_port al_port <<<"$ports"
-al_port="${al_port:-40000}"
+al_port="${al_port:-10000}"
 
 need=()
 command -v go >/dev/null 2>&1 || need+=(golang-go)
@@ -124,18 +130,28 @@ cat "$golog" >&2
 go_version=$(sed -n 's/^build-go.sh: memberlist //p' "$golog" | tail -n 1)
 rs="$repo/target/release/headcount"
 agent="$repo/target/dist/headcount"
+lean="$repo/target/bench/headcount-lean"
 agent_build="dist profile"
 if [ "$per_process" -eq 1 ]; then
-    if [ "$agent_static" -eq 1 ]; then
-        # --target keeps the flag off build scripts and proc macros.
-        triple="$(rustc -vV | sed -n 's/^host: //p')"
+    # --target keeps the flag off build scripts and proc macros.
+    triple="$(rustc -vV | sed -n 's/^host: //p')"
+    static_build() {
         (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
-            cargo build --profile dist --quiet -p headcount-cli --target "$triple")
+            cargo build --profile dist --quiet -p headcount-cli --target "$triple" "$@")
+    }
+    # The lean agent, built as README.md says (static glibc: it looks no
+    # names up, so no NSS modules are loaded); copied aside, since the full
+    # static build writes the same file.
+    static_build --no-default-features
+    cp "$repo/target/$triple/dist/headcount" "$lean"
+    if [ "$agent_static" -eq 1 ]; then
+        static_build
         agent="$repo/target/$triple/dist/headcount"
         agent_build="dist profile, static glibc"
     else
         (cd "$repo" && cargo build --profile dist --quiet -p headcount-cli)
     fi
+    agent_build="$agent_build; the lean build: --no-default-features, dist profile, static glibc"
 fi
 alb="$repo/target/bench/al8n-bench"
 if [ "$al8n" -eq 1 ]; then
@@ -191,7 +207,7 @@ pp_results="$repo/target/bench/perprocess.jsonl"
 if [ "$per_process" -eq 1 ]; then
     : >"$pp_results"
     for r in $(seq 1 "$pp_repeats"); do
-        impls="headcount headcount-http go"
+        impls="headcount headcount-lean headcount-http go"
         [ "$al8n" -eq 0 ] || impls="$impls al8n"
         # Rotate the order against drift of the machine.
         set -- $impls
@@ -199,6 +215,7 @@ if [ "$per_process" -eq 1 ]; then
         for impl in "$@"; do
             case "$impl" in
                 headcount|headcount-http) bin="$agent"; port=$(( rs_port + 1000 )) ;;
+                headcount-lean) bin="$lean"; port=$(( rs_port + 1000 )) ;;
                 go) bin="$gob"; port=$(( go_port + 1000 )) ;;
                 al8n) bin="$alb"; port=$(( al_port + 1000 )) ;;
             esac

@@ -45,5 +45,13 @@ for example in chat kv discovery; do
     cargo run -q -p headcount --example "$example"
 done
 
+# The lean agent: headcount-cli without its default features (agent and
+# keygen only; no HTTP API, DNS, client, demo, bench or tune). Its unit
+# tests and the agent's end-to-end tests run on the binary built that way.
+echo "==> cargo test -p headcount-cli --no-default-features (the lean agent)"
+cargo test -p headcount-cli --no-default-features --bin headcount --test lean --test cli
+echo "==> cargo test -p headcount --no-default-features --lib (no DNS, no metrics)"
+cargo test -p headcount --no-default-features --lib
+
 echo "==> cargo test --workspace"
 exec cargo test --workspace "$@"

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 // A child module, so it can fill in `AgentArgs`' fields.
 #[path = "agent_config.rs"]
 pub(crate) mod agent_config;
-pub use agent_config::{parse_duration, resolve, LogLevel};
+pub use agent_config::{resolve, LogLevel};
 
 /// Sets the log level at run time (`None`: RUST_LOG, else info).
 pub type SetLogLevel = Box<dyn Fn(Option<LogLevel>) + Send + Sync>;
@@ -159,7 +159,7 @@ pub struct AgentArgs {
     allow: Vec<Cidr>,
     /// The HTTP API: --http, --http-token, --http-insecure.
     #[command(flatten)]
-    http: crate::http_api::HttpArgs,
+    http: crate::http_args::HttpArgs,
     /// GET /metrics: --metrics-prefix, --metric-label.
     #[command(flatten)]
     metrics: crate::metrics_endpoint::MetricsArgs,
@@ -369,7 +369,7 @@ pub async fn run(args: AgentArgs, set_log_level: SetLogLevel) -> ExitCode {
 
 async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) -> ExitCode {
     // Refuse an unsafe HTTP API before the node starts.
-    let http_on = match crate::http_api::check(&args.http) {
+    let http_on = match crate::http_args::check(&args.http) {
         Ok(addr) => addr.is_some(),
         Err(e) => {
             eprintln!("headcount: {e}");
@@ -389,6 +389,7 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
     let mut config = config;
     // Before the node starts: it registers its metrics then. Nothing to
     // serve them without the API.
+    #[cfg(feature = "http-api")]
     if http_on {
         if let Err(e) = crate::metrics_endpoint::install(&args.metrics) {
             eprintln!("headcount: {e}");
@@ -473,6 +474,7 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
             }
         }
     }
+    #[cfg(feature = "http-api")]
     match crate::http_api::start(&args.http, &ml, keyring_file.clone()).await {
         Ok(Some(addr)) => printer.print(crate::http_api::bound_line(addr)),
         Ok(None) => {}
@@ -481,6 +483,10 @@ async fn agent(args: AgentArgs, printer: Printer, set_log_level: SetLogLevel) ->
             ml.shutdown().await;
             return ExitCode::FAILURE;
         }
+    }
+    #[cfg(not(feature = "http-api"))]
+    if !http_on && args.http.http.is_none() {
+        tracing::info!("HTTP API off: not in this build (cargo feature `http-api`)");
     }
     tracing::info!(
         "{} listening on {} (announced as {})",

@@ -279,7 +279,7 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
             .collect::<Result<_, _>>()?;
     }
     if let Some(v) = f.http.filter(|_| !given("http")) {
-        args.http.http = Some(crate::http_api::parse_listen(&v).map_err(|e| key("http", e))?);
+        args.http.http = Some(crate::http_args::parse_listen(&v).map_err(|e| key("http", e))?);
     }
     if let Some(v) = f.http_token.filter(|_| !given("http_token")) {
         args.http.http_token = Some(v);
@@ -352,7 +352,6 @@ fn apply(args: &mut AgentArgs, f: FileConfig, given: &dyn Fn(&str) -> bool) -> R
 mod tests {
     use super::*;
     use clap::{CommandFactory, FromArgMatches, Parser};
-    use headcount::Config;
 
     #[derive(Parser)]
     struct Cli {
@@ -427,7 +426,7 @@ mod tests {
         assert_eq!(a.name, "from-file");
         assert_eq!(
             a.http.http,
-            Some(crate::http_api::Listen::At(
+            Some(crate::http_args::Listen::At(
                 "127.0.0.1:7999".parse().unwrap()
             ))
         );
@@ -506,8 +505,10 @@ mod tests {
         assert!(reload(&a).unwrap_err().contains("bogus"));
     }
 
+    #[cfg(feature = "tune")]
     #[test]
     fn tune_toml_loads_as_agent_config() {
+        use headcount::Config;
         #[derive(Parser)]
         struct Tune {
             #[command(flatten)]

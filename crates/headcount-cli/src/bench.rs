@@ -298,7 +298,7 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
                     }
                 };
                 rt.block_on(async move {
-                    let http = crate::web_view::local_api(crate::http_api::Listen::At(addr));
+                    let http = crate::web_view::local_api(crate::http_args::Listen::At(addr));
                     let started = crate::http_api::start(&http, &ml, None).await;
                     let serving = started.is_ok();
                     let _ = tx.send(started);

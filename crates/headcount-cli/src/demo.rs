@@ -34,8 +34,8 @@ pub struct DemoArgs {
     #[arg(long)]
     stay: bool,
     /// Where node-1 serves its HTTP API and web view, or `off`.
-    #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:0", value_parser = crate::http_api::parse_listen)]
-    http: crate::http_api::Listen,
+    #[arg(long, value_name = "IP:PORT|off", default_value = "127.0.0.1:0", value_parser = crate::http_args::parse_listen)]
+    http: crate::http_args::Listen,
 }
 
 /// With `--stay`, the pause between one node's return and the next kill.
@@ -162,7 +162,7 @@ async fn demo(
     n: usize,
     deadline: Instant,
     stay: bool,
-    http: crate::http_api::Listen,
+    http: crate::http_args::Listen,
 ) -> Result<(), String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut d = Demo {

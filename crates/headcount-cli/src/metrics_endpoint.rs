@@ -10,27 +10,40 @@
 //! Counters get no `_total` suffix and no unit suffix, as in Go. Timers and
 //! samples are summaries, like Go's sink: quantiles 0.5, 0.9 and 0.99 over
 //! a sliding 10 s window, with `_sum` and `_count` over the whole run.
+//!
+//! The options are in every build (a build without the `http-api` feature
+//! takes them and hides them: nothing records or serves metrics there).
 
+#[cfg(feature = "http-api")]
 use std::sync::OnceLock;
+#[cfg(feature = "http-api")]
 use std::time::Duration;
 
+#[cfg(feature = "http-api")]
 use axum::http::{header, StatusCode};
+#[cfg(feature = "http-api")]
 use axum::response::{IntoResponse, Response};
 use clap::Args;
+#[cfg(feature = "http-api")]
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+#[cfg(feature = "http-api")]
 use metrics_util::layers::{Layer, PrefixLayer};
+
+/// Hide the options from `--help` when nothing serves metrics.
+const HIDE: bool = !cfg!(feature = "http-api");
 
 /// The metrics options of `headcount agent` (flattened into its
 /// arguments).
 #[derive(Args, Debug, Clone, Default)]
+#[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 pub struct MetricsArgs {
     /// Prefix of the names served at /metrics, e.g. `consul` for
     /// consul_memberlist_msg_suspect (default: none, memberlist_msg_suspect).
-    #[arg(long, value_name = "PREFIX", value_parser = parse_prefix)]
+    #[arg(long, value_name = "PREFIX", value_parser = parse_prefix, hide = HIDE)]
     pub(crate) metrics_prefix: Option<String>,
     /// A label on every metric (Go memberlist's MetricLabels), KEY=VALUE
     /// (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label)]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label, hide = HIDE)]
     pub(crate) metric_label: Vec<(String, String)>,
 }
 
@@ -75,16 +88,19 @@ pub(crate) fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 /// The exporter's handle, once installed.
+#[cfg(feature = "http-api")]
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// How often samples are folded into the summaries when nobody scrapes,
 /// so that they do not pile up.
+#[cfg(feature = "http-api")]
 const UPKEEP: Duration = Duration::from_secs(5);
 
 /// Installs the Prometheus recorder as the process's recorder, with the
 /// prefix. Must run before the node is created (the node registers its
 /// metrics when it starts) and inside the tokio runtime (it spawns the
 /// upkeep task). A second call changes nothing.
+#[cfg(feature = "http-api")]
 pub fn install(args: &MetricsArgs) -> Result<(), String> {
     if HANDLE.get().is_some() {
         return Ok(());
@@ -117,6 +133,7 @@ pub fn install(args: &MetricsArgs) -> Result<(), String> {
 
 /// `GET /metrics`: the Prometheus text format (404 when no recorder was
 /// installed, as in the tests of the bare router).
+#[cfg(feature = "http-api")]
 pub async fn render() -> Response {
     match HANDLE.get() {
         Some(h) => (

@@ -18,7 +18,7 @@ use headcount_sim::tune::search::{self, fmt_duration, Knobs, Recommendation, Tar
 use headcount_sim::tune::verify::{self, Comparison, Effort, Measured};
 use serde_json::json;
 
-use crate::agent::parse_duration;
+use crate::agent::agent_config::parse_duration;
 
 /// `headcount tune`'s arguments.
 #[derive(Args, Debug)]

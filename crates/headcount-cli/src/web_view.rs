@@ -349,8 +349,9 @@ fn state_index(s: MemberState) -> usize {
 /// API options for the view of an in-process node (`headcount demo`,
 /// `headcount bench --view`): at `listen`, without a token, with the
 /// agent's default idle timeout.
-pub fn local_api(listen: crate::http_api::Listen) -> crate::http_api::HttpArgs {
-    crate::http_api::HttpArgs {
+#[cfg(any(feature = "demo", feature = "bench"))]
+pub fn local_api(listen: crate::http_args::Listen) -> crate::http_args::HttpArgs {
+    crate::http_args::HttpArgs {
         http: Some(listen),
         http_token: None,
         http_token_file: None,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_headcount");
 
+#[cfg(feature = "demo")]
 #[test]
 fn demo_runs_to_the_end() {
     let out = Command::new(BIN).arg("demo").output().expect("run demo");

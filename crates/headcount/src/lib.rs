@@ -46,9 +46,11 @@
 //! address, as Go does) and a [`Config`] preset ([`Config::lan`],
 //! [`Config::wan`], [`Config::local`]) tuned with `with_*` setters.
 //! [`Memberlist::join`] takes `host:port`, a bare host (the bind port is
-//! used) or a DNS name (every A and AAAA record) and returns how many
-//! addresses answered; failures are typed ([`Error::JoinFailed`] with a
-//! [`JoinError`] per address).
+//! used) or a DNS name (every A and AAAA record; cargo feature `dns`, on
+//! by default: without it a name is refused with
+//! [`AddressError::NoDns`]) and returns how many addresses answered;
+//! failures are typed ([`Error::JoinFailed`] with a [`JoinError`] per
+//! address).
 //!
 //! **Members and events.** [`Memberlist::members`] lists the members alive
 //! or suspect, as Go's `Members()`, and agrees with

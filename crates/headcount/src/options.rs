@@ -52,7 +52,8 @@ pub struct Options {
     /// The resolv.conf that name servers and resolver options are read
     /// from when a join address is a host name (Go's `DNSConfigPath`).
     /// Default: `/etc/resolv.conf`. When it cannot be read, host names are
-    /// resolved by the system resolver.
+    /// resolved by the system resolver. Unused without the `dns` feature
+    /// (host names are then refused).
     pub dns_config_path: PathBuf,
     /// Protocol configuration: start from [`Config::lan`], [`Config::wan`]
     /// or [`Config::local`].

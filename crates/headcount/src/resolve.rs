@@ -1,14 +1,23 @@
 //! Parsing and resolving join addresses, as Go memberlist's `resolveAddr`
-//! and `tcpLookupIP` (`memberlist.go`) do.
+//! and `tcpLookupIP` (`memberlist.go`) do. Host names need the `dns`
+//! feature; without it only IP addresses resolve.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+#[cfg(feature = "dns")]
+use std::path::Path;
+#[cfg(feature = "dns")]
 use std::time::Duration;
 
+#[cfg(feature = "dns")]
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, Protocol, ResolverConfig};
+#[cfg(feature = "dns")]
 use hickory_resolver::error::ResolveErrorKind;
+#[cfg(feature = "dns")]
 use hickory_resolver::TokioAsyncResolver;
+#[cfg(feature = "dns")]
 use tokio::sync::OnceCell;
 
 /// Go memberlist's default `BindPort` and `AdvertisePort`, the port
@@ -21,6 +30,7 @@ pub(crate) const DEFAULT_DNS_CONFIG_PATH: &str = "/etc/resolv.conf";
 
 /// How long the TCP-first lookup may take (Go's `dns.Client` dials and
 /// reads with 2 s timeouts).
+#[cfg(feature = "dns")]
 const TCP_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a join address is unusable (see [`crate::JoinError::Address`]).
@@ -61,6 +71,16 @@ pub enum AddressError {
         host: String,
         /// Why, as far as the resolver said.
         kind: io::ErrorKind,
+    },
+    /// A host name, and this build resolves none: the crate was built
+    /// without its `dns` feature (as the lean `headcount` agent is).
+    #[error(
+        "{host} is a host name, and this build resolves none (built without the `dns` \
+         feature): give an IP address"
+    )]
+    NoDns {
+        /// The host name.
+        host: String,
     },
 }
 
@@ -131,11 +151,14 @@ pub(crate) struct Resolver {
     /// The port of an address without one: the node's bound port.
     default_port: u16,
     /// The resolv.conf to read name servers and options from.
+    #[cfg(feature = "dns")]
     dns_config_path: PathBuf,
+    #[cfg(feature = "dns")]
     hickory: OnceCell<Option<Lookups>>,
 }
 
 /// The two hickory resolvers built from the DNS configuration.
+#[cfg(feature = "dns")]
 struct Lookups {
     /// Only the first name server, only over TCP; `None` without name
     /// servers.
@@ -145,6 +168,7 @@ struct Lookups {
 }
 
 /// Builds the resolvers from the resolv.conf at `path`.
+#[cfg(feature = "dns")]
 fn lookups(path: &Path) -> io::Result<Lookups> {
     let text = std::fs::read(path)?;
     let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(text)
@@ -171,6 +195,7 @@ fn lookups(path: &Path) -> io::Result<Lookups> {
 }
 
 /// All the addresses of `ips` at `port`, in order, without duplicates.
+#[cfg(feature = "dns")]
 fn with_port(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = Vec::new();
     for ip in ips {
@@ -184,11 +209,16 @@ fn with_port(ips: impl IntoIterator<Item = IpAddr>, port: u16) -> Vec<SocketAddr
 
 impl Resolver {
     /// A resolver that gives addresses without a port `default_port` and
-    /// reads name servers from `dns_config_path` (when first needed).
+    /// reads name servers from `dns_config_path` (when first needed; not
+    /// at all without the `dns` feature).
     pub(crate) fn new(default_port: u16, dns_config_path: PathBuf) -> Self {
+        #[cfg(not(feature = "dns"))]
+        let _ = dns_config_path;
         Resolver {
             default_port,
+            #[cfg(feature = "dns")]
             dns_config_path,
+            #[cfg(feature = "dns")]
             hickory: OnceCell::new(),
         }
     }
@@ -198,6 +228,19 @@ impl Resolver {
         if let Ok(ip) = hp.host.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, hp.port)]);
         }
+        self.lookup(hp).await
+    }
+
+    /// Without the `dns` feature a host name is an error.
+    #[cfg(not(feature = "dns"))]
+    async fn lookup(&self, hp: HostPort) -> Result<Vec<SocketAddr>, AddressError> {
+        Err(AddressError::NoDns { host: hp.host })
+    }
+
+    /// Looks a host name up: TCP first to the first name server (names with
+    /// a dot), then hickory as configured, then the system resolver.
+    #[cfg(feature = "dns")]
+    async fn lookup(&self, hp: HostPort) -> Result<Vec<SocketAddr>, AddressError> {
         let hickory = self
             .hickory
             .get_or_init(|| async {
@@ -358,6 +401,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "dns")]
     #[tokio::test]
     async fn resolves_localhost() {
         let r = resolver();
@@ -365,6 +409,25 @@ mod tests {
         assert!(
             addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9),
             "{addrs:?}"
+        );
+    }
+
+    #[cfg(not(feature = "dns"))]
+    #[tokio::test]
+    async fn names_need_the_dns_feature() {
+        let r = resolver();
+        let e = r.resolve("localhost:9").await.unwrap_err();
+        assert_eq!(
+            e,
+            AddressError::NoDns {
+                host: "localhost".into()
+            }
+        );
+        assert!(e.to_string().contains("`dns` feature"), "{e}");
+        // Literals still resolve.
+        assert_eq!(
+            r.resolve("10.0.0.1").await.unwrap(),
+            vec![SocketAddr::from(([10, 0, 0, 1], BIND))]
         );
     }
 }

@@ -13,6 +13,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "dns")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -271,6 +272,7 @@ async fn inner_unspecified_bind() {
     }
 }
 
+#[cfg(feature = "dns")]
 #[test]
 fn dns_names_resolve_to_a_and_aaaa() {
     // A name server must listen on port 53 (resolv.conf has no port), so
@@ -283,6 +285,7 @@ fn dns_names_resolve_to_a_and_aaaa() {
     ns.run_test("inner_dns_a_and_aaaa");
 }
 
+#[cfg(feature = "dns")]
 #[tokio::test]
 #[ignore = "run by dns_names_resolve_to_a_and_aaaa in a namespace"]
 async fn inner_dns_a_and_aaaa() {
@@ -330,6 +333,7 @@ async fn inner_dns_a_and_aaaa() {
 /// A name server on 127.0.0.1:53 (UDP and TCP) that answers `nodes.test.`
 /// and `nodes.` with A 127.0.0.1 and AAAA ::1, and everything else with
 /// NXDOMAIN.
+#[cfg(feature = "dns")]
 mod dns {
     use super::*;
     use hickory_proto::op::{Message, MessageType, ResponseCode};
