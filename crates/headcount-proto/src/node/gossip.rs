@@ -126,15 +126,16 @@ impl Node {
     /// One gossip round. Returns whether there is a backlog: the last
     /// packet was more than half full and broadcasts are still queued.
     ///
-    /// A `starved` node (its tick came a quarter interval late or more) sends one
-    /// packet, of Go's size, to one member instead of a packed one to each
-    /// of `gossip_nodes`, and no backlog doubles its rate. Gossip is the work a node can defer: each
-    /// message still goes out its transmit-limit number of times, later.
-    /// Handling what a round sends costs its receivers more than the
-    /// round costs the sender, so a process that runs many nodes and falls
-    /// behind (a join storm of 1,000 in one process) otherwise stays
-    /// behind, answering pings late, and its members suspect each other.
-    /// A node that keeps up never takes this path.
+    /// A `starved` node (its tick came a quarter interval late or more)
+    /// sends one packet, of Go's size, to one member instead of a packed
+    /// one to each of `gossip_nodes`, and no backlog doubles its rate.
+    /// Gossip is the work a node can defer: each message still goes out
+    /// its transmit-limit number of times, later. Handling what a round
+    /// sends costs its receivers more than the round costs the sender, so
+    /// a process that runs many nodes and falls behind (a join storm of
+    /// 1,000 in one process) otherwise stays behind, answering pings late,
+    /// and its members suspect each other. A node that keeps up never
+    /// takes this path.
     fn gossip(&mut self, now: Instant, starved: bool) -> bool {
         self.stats.gossip_rounds += 1;
         let name = &self.name;
