@@ -196,10 +196,10 @@ pub struct Stats {
     pub stale_accusations_ignored: u64,
     /// Alive messages dropped before they were copied out of their packet
     /// because they repeat what this node holds (see
-    /// [`Hooks::vets_alives`](crate::Hooks::vets_alives)); Go ignores the
+    /// [`Hooks::vets_alives`]); Go ignores the
     /// same messages after decoding them.
     pub repeated_alives: u64,
-    /// Gossip rounds skipped because their tick fired a whole gossip
+    /// Gossip rounds skipped because their tick fired half a gossip
     /// interval late or more: the node (or the process it shares) is not
     /// keeping up, and gossip is the work it can defer.
     pub gossip_rounds_skipped: u64,

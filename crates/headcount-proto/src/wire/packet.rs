@@ -270,8 +270,9 @@ pub struct PacketSummary {
     /// Compound parts cut off because a declared length passed the end.
     pub truncated: usize,
     /// Alive messages left out of the output because they repeat what
-    /// the receiving node already holds (only when the caller gave such
-    /// a test: [`decode_packet_filtered`]).
+    /// the receiving node already holds. Always zero from the public
+    /// decoders; a [`Node`](crate::Node) decoding its packets counts them
+    /// in [`Stats::repeated_alives`](crate::Stats::repeated_alives).
     pub repeated_alives: usize,
     /// Whether the packet had a (valid) CRC header.
     pub had_crc: bool,
