@@ -199,7 +199,7 @@ pub struct Stats {
     /// [`Hooks::vets_alives`]); Go ignores the
     /// same messages after decoding them.
     pub repeated_alives: u64,
-    /// Gossip rounds skipped because their tick fired half a gossip
+    /// Gossip rounds skipped because their tick fired a whole gossip
     /// interval late or more: the node (or the process it shares) is not
     /// keeping up, and gossip is the work it can defer.
     pub gossip_rounds_skipped: u64,

@@ -48,16 +48,7 @@ pub(super) struct GossipPacing {
     /// 1/[`RATIO_ONE`]: how much compression shrinks them. Starts at one
     /// (no shrinking assumed).
     compression_ratio: usize,
-    /// Until when the node gossips as a starved one (see
-    /// [`Node::gossip`]): set for [`STARVED_HOLD`] gossip intervals each
-    /// time a tick fires late, so that a node does not go back to full
-    /// rounds the moment its lag dips, which would bring the lag back.
-    starved_until: Option<Instant>,
 }
-
-/// How many gossip intervals a late tick keeps a node gossiping as a
-/// starved one.
-const STARVED_HOLD: u32 = 10;
 
 impl Default for GossipPacing {
     fn default() -> Self {
@@ -65,7 +56,6 @@ impl Default for GossipPacing {
             parked: None,
             resumed: false,
             compression_ratio: RATIO_ONE,
-            starved_until: None,
         }
     }
 }
@@ -103,12 +93,9 @@ impl Node {
         // keeping up: see `gossip`. A timer of a node that keeps up fires
         // within a millisecond or two. (A resumed tick is late by design.)
         let late = if resumed { Duration::ZERO } else { now - at };
-        if late >= interval / 4 {
-            self.gossip_pacing.starved_until = Some(now + interval * STARVED_HOLD);
-        }
-        let starved = self.gossip_pacing.starved_until.is_some_and(|t| now < t);
-        if late >= interval / 2 && !self.broadcasts.is_empty() {
-            // Half an interval late: skip the round; what is queued waits
+        let starved = late >= interval / 4;
+        if late >= interval && !self.broadcasts.is_empty() {
+            // A whole interval late: skip the round; what is queued waits
             // for a round when the node has caught up (and rides on its
             // pings meanwhile).
             self.stats.gossip_rounds_skipped += 1;
@@ -139,10 +126,9 @@ impl Node {
     /// One gossip round. Returns whether there is a backlog: the last
     /// packet was more than half full and broadcasts are still queued.
     ///
-    /// A `starved` node (a tick came a quarter interval late or more within
-    /// the last [`STARVED_HOLD`] intervals) sends one packet, of Go's size,
-    /// to one member instead of a packed one to each of `gossip_nodes`,
-    /// and no backlog doubles its rate.
+    /// A `starved` node (its tick came a quarter interval late or more)
+    /// sends one packet, of Go's size, to one member instead of a packed
+    /// one to each of `gossip_nodes`, and no backlog doubles its rate.
     /// Gossip is the work a node can defer: each message still goes out
     /// its transmit-limit number of times, later. Handling what a round
     /// sends costs its receivers more than the round costs the sender, so
