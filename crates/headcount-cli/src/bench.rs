@@ -332,6 +332,8 @@ async fn run(args: BenchArgs) -> Result<Report, String> {
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(every));
+            // A loaded process wakes late: one line then, not a burst.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             tick.tick().await;
             loop {
                 tick.tick().await;

@@ -332,6 +332,10 @@ impl Node {
         let (incarnation, vsn, port) = (a.incarnation, a.vsn, a.port);
         let meta: Option<Box<[u8]>> = prior.meta_differs.then(|| a.meta.as_slice().into());
         self.queue_broadcast(prior.key, &Message::Alive(a), notify);
+        if prior.state.is_dead_or_left() {
+            // The gossip path looks at this (`settle_after_growth`).
+            self.push_pull_pacing.members_joined += 1;
+        }
         let m = self
             .members
             .at_mut(pos)
@@ -351,12 +355,6 @@ impl Node {
         // Go counts an applied alive here, after the state update.
         self.metrics.msg_alive();
         if prior.state.is_dead_or_left() {
-            // The gossip path looks at this (`settle_after_growth`).
-            self.push_pull_pacing.members_joined += 1;
-            let m = self
-                .members
-                .at(pos)
-                .expect("alive_slot returns a position in the table");
             let info = m.info();
             tracing::info!("member joined: {} {}", info.name, info.addr);
             self.emit(Event::Join(info));
